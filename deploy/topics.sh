@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Creates the topics with their partitions and retention (see the README's topic table).
+# Run by the kafka-init service of docker-compose.yml against $BOOTSTRAP.
+set -euo pipefail
+: "${BOOTSTRAP:?}"
+PREFIX="${TRIAGE_KAFKA_TOPIC_PREFIX:-}"
+create() {  # name partitions retention_ms
+  /opt/kafka/bin/kafka-topics.sh --bootstrap-server "$BOOTSTRAP" --create --if-not-exists \
+    --topic "${PREFIX}$1" --partitions "$2" --replication-factor "${REPLICATION_FACTOR:-1}" \
+    --config "retention.ms=$3"
+}
+create feedback.received 6 604800000
+/opt/kafka/bin/kafka-topics.sh --bootstrap-server "$BOOTSTRAP" --list

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs the whole product on the embedded broker: ./scripts/run.sh [triage up options]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_env.sh
+ensure_env ""
+exec .venv/bin/triage up "$@"

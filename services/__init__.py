@@ -1,0 +1,1 @@
+"""Streaming complaint triage: ingest, classifier and router services."""

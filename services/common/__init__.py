@@ -1,0 +1,1 @@
+"""What the services share: message models, topic names, Kafka and broker plumbing."""

@@ -1,0 +1,134 @@
+"""Kafka connection settings and the few admin operations every service needs."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.errors import ConfigurationError
+from services.common.topics import TopicSpec
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+class KafkaSettings(BaseSettings):
+    """How every service reaches Kafka (environment prefix ``TRIAGE_KAFKA_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_KAFKA_", frozen=True, extra="ignore")
+
+    bootstrap: str = Field(
+        default=DEFAULT_BOOTSTRAP,
+        description="Comma-separated host:port list of brokers (default: the embedded broker).",
+    )
+    topic_prefix: str = Field(
+        default="",
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Prefix for every topic name, to keep deployments apart on one cluster.",
+    )
+    idempotence: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description=(
+            "Idempotent producer. 'auto' turns it on when the broker supports it (Kafka) and "
+            "off when it does not (the embedded broker)."
+        ),
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, le=7, description="Replication factor of topics the services create."
+    )
+    create_topics: bool = Field(
+        default=True, description="Create missing topics at start (off when an operator owns them)."
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="Kafka security protocol."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="SASL mechanism when the protocol is SASL_*."
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
+    ssl_cafile: str | None = Field(default=None, description="CA bundle for SSL connections.")
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        servers = [part.strip() for part in value.split(",") if part.strip()]
+        if not servers:
+            raise ValueError("at least one host:port is required")
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"'{server}' is not host:port")
+        return ",".join(servers)
+
+    def topic(self, spec: TopicSpec) -> str:
+        """The full name of a topic in this deployment."""
+        return spec.full_name(self.topic_prefix)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Connection arguments shared by aiokafka producers, consumers and admin clients."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap,
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            kwargs["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.security_protocol.startswith("SASL"):
+            if not self.sasl_username or self.sasl_password is None:
+                raise ConfigurationError(
+                    "TRIAGE_KAFKA_SASL_USERNAME and TRIAGE_KAFKA_SASL_PASSWORD are required "
+                    f"with TRIAGE_KAFKA_SECURITY_PROTOCOL={self.security_protocol}"
+                )
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        return kwargs
+
+
+async def ensure_topics(
+    settings: KafkaSettings, specs: Iterable[TopicSpec], *, timeout_s: float = 10.0
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(
+        **settings.client_kwargs(), request_timeout_ms=int(timeout_s * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+        existing = set(await asyncio.wait_for(admin.list_topics(), timeout_s))
+        missing = [
+            NewTopic(
+                name=settings.topic(spec),
+                num_partitions=spec.partitions,
+                replication_factor=settings.replication_factor,
+                topic_configs={"retention.ms": str(spec.retention_ms)},
+            )
+            for spec in specs
+            if settings.topic(spec) not in existing
+        ]
+        if missing:
+            await asyncio.wait_for(admin.create_topics(missing), timeout_s)
+            log.info("topics created", topics=[t.name for t in missing])
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+async def existing_topics(settings: KafkaSettings, *, timeout_s: float = 5.0) -> set[str]:
+    """The topic names the cluster has now; raises when it cannot be reached in time."""
+    admin = AIOKafkaAdminClient(
+        **settings.client_kwargs(), request_timeout_ms=int(timeout_s * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+        return set(await asyncio.wait_for(admin.list_topics(), timeout_s))
+    finally:
+        await admin.close()

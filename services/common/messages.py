@@ -1,0 +1,171 @@
+"""Kafka message models shared by the services.
+
+Every record on a topic is one of these models serialised as JSON. They are strict
+(``extra="forbid"``), carry a ``schema_version`` and an ``event_id``, and use UTC timestamps.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+#: Namespace of the deterministic event ids: one source event always maps to one event id.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1f9d1e-3c55-4d8e-9a8e-2b7a3c1d0e42")
+
+
+def event_id_for(platform: str, source_event_id: str) -> uuid.UUID:
+    """The event id of a platform's event: the same pair always gives the same id.
+
+    Ingest replicas and retries therefore agree on the id, and consumers can drop repeats.
+    """
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{platform}\x00{source_event_id}")
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+
+class Channel(StrEnum):
+    """Where the customer wrote."""
+
+    EMAIL = "email"
+    CHAT = "chat"
+    SOCIAL = "social"
+    PHONE = "phone"
+    WEB = "web"
+    SURVEY = "survey"
+
+
+class CustomerTier(StrEnum):
+    """The customer's value to the business; higher tiers raise a case's priority."""
+
+    STANDARD = "standard"
+    PREMIUM = "premium"
+    VIP = "vip"
+
+
+class ChatRole(StrEnum):
+    """Who spoke a turn of a chat transcript."""
+
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    BOT = "bot"
+    SYSTEM = "system"
+
+
+class SocialKind(StrEnum):
+    """What kind of social-media message it is."""
+
+    POST = "post"
+    REPLY = "reply"
+    COMMENT = "comment"
+    REVIEW = "review"
+    DIRECT_MESSAGE = "direct_message"
+
+
+class Message(BaseModel):
+    """Base of every Kafka message model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class Customer(Message):
+    """Who the message is from, as far as the posting platform knows."""
+
+    id: str = Field(min_length=1, max_length=256, description="The platform's customer reference.")
+    tier: CustomerTier | None = None
+    language: str | None = Field(
+        default=None, max_length=35, description="Preferred language, a BCP 47 tag such as 'en-GB'."
+    )
+    name: str | None = Field(default=None, max_length=256)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=64)
+    handle: str | None = Field(default=None, max_length=256)
+
+
+class Source(Message):
+    """Which platform posted the event and its own id for it."""
+
+    platform: str = Field(min_length=1, max_length=64)
+    event_id: str = Field(min_length=1, max_length=256)
+
+
+class Thread(Message):
+    """References that tie a message to a conversation."""
+
+    message_id: str | None = Field(default=None, max_length=998)
+    in_reply_to: str | None = Field(default=None, max_length=998)
+    references: tuple[str, ...] = Field(default=(), max_length=100)
+    conversation_id: str | None = Field(default=None, max_length=256)
+
+
+class Attachment(Message):
+    """An attachment's description; the content itself is never carried."""
+
+    filename: str | None = Field(default=None, max_length=512)
+    content_type: str = Field(max_length=255)
+    size_bytes: int = Field(ge=0)
+
+
+class EmailDetails(Message):
+    """What an e-mail adds to the canonical event."""
+
+    sender: str = Field(max_length=320)
+    recipients: tuple[str, ...] = Field(default=(), max_length=200)
+    html_only: bool = False
+    attachments: tuple[Attachment, ...] = Field(default=(), max_length=500)
+
+
+class ChatTurn(Message):
+    """One turn of a chat transcript."""
+
+    role: ChatRole
+    text: str = Field(max_length=32_000)
+    at: UtcDatetime | None = None
+    author: str | None = Field(default=None, max_length=256)
+
+
+class ChatDetails(Message):
+    """The whole transcript of a chat; the customer's turns are the event's text."""
+
+    transcript: tuple[ChatTurn, ...] = Field(min_length=1, max_length=1000)
+
+
+class SocialDetails(Message):
+    """What a social-media post adds: who can see it and how many."""
+
+    network: str = Field(max_length=64)
+    kind: SocialKind
+    handle: str = Field(max_length=256)
+    public: bool
+    followers: int | None = Field(default=None, ge=0)
+    reach: int | None = Field(default=None, ge=0, description="Estimated audience of the post.")
+    url: str | None = Field(default=None, max_length=2048)
+    verified: bool = False
+
+
+class FeedbackReceived(Message):
+    """One customer message from any channel, normalised (topic ``feedback.received``)."""
+
+    schema_version: Literal[1] = 1
+    event_type: Literal["FeedbackReceived"] = "FeedbackReceived"
+    event_id: uuid.UUID
+    source: Source
+    channel: Channel
+    customer: Customer
+    subject: str | None = Field(default=None, max_length=998)
+    text: str = Field(min_length=1)
+    thread: Thread = Thread()
+    occurred_at: UtcDatetime | None = None
+    received_at: UtcDatetime
+    email: EmailDetails | None = None
+    chat: ChatDetails | None = None
+    social: SocialDetails | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,35 @@
+"""Topic names, declared once, with the partitions and retention each one is created with.
+
+Every service refers to topics through these specs. An optional prefix
+(``TRIAGE_KAFKA_TOPIC_PREFIX``) keeps several deployments, or test runs, apart on one broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic as the services create and use it."""
+
+    name: str
+    partitions: int
+    retention_ms: int
+    description: str
+
+    def full_name(self, prefix: str = "") -> str:
+        """The name on the broker, with the deployment's prefix."""
+        return f"{prefix}{self.name}"
+
+
+feedback_received = TopicSpec(
+    name="feedback.received",
+    partitions=6,
+    retention_ms=7 * DAY_MS,
+    description="Normalised customer messages from every channel, keyed by customer id.",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (feedback_received,)

@@ -1,0 +1,1 @@
+"""Ingest service: the HTTP API platforms post feedback to."""

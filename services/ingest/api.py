@@ -1,0 +1,554 @@
+"""HTTP views of the ingest service: authenticate, parse, normalise, publish, answer.
+
+Views read the raw body and validate it themselves, so every malformed input (bad JSON, bad
+UTF-8, absurd nesting, wrong types) becomes a 4xx naming the field, and nothing is produced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import structlog
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+
+from services.common.errors import BrokerUnavailable
+from services.common.messages import Customer, CustomerTier, FeedbackReceived
+from services.ingest import normalise
+from services.ingest.auth import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Authenticator,
+    AuthFailure,
+)
+from services.ingest.dedup import AcceptedEvents
+from services.ingest.email_parsing import EmailParseError, parse_email
+from services.ingest.metrics import IngestMetrics
+from services.ingest.models import (
+    Accepted,
+    BatchIn,
+    BatchItemResult,
+    BatchResult,
+    ChatIn,
+    CloudEventIn,
+    ErrorBody,
+    FeedbackIn,
+    FieldError,
+    SocialIn,
+    Status,
+)
+from services.ingest.publisher import Publisher, Record
+from services.ingest.settings import IngestSettings
+
+log = structlog.get_logger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+JSON_TYPES = ("application/json",)
+CLOUDEVENTS_TYPE = "application/cloudevents+json"
+EMAIL_TYPE = "message/rfc822"
+
+
+@dataclass
+class IngestState:
+    """What the views need, built once by the app factory."""
+
+    settings: IngestSettings
+    authenticator: Authenticator
+    publisher: Publisher
+    accepted: AcceptedEvents
+    metrics: IngestMetrics
+
+
+class ApiError(Exception):
+    """An answer other than success, raised from a view or dependency."""
+
+    def __init__(
+        self,
+        status_code: int,
+        detail: str | list[FieldError],
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(str(detail))
+        self.status_code = status_code
+        self.detail = detail
+        self.headers = headers
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    """The JSON answer of an :class:`ApiError`."""
+    body = ErrorBody(detail=exc.detail).model_dump(mode="json")
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def field_errors(
+    exc: ValidationError, prefix: tuple[str | int, ...] = ("body",)
+) -> list[FieldError]:
+    """Validation errors as field errors, without echoing the input back."""
+    return [
+        FieldError(loc=[*prefix, *err["loc"]], msg=err["msg"], type=err["type"])
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def invalid(errors: list[FieldError]) -> ApiError:
+    """A 422 naming the fields."""
+    return ApiError(422, errors)
+
+
+def _state(request: Request) -> IngestState:
+    state: IngestState = request.app.state.ingest
+    return state
+
+
+StateDep = Annotated[IngestState, Depends(_state)]
+
+
+async def authenticate(
+    request: Request,
+    state: StateDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    timestamp: Annotated[
+        str | None,
+        Header(
+            alias=TIMESTAMP_HEADER, description="Unix time of the signature (signed platforms)."
+        ),
+    ] = None,
+    signature: Annotated[
+        str | None,
+        Header(
+            alias=SIGNATURE_HEADER,
+            description='"sha256=" + hex HMAC-SHA256 of "<timestamp>." + body (signed platforms).',
+        ),
+    ] = None,
+) -> str:
+    """The calling platform, or 401 with no detail."""
+    try:
+        platform = state.authenticator.platform_for(authorization)
+        if state.authenticator.requires_signature(platform):
+            body = await request.body()
+            state.authenticator.verify_signature(
+                platform, body, timestamp=timestamp, signature=signature
+            )
+    except AuthFailure as failure:
+        state.metrics.auth_failures.labels(failure.reason.value).inc()
+        log.info("request refused", reason=failure.reason.value, path=request.url.path)
+        raise ApiError(401, "unauthorized", {"WWW-Authenticate": "Bearer"}) from None
+    request.state.platform = platform
+    return platform
+
+
+PlatformDep = Annotated[str, Depends(authenticate)]
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _parse(model: type[M], body: bytes) -> M:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise invalid(field_errors(exc)) from None
+
+
+def _normalised(
+    build: Callable[..., FeedbackReceived], *args: Any, **kwargs: Any
+) -> FeedbackReceived:
+    try:
+        event: FeedbackReceived = build(*args, **kwargs)
+    except normalise.InputError as exc:
+        raise invalid([FieldError(loc=list(exc.loc), msg=exc.msg, type="value_error")]) from None
+    except ValidationError as exc:
+        raise invalid(field_errors(exc)) from None
+    return event
+
+
+def _record(event: FeedbackReceived) -> Record:
+    return Record(
+        key=event.customer.id.encode(),
+        value=event.model_dump_json(exclude_none=True).encode(),
+        headers=(
+            ("event_type", event.event_type.encode()),
+            ("schema_version", str(event.schema_version).encode()),
+            ("event_id", str(event.event_id).encode()),
+            ("content-type", b"application/json"),
+        ),
+    )
+
+
+def _dedup_key(event: FeedbackReceived) -> str:
+    return f"{event.source.platform}\x00{event.source.event_id}"
+
+
+def _unavailable(state: IngestState) -> ApiError:
+    return ApiError(
+        503,
+        "the event was not accepted: the message broker is unavailable; retry later",
+        {"Retry-After": str(state.settings.retry_after_s)},
+    )
+
+
+async def _publish(state: IngestState, events: list[FeedbackReceived]) -> list[bool]:
+    """Produce events together; True where the broker acknowledged."""
+    started = time.perf_counter()
+    outcomes = await state.publisher.publish_many([_record(e) for e in events])
+    state.metrics.produce_seconds.observe(time.perf_counter() - started)
+    return [outcome is None for outcome in outcomes]
+
+
+async def accept(request: Request, state: IngestState, event: FeedbackReceived) -> JSONResponse:
+    """Produce one event once; 202 when new, 200 when a repeat, 503 when the broker fails."""
+    request.state.channel = event.channel.value
+
+    async def publish() -> None:
+        (ok,) = await _publish(state, [event])
+        if not ok:
+            raise BrokerUnavailable("not acknowledged")
+
+    try:
+        outcome = await state.accepted.accept_once(_dedup_key(event), event.event_id, publish)
+    except BrokerUnavailable:
+        state.metrics.events.labels(event.channel.value, Status.UNAVAILABLE.value).inc()
+        log.warning("event not accepted: broker unavailable", event_id=str(event.event_id))
+        raise _unavailable(state) from None
+    if outcome.duplicate:
+        state.metrics.duplicates.labels(event.channel.value).inc()
+        state.metrics.events.labels(event.channel.value, Status.DUPLICATE.value).inc()
+        log.info("duplicate event", event_id=str(outcome.event_id), channel=event.channel.value)
+        body = Accepted(event_id=outcome.event_id, status=Status.DUPLICATE)
+        return JSONResponse(body.model_dump(mode="json"), status_code=200)
+    state.metrics.events.labels(event.channel.value, Status.ACCEPTED.value).inc()
+    log.info(
+        "event accepted",
+        event_id=str(event.event_id),
+        channel=event.channel.value,
+        platform=event.source.platform,
+    )
+    body = Accepted(event_id=event.event_id, status=Status.ACCEPTED)
+    return JSONResponse(body.model_dump(mode="json"), status_code=202)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _body_doc(*schemas: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {"schema": {"$ref": f"#/components/schemas/{name}"}}
+                for media, name in schemas
+            },
+        }
+    }
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or wrong credentials."},
+    413: {"model": ErrorBody, "description": "The body is larger than the documented limit."},
+    415: {"model": ErrorBody, "description": "Unsupported Content-Type."},
+    422: {"model": ErrorBody, "description": "Invalid input: which field and why."},
+    503: {
+        "model": ErrorBody,
+        "description": "The broker did not acknowledge the event; nothing was accepted. "
+        "Retry after the Retry-After header's seconds.",
+    },
+}
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": Accepted, "description": "Durably accepted by the broker."},
+    200: {"model": Accepted, "description": "A repeat of an accepted event: nothing new produced."},
+    **ERRORS,
+}
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/feedback",
+    status_code=202,
+    responses=ACCEPTED,
+    openapi_extra=_body_doc(("application/json", "FeedbackIn"), (CLOUDEVENTS_TYPE, "CloudEventIn")),
+    summary="Post one message in the canonical form (or as a CloudEvent)",
+    tags=["feedback"],
+)
+async def post_feedback(request: Request, state: StateDep, platform: PlatformDep) -> Response:
+    """The canonical JSON event, or the same event as a CloudEvents 1.0 structured JSON body."""
+    media = _media_type(request)
+    body = await request.body()
+    settings = state.settings
+    if media == CLOUDEVENTS_TYPE:
+        envelope = _parse(CloudEventIn, body)
+        event = _normalised(
+            normalise.from_cloudevent,
+            envelope,
+            platform=platform,
+            max_text_chars=settings.max_text_chars,
+            now=_now(),
+        )
+    elif media in JSON_TYPES:
+        canonical = _parse(FeedbackIn, body)
+        event = _normalised(
+            normalise.from_feedback,
+            canonical,
+            platform=platform,
+            max_text_chars=settings.max_text_chars,
+            now=_now(),
+        )
+    else:
+        raise ApiError(415, f"Content-Type must be application/json or {CLOUDEVENTS_TYPE}")
+    return await accept(request, state, event)
+
+
+@router.post(
+    "/v1/feedback/email",
+    status_code=202,
+    responses=ACCEPTED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {EMAIL_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+    summary="Post a raw RFC 822 e-mail",
+    tags=["feedback"],
+)
+async def post_email(
+    request: Request,
+    state: StateDep,
+    platform: PlatformDep,
+    customer_id: Annotated[
+        str | None,
+        Query(min_length=1, max_length=256, description="Customer reference; default: sender."),
+    ] = None,
+    customer_tier: Annotated[CustomerTier | None, Query()] = None,
+    language: Annotated[str | None, Query(max_length=35)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=256,
+            description="Source event id; default: the Message-ID, else a hash of the message.",
+        ),
+    ] = None,
+) -> Response:
+    """A raw e-mail: the text part (or HTML as text) without quotes or signature; the sender is
+    the customer; Message-ID, In-Reply-To and References are kept for threading."""
+    request.state.channel = "email"
+    if _media_type(request) != EMAIL_TYPE:
+        raise ApiError(415, f"Content-Type must be {EMAIL_TYPE}")
+    raw = await request.body()
+    try:
+        parsed = parse_email(raw, max_bytes=state.settings.max_email_bytes)
+    except EmailParseError as exc:
+        raise invalid([FieldError(loc=["body"], msg=str(exc), type="email_error")]) from None
+    customer = None
+    if customer_id or customer_tier or language:
+        customer = Customer(
+            id=customer_id or parsed.sender_address[:256], tier=customer_tier, language=language
+        )
+    event = _normalised(
+        normalise.from_email,
+        parsed,
+        source_event_id=normalise.email_source_id(parsed, raw, idempotency_key),
+        platform=platform,
+        max_text_chars=state.settings.max_text_chars,
+        now=_now(),
+        customer=customer,
+    )
+    return await accept(request, state, event)
+
+
+@router.post(
+    "/v1/feedback/chat",
+    status_code=202,
+    responses=ACCEPTED,
+    openapi_extra=_body_doc(("application/json", "ChatIn")),
+    summary="Post a chat transcript",
+    tags=["feedback"],
+)
+async def post_chat(request: Request, state: StateDep, platform: PlatformDep) -> Response:
+    """A transcript of ordered turns; the customer's turns are the text, the transcript is kept."""
+    request.state.channel = "chat"
+    if _media_type(request) not in JSON_TYPES:
+        raise ApiError(415, "Content-Type must be application/json")
+    chat = _parse(ChatIn, await request.body())
+    event = _normalised(
+        normalise.from_chat,
+        chat,
+        platform=platform,
+        max_text_chars=state.settings.max_text_chars,
+        now=_now(),
+    )
+    return await accept(request, state, event)
+
+
+@router.post(
+    "/v1/feedback/social",
+    status_code=202,
+    responses=ACCEPTED,
+    openapi_extra=_body_doc(("application/json", "SocialIn")),
+    summary="Post a social-media post or direct message",
+    tags=["feedback"],
+)
+async def post_social(request: Request, state: StateDep, platform: PlatformDep) -> Response:
+    """A post, reply, review or direct message with its author, visibility and reach."""
+    request.state.channel = "social"
+    if _media_type(request) not in JSON_TYPES:
+        raise ApiError(415, "Content-Type must be application/json")
+    social = _parse(SocialIn, await request.body())
+    event = _normalised(
+        normalise.from_social,
+        social,
+        platform=platform,
+        max_text_chars=state.settings.max_text_chars,
+        now=_now(),
+    )
+    return await accept(request, state, event)
+
+
+@router.post(
+    "/v1/feedback/batch",
+    status_code=202,
+    responses={
+        202: {"model": BatchResult, "description": "Every item accepted or a repeat."},
+        207: {"model": BatchResult, "description": "Some items were invalid or not accepted."},
+        **ERRORS,
+    },
+    openapi_extra=_body_doc(("application/json", "BatchIn")),
+    summary="Post many canonical events at once (bulk import)",
+    tags=["feedback"],
+)
+async def post_batch(request: Request, state: StateDep, platform: PlatformDep) -> Response:
+    """Up to TRIAGE_INGEST_MAX_BATCH_ITEMS canonical events, each validated and answered on its
+    own: 202 when all were accepted (or repeats), 207 when some were not, 503 when the broker
+    accepted none."""
+    request.state.channel = "batch"
+    if _media_type(request) not in JSON_TYPES:
+        raise ApiError(415, "Content-Type must be application/json")
+    batch = _parse(BatchIn, await request.body())
+    limit = state.settings.max_batch_items
+    if len(batch.items) > limit:
+        raise invalid(
+            [FieldError(loc=["body", "items"], msg=f"at most {limit} items", type="too_long")]
+        )
+    results: list[BatchItemResult] = []
+    channels: dict[int, str] = {}
+    fresh: dict[str, tuple[int, FeedbackReceived]] = {}
+    now = _now()
+    for index, item in enumerate(batch.items):
+        prefix: tuple[str | int, ...] = ("body", "items", index)
+        try:
+            canonical = FeedbackIn.model_validate(item)
+            event = normalise.from_feedback(
+                canonical, platform=platform, max_text_chars=state.settings.max_text_chars, now=now
+            )
+        except ValidationError as exc:
+            results.append(
+                BatchItemResult(
+                    index=index, status=Status.INVALID, errors=field_errors(exc, prefix)
+                )
+            )
+            continue
+        except normalise.InputError as exc:
+            loc = [*prefix, *exc.loc[1:]]
+            error = FieldError(loc=loc, msg=exc.msg, type="value_error")
+            results.append(BatchItemResult(index=index, status=Status.INVALID, errors=[error]))
+            continue
+        channels[index] = event.channel.value
+        key = _dedup_key(event)
+        if key in fresh or state.accepted.seen(key):
+            results.append(
+                BatchItemResult(index=index, status=Status.DUPLICATE, event_id=event.event_id)
+            )
+            continue
+        fresh[key] = (index, event)
+        results.append(
+            BatchItemResult(index=index, status=Status.ACCEPTED, event_id=event.event_id)
+        )
+    pending = list(fresh.values())
+    acknowledged = await _publish(state, [event for _, event in pending]) if pending else []
+    by_index = {r.index: r for r in results}
+    for (index, event), ok in zip(pending, acknowledged, strict=True):
+        if ok:
+            state.accepted.remember(_dedup_key(event), event.event_id)
+        else:
+            by_index[index].status = Status.UNAVAILABLE
+            by_index[index].event_id = None
+    counts = {status: 0 for status in Status}
+    for result in results:
+        counts[result.status] += 1
+        channel = channels.get(result.index, "unknown")
+        state.metrics.events.labels(channel, result.status.value).inc()
+        if result.status is Status.DUPLICATE:
+            state.metrics.duplicates.labels(channel).inc()
+    summary = BatchResult(
+        accepted=counts[Status.ACCEPTED],
+        duplicates=counts[Status.DUPLICATE],
+        invalid=counts[Status.INVALID],
+        unavailable=counts[Status.UNAVAILABLE],
+        results=results,
+    )
+    log.info(
+        "batch answered",
+        accepted=summary.accepted,
+        duplicates=summary.duplicates,
+        invalid=summary.invalid,
+        unavailable=summary.unavailable,
+    )
+    headers: dict[str, str] = {}
+    if summary.unavailable and not summary.accepted and not summary.duplicates:
+        status_code = 503
+        headers["Retry-After"] = str(state.settings.retry_after_s)
+    elif summary.accepted + summary.duplicates == len(results):
+        status_code = 202
+    else:
+        status_code = 207
+        if summary.unavailable:
+            headers["Retry-After"] = str(state.settings.retry_after_s)
+    return JSONResponse(summary.model_dump(mode="json"), status_code=status_code, headers=headers)
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["ok", "unavailable"]
+    broker: Literal["up", "down"] | None = None
+
+
+@router.get("/healthz", tags=["operations"], summary="Liveness")
+async def healthz() -> Health:
+    """The process is alive."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    tags=["operations"],
+    summary="Readiness: the broker accepts events",
+    responses={503: {"model": Health, "description": "The broker is not reachable."}},
+)
+async def readyz(state: StateDep) -> Response:
+    """Ready only while the broker is reachable and the topic exists."""
+    if state.publisher.ready:
+        return JSONResponse(Health(status="ok", broker="up").model_dump())
+    body = Health(status="unavailable", broker="down").model_dump()
+    return JSONResponse(body, status_code=503)
+
+
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+)
+async def metrics(state: StateDep) -> Response:
+    """Metrics in the Prometheus text format."""
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,133 @@
+"""Settings of the ingest service (environment prefix ``TRIAGE_INGEST_``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_API_KEY = "triage-dev-key"
+DEV_PLATFORM = "dev"
+_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+_PLATFORM = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+class IngestSettings(BaseSettings):
+    """Everything the ingest service can be told; each field is one environment variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRIAGE_INGEST_", frozen=True, extra="ignore", validate_by_name=True
+    )
+
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        validation_alias=AliasChoices("TRIAGE_ENV", "TRIAGE_INGEST_ENVIRONMENT"),
+        description=(
+            "'production' refuses to start without API keys and never accepts the development key."
+        ),
+    )
+    host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds to.")
+    port: int = Field(default=8080, ge=1, le=65535, description="HTTP port.")
+    api_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'API keys per posting platform, as JSON {"platform": "sha256:<hex of the key>"}. '
+            "`triage keygen PLATFORM` makes a key and its hash."
+        ),
+    )
+    hmac_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description=(
+            'HMAC-SHA256 signing secrets per platform, as JSON {"platform": "secret"}. A platform '
+            "listed here must sign every request."
+        ),
+    )
+    signature_tolerance_s: int = Field(
+        default=300, ge=5, le=3600, description="Largest accepted age of a signature timestamp."
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=64 * 1_048_576,
+        description="Largest request body for one event (JSON, chat, social).",
+    )
+    max_email_bytes: int = Field(
+        default=10 * 1_048_576,
+        ge=1024,
+        le=64 * 1_048_576,
+        description="Largest raw e-mail accepted (attachments included; they are not kept).",
+    )
+    max_batch_bytes: int = Field(
+        default=8 * 1_048_576, ge=1024, le=256 * 1_048_576, description="Largest batch body."
+    )
+    max_batch_items: int = Field(
+        default=100, ge=1, le=1000, description="Most events in one batch request."
+    )
+    max_text_chars: int = Field(
+        default=20_000,
+        ge=100,
+        le=200_000,
+        description="Longest message text, in characters, after normalisation.",
+    )
+    produce_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="How long to wait for the broker's acknowledgement before answering 503.",
+    )
+    retry_after_s: int = Field(
+        default=5, ge=1, le=300, description="Retry-After sent with 503 answers."
+    )
+    linger_ms: int = Field(
+        default=5, ge=0, le=1000, description="Producer linger: batches concurrent requests."
+    )
+    dedup_ttl_s: int = Field(
+        default=24 * 3600,
+        ge=60,
+        description="How long a source event id is remembered to reject repeats.",
+    )
+    dedup_max_entries: int = Field(
+        default=1_000_000, ge=1000, description="Most source event ids remembered."
+    )
+    log_level: str = Field(default="INFO", description="Log level.")
+    log_format: Literal["json", "console"] | None = Field(
+        default=None, description="Log format; JSON in production, console in development."
+    )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for platform, digest in value.items():
+            if not _PLATFORM.match(platform):
+                raise ValueError(f"platform name '{platform}' must match {_PLATFORM.pattern}")
+            if not _HASH.match(digest):
+                raise ValueError(
+                    f"key of platform '{platform}' must be 'sha256:' and 64 lowercase hex digits "
+                    "(a hash, never the key itself)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Self:
+        if self.environment == "production" and not self.api_keys:
+            raise ValueError(
+                "TRIAGE_INGEST_API_KEYS must list at least one platform key in production"
+            )
+        unknown = set(self.hmac_secrets) - set(self.api_keys) - {DEV_PLATFORM}
+        if unknown:
+            raise ValueError(f"hmac_secrets names platforms without an API key: {sorted(unknown)}")
+        return self
+
+    @property
+    def development_key_enabled(self) -> bool:
+        """The development key works only in development and only when no keys are set."""
+        return self.environment == "development" and not self.api_keys
+
+    @property
+    def effective_log_format(self) -> Literal["json", "console"]:
+        """The log format in force."""
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.environment == "production" else "console"

@@ -1,0 +1,57 @@
+"""The docker-compose file parses and its references resolve."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from services.common.topics import ALL_TOPICS
+
+ROOT = Path(__file__).parents[2]
+
+
+def _compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return document
+
+
+def test_services_and_dependencies_resolve() -> None:
+    compose = _compose()
+    services = compose["services"]
+    assert {"kafka", "kafka-init", "ingest"} <= set(services)
+    for name, service in services.items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            assert condition["condition"] in (
+                "service_healthy",
+                "service_completed_successfully",
+            )
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in services[dependency], dependency
+        build = service.get("build")
+        if build:
+            assert (ROOT / build["context"] / build["dockerfile"]).is_file()
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), source
+            else:
+                assert source in compose.get("volumes", {}), source
+
+
+def test_services_have_healthchecks_and_required_secrets() -> None:
+    ingest = _compose()["services"]["ingest"]
+    assert "/readyz" in " ".join(ingest["healthcheck"]["test"])
+    keys = ingest["environment"]["TRIAGE_INGEST_API_KEYS"]
+    assert re.fullmatch(r"\$\{TRIAGE_INGEST_API_KEYS:\?.+\}", keys)
+    assert ingest["environment"]["TRIAGE_ENV"] == "production"
+    assert ingest["environment"]["TRIAGE_KAFKA_BOOTSTRAP"] == "kafka:9092"
+
+
+def test_topic_script_creates_every_topic_as_declared() -> None:
+    script = (ROOT / "deploy" / "topics.sh").read_text()
+    for spec in ALL_TOPICS:
+        assert f"create {spec.name} {spec.partitions} {spec.retention_ms}" in script

@@ -1,0 +1,89 @@
+"""Read what the services wrote to a topic of the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.common.kafka import KafkaSettings
+
+
+@dataclass(frozen=True)
+class ConsumedRecord:
+    """A record read back from a topic."""
+
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+    partition: int
+
+    def json(self) -> dict[str, Any]:
+        """The value as JSON."""
+        decoded: dict[str, Any] = json.loads(self.value)
+        return decoded
+
+
+async def read_records(
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    expected: int,
+    timeout_s: float = 10.0,
+    settle_s: float = 0.5,
+) -> list[ConsumedRecord]:
+    """Read a topic from the beginning until ``expected`` records arrived, then ``settle_s`` more
+    seconds to catch extra records that should not be there."""
+    # No consumer group: assigning partitions directly avoids the broker's group-join delay.
+    consumer = AIOKafkaConsumer(
+        **kafka.client_kwargs(), group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    records: list[ConsumedRecord] = []
+    try:
+        loop = asyncio.get_running_loop()
+        partitions = await _partitions(consumer, topic, timeout_s)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        deadline = loop.time() + timeout_s
+        settle_until: float | None = None if expected > 0 else loop.time() + settle_s
+        while True:
+            now = loop.time()
+            if settle_until is not None and now >= settle_until:
+                break
+            if now >= deadline:
+                break
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                for message in messages:
+                    records.append(
+                        ConsumedRecord(
+                            key=message.key,
+                            value=message.value,
+                            headers={k: bytes(v) for k, v in message.headers},
+                            partition=message.partition,
+                        )
+                    )
+            if settle_until is None and len(records) >= expected:
+                settle_until = loop.time() + settle_s
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def _partitions(
+    consumer: AIOKafkaConsumer, topic: str, timeout_s: float
+) -> list[TopicPartition]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        if loop.time() >= deadline:
+            raise AssertionError(f"topic {topic} does not exist")
+        await consumer._client.force_metadata_update()  # refresh for a new topic
+        await asyncio.sleep(0.1)

@@ -1,0 +1,177 @@
+"""The ``triage`` command as a user runs it: real processes, real ports, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.common.broker import EmbeddedBroker, free_port, port_in_use, wait_for_port
+from services.ingest.auth import hash_key
+from services.ingest.settings import DEV_API_KEY
+
+TRIAGE = [sys.executable, "-m", "services.cli"]
+ROOT = Path(__file__).parents[1]
+
+
+def _spawn(
+    args: list[str], *, env: dict[str, str] | None = None, log: Path
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*TRIAGE, *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+@pytest.fixture
+def stop_later() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def _wait_for_text(log: Path, pattern: str, timeout_s: float = 30) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} not seen in:\n{log.read_text(errors='replace')}")
+
+
+def test_broker_refuses_a_taken_port() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [*TRIAGE, "broker", "--port", str(port)], cwd=ROOT, capture_output=True, timeout=30
+        )
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr.decode()
+
+
+def test_broker_runs_in_the_foreground_and_stops_on_ctrl_c(
+    tmp_path: Path, stop_later: list[subprocess.Popen[bytes]]
+) -> None:
+    port = free_port()
+    log = tmp_path / "broker.out"
+    process = _spawn(["broker", "--port", str(port)], log=log)
+    stop_later.append(process)
+    _wait_for_text(log, f"listening on 127.0.0.1:{port}")
+    assert wait_for_port("127.0.0.1", port, timeout_s=5)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(15) == 0
+    assert "embedded broker stopped" in log.read_text()
+    assert not port_in_use("127.0.0.1", port)
+
+
+def test_ingest_serves_real_http(
+    broker: EmbeddedBroker, tmp_path: Path, stop_later: list[subprocess.Popen[bytes]]
+) -> None:
+    port = free_port()
+    log = tmp_path / "ingest.out"
+    env = {"TRIAGE_KAFKA_BOOTSTRAP": broker.bootstrap, "TRIAGE_KAFKA_TOPIC_PREFIX": "cli."}
+    process = _spawn(["ingest", "--port", str(port)], env=env, log=log)
+    stop_later.append(process)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    else:
+        raise AssertionError(log.read_text())
+    body = {"id": "cli-1", "channel": "email", "customer": {"id": "cust-42"}, "text": "hello"}
+    response = httpx.post(
+        f"{base}/v1/feedback", json=body, headers={"Authorization": f"Bearer {DEV_API_KEY}"}
+    )
+    assert response.status_code == 202, response.text
+    assert httpx.get(f"{base}/openapi.json").json()["info"]["title"].startswith("Complaint")
+    process.send_signal(signal.SIGINT)
+    assert process.wait(15) == 0
+    assert not port_in_use("127.0.0.1", port)
+
+
+def test_ingest_refuses_production_without_keys() -> None:
+    result = subprocess.run(
+        [*TRIAGE, "ingest", "--port", str(free_port())],
+        cwd=ROOT,
+        env={**os.environ, "TRIAGE_ENV": "production"},
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "TRIAGE_INGEST_API_KEYS must list at least one platform key" in result.stderr.decode()
+
+
+def test_ingest_refuses_malformed_configuration() -> None:
+    result = subprocess.run(
+        [*TRIAGE, "ingest"],
+        cwd=ROOT,
+        env={**os.environ, "TRIAGE_INGEST_API_KEYS": "{not json", "TRIAGE_KAFKA_BOOTSTRAP": "nope"},
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr.decode()
+    assert (
+        "TRIAGE_INGEST_API_KEYS" in result.stderr.decode() or "api_keys" in result.stderr.decode()
+    )
+
+
+def test_keygen_prints_a_key_and_its_hash() -> None:
+    result = subprocess.run(
+        [*TRIAGE, "keygen", "zendesk"], cwd=ROOT, capture_output=True, timeout=30, check=True
+    )
+    out = result.stdout.decode()
+    key = re.search(r"\(give it to the platform; it is not stored\): (\S+)", out)
+    config = re.search(r"TRIAGE_INGEST_API_KEYS='(.+)'", out)
+    assert key
+    assert config
+    assert json.loads(config.group(1)) == {"zendesk": hash_key(key.group(1))}
+
+
+def test_up_runs_broker_and_ingest_and_stops_cleanly(
+    tmp_path: Path, stop_later: list[subprocess.Popen[bytes]]
+) -> None:
+    broker_port, ingest_port = free_port(), free_port()
+    log = tmp_path / "up.out"
+    process = _spawn(
+        ["up", "--broker-port", str(broker_port), "--ingest-port", str(ingest_port)], log=log
+    )
+    stop_later.append(process)
+    text = _wait_for_text(log, "Ctrl-C stops everything", timeout_s=60)
+    assert f"Bearer {DEV_API_KEY}" in text
+    assert f"http://127.0.0.1:{ingest_port}/docs" in text
+    body = {"id": "up-1", "channel": "chat", "customer": {"id": "c"}, "text": "hello"}
+    response = httpx.post(
+        f"http://127.0.0.1:{ingest_port}/v1/feedback",
+        json=body,
+        headers={"Authorization": f"Bearer {DEV_API_KEY}"},
+    )
+    assert response.status_code == 202
+    process.send_signal(signal.SIGINT)
+    assert process.wait(30) == 0
+    assert not port_in_use("127.0.0.1", broker_port)
+    assert not port_in_use("127.0.0.1", ingest_port)
