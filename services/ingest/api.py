@@ -101,7 +101,7 @@ def invalid(errors: list[FieldError]) -> ApiError:
     return ApiError(422, errors)
 
 
-def _state(request: Request) -> IngestState:
+async def _state(request: Request) -> IngestState:
     state: IngestState = request.app.state.ingest
     return state
 

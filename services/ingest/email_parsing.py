@@ -36,7 +36,7 @@ from html import unescape as _html_unescape
 from typing import TYPE_CHECKING, Any, Final
 
 from bs4 import BeautifulSoup
-from bs4.element import NavigableString, PreformattedString, Tag
+from bs4.element import NavigableString, PageElement, PreformattedString, Tag
 from bs4.exceptions import ParserRejectedMarkup
 
 __all__ = [
@@ -53,6 +53,9 @@ DEFAULT_MAX_BYTES: Final = 2 * 1024 * 1024
 MAX_NESTING_DEPTH: Final = 50
 MAX_PARTS: Final = 500
 
+# The standard MIME parser checks every line against every open multipart boundary. Input
+# whose boundary declarations times lines exceeds this is rejected before parsing.
+_MAX_STRUCTURE_WORK: Final = 4_000_000
 # HTML beyond these limits is not converted: customer text sits at the top of a message, and
 # the limits bound the time spent on adversarial markup.
 _MAX_HTML_CHARS: Final = 500_000
@@ -300,7 +303,7 @@ def _new_parser() -> BytesParser[EmailMessage]:
 # --------------------------------------------------------------------------------------------
 
 _ADDRESS_FORBIDDEN_RE: Final = re.compile(r"[\s<>()\[\],;:\"\\]")
-_FALLBACK_ADDRESS_RE: Final = re.compile(r"[^\s<>()\[\],;:\"\\]+@[^\s<>()\[\],;:\"\\@]+")
+_ADDRESS_DELIMITERS_RE: Final = re.compile(r"[\s<>()\[\],;:\"\\]+")
 _MESSAGE_ID_RE: Final = re.compile(r"<([^<>\s]+)>")
 
 
@@ -337,8 +340,8 @@ def _parse_addresses(values: Sequence[str]) -> list[tuple[str | None, str]]:
             result.append((_display_name(name), address))
     if not result:
         for text in texts:
-            for match in _FALLBACK_ADDRESS_RE.finditer(text):
-                address = match.group(0).lower()
+            for token in _ADDRESS_DELIMITERS_RE.split(text):
+                address = token.lower()
                 if _valid_address(address):
                     result.append((None, address))
     return result
@@ -505,30 +508,29 @@ def _charset(part: Message) -> str | None:
 def _unflow(text: str, *, delsp: bool) -> str:
     """Join the soft line breaks of RFC 3676 ``format=flowed`` text."""
     out: list[str] = []
-    current: str | None = None
-    current_depth = 0
+    paragraph: list[str] = []
+    paragraph_depth = 0
 
-    def prefix(depth: int) -> str:
-        return ">" * depth + " " if depth else ""
+    def finish() -> None:
+        prefix = ">" * paragraph_depth + " " if paragraph_depth else ""
+        out.append(prefix + "".join(paragraph))
+        paragraph.clear()
 
     for line in text.split("\n"):
         depth = len(line) - len(line.lstrip(">"))
         content = line[depth:]
         if content.startswith(" "):
             content = content[1:]
-        if current is not None and depth != current_depth:
-            out.append(prefix(current_depth) + current)
-            current = None
-        current = content if current is None else current + content
-        current_depth = depth
+        if paragraph and depth != paragraph_depth:
+            finish()
+        paragraph_depth = depth
         if content.endswith(" ") and content != "-- ":
-            if delsp:
-                current = current[:-1]
+            paragraph.append(content[:-1] if delsp else content)
             continue
-        out.append(prefix(depth) + current)
-        current = None
-    if current is not None:
-        out.append(prefix(current_depth) + current)
+        paragraph.append(content)
+        finish()
+    if paragraph:
+        finish()
     return "\n".join(out)
 
 
@@ -714,7 +716,7 @@ def _render_tree(soup: BeautifulSoup) -> tuple[str, str]:
     in_history = False
     quote_depth = 0
     pre_depth = 0
-    work: list[Any] = [soup]
+    work: list[PageElement | _Exit] = [soup]
     while work:
         node = work.pop()
         if isinstance(node, _Exit):
@@ -950,6 +952,7 @@ _MOBILE_FOOTER_RE: Final = re.compile(
 _CLOSING_RE: Final = re.compile(
     r"^\s*(?i:"
     r"(?:best|kind|kindest|warm|warmest|many|with)\s+(?:regards|wishes|thanks)|regards"
+    r"|thanks\s+(?:and|&)\s+(?:best\s+|kind\s+)?regards"
     r"|thanks(?:\s+(?:again|so\s+much|a\s+lot|in\s+advance))?"
     r"|thank\s+you(?:\s+(?:again|so\s+much|very\s+much|in\s+advance))?"
     r"|cheers|sincerely|yours\s+(?:sincerely|truly|faithfully)|best|all\s+the\s+best"
@@ -959,8 +962,8 @@ _CLOSING_RE: Final = re.compile(
     r"|atentamente|gracias|met\s+vriendelijke\s+groet(?:en)?|groeten|cordiali\s+saluti"
     r"|distinti\s+saluti|saluti|grazie|atenciosamente|obrigad[oa]|abraços"
     r")"
-    r"(?:\s*[,.!]+\s*|\s+)?"
-    r"(?:[A-ZÀ-Þ][\w.'\u2019-]*(?:\s+[A-ZÀ-Þ][\w.'\u2019-]*){0,2})?"
+    # Either the closing alone, or the closing, a comma and a capitalised name of 1-3 words.
+    r"(?:\s*[,.!]*|\s*,\s*[A-ZÀ-Þ][\w.'\u2019-]*(?:\s+[A-ZÀ-Þ][\w.'\u2019-]*){0,2})"
     r"\s*$"
 )
 _DISCLAIMER_START_RE: Final = re.compile(
@@ -1039,18 +1042,21 @@ def _cut_closing(lines: list[str], end: int, floor: int) -> int:
 def strip_signature(text: str) -> str:
     """Remove a trailing signature block, conservatively.
 
-    Removes, in order: everything after the last standard "-- " delimiter line; a trailing
-    confidentiality paragraph; a mobile footer such as "Sent from my iPhone"; and a trailing
-    block that starts with a closing ("Best regards,", "Thanks,", "Cordialement,", ...) within
-    the last eight non-empty lines and continues with short lines only (name, title, phone,
-    company, URL). Apart from the "-- " delimiter, nothing above the last 12 lines is touched,
-    and nothing is removed when that would leave no text. The result is tidied and never
-    longer than the input.
+    Removes, in order: everything from the last standard "-- " delimiter line (a bare "--"
+    only within the last 12 lines); a trailing confidentiality paragraph; a mobile footer such
+    as "Sent from my iPhone"; and a trailing block that starts with a closing ("Best regards,",
+    "Thanks,", "Cordialement,", ...) within the last eight non-empty lines and continues with
+    short lines only (name, title, phone, company, URL). These last three never reach above
+    the last 12 lines left after the delimiter cut, and nothing is removed when that would
+    leave no text. The result is tidied and never longer than the input.
     """
     lines = _normalise_newlines(text).split("\n")
     end = _trim_trailing_blank(lines, len(lines))
+    end = _trim_trailing_blank(
+        lines, _cut_at_delimiter(lines, end, max(0, end - _SIGNATURE_MAX_LINES))
+    )
     floor = max(0, end - _SIGNATURE_MAX_LINES)
-    for cut in (_cut_at_delimiter, _cut_disclaimer, _cut_mobile_footer, _cut_closing):
+    for cut in (_cut_disclaimer, _cut_mobile_footer, _cut_closing):
         end = _trim_trailing_blank(lines, cut(lines, end, floor))
         floor = min(floor, end)
     return _tidy("\n".join(lines[:end]))
@@ -1066,7 +1072,17 @@ def _customer_text(body: _Body) -> str:
     return text or body.full_text
 
 
+def _structure_work(data: bytes) -> int:
+    """An upper bound on the MIME parser's boundary checks: boundaries declared times lines."""
+    boundaries = data.lower().count(b"boundary")
+    if boundaries < 2:
+        return 0
+    return boundaries * max(data.count(b"\n"), data.count(b"\r"))
+
+
 def _parse(data: bytes) -> ParsedEmail:
+    if _structure_work(data) > _MAX_STRUCTURE_WORK:
+        raise EmailParseError("message structure is too complex")
     msg = _new_parser().parsebytes(data)
 
     senders = _parse_addresses(_raw_headers(msg, "from"))
@@ -1117,7 +1133,8 @@ def parse_email(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedEmai
 
     Raises :class:`EmailParseError`, and nothing else, for input that is not a usable e-mail:
     larger than ``max_bytes``, empty, without a From address, without any text, nested more
-    than 50 levels deep or with more than 500 MIME parts.
+    than 50 levels deep, with more than 500 MIME parts, or with so many multipart boundaries
+    over so many lines that parsing it would be unreasonably slow.
     """
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise TypeError("raw must be bytes")
@@ -1132,5 +1149,6 @@ def parse_email(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedEmai
         raise
     except RecursionError as exc:
         raise EmailParseError("message is nested too deeply") from exc
-    except Exception as exc:
-        raise EmailParseError("message could not be parsed") from exc
+    except Exception:
+        # The internal error is not chained: its message may quote parts of the input.
+        raise EmailParseError("message could not be parsed") from None
