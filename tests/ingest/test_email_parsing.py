@@ -92,8 +92,8 @@ def raw_message(
     return head + b"\r\n" + body
 
 
-def encoded_word(text: str, charset: str, codec: str | None = None) -> bytes:
-    data = base64.b64encode(text.encode(codec or charset)).decode()
+def encoded_word(text: str, charset: str) -> bytes:
+    data = base64.b64encode(text.encode(charset)).decode()
     return f"=?{charset}?B?{data}?=".encode()
 
 
@@ -381,7 +381,7 @@ def test_lying_us_ascii_charset_with_latin1_bytes() -> None:
         pytest.param(None, "naïve".encode(), "naïve", id="no-charset-utf8"),
         pytest.param("utf-8", b"\x81\x8d\x8f ok", "ok", id="undecodable-bytes"),
     ],
-)  # fmt: skip
+)
 def test_unknown_and_wrong_charsets_degrade(
     charset: str | None, body: bytes, expected: str
 ) -> None:
@@ -396,8 +396,7 @@ def test_base64_body() -> None:
 
 def test_broken_base64_body_does_not_fail() -> None:
     raw = raw_message(b"TXkgcmVmdW5kIGlzIG92ZXJkdWUu!!!***\r\nQQ\r\n", cte="base64")
-    parsed = parse_email(raw)
-    assert parsed.text.startswith("My refund is overdue.")
+    assert parse_email(raw).text == "My refund is overdue.A"
 
 
 def test_quoted_printable_body_with_soft_breaks() -> None:
@@ -414,7 +413,7 @@ def test_quoted_printable_body_with_soft_breaks() -> None:
 
 def test_broken_quoted_printable_does_not_fail() -> None:
     raw = raw_message(b"Bad =ZZ escape and =\r\n=E\r\n", cte="quoted-printable")
-    assert parse_email(raw).text.startswith("Bad =ZZ escape")
+    assert parse_email(raw).text == "Bad =ZZ escape and =E"
 
 
 def test_eight_bit_headers_are_decoded() -> None:
@@ -658,8 +657,8 @@ def test_missing_from_address(raw: bytes) -> None:
 
 
 def test_error_reason_does_not_leak_content() -> None:
-    error = expect_error(raw_message(b"secret body\r\n", sender=b"Secret Name"), "missing From "
-                         "address")  # fmt: skip
+    raw = raw_message(b"secret body\r\n", sender=b"Secret Name")
+    error = expect_error(raw, "missing From address")
     assert "secret" not in str(error).lower()
 
 
@@ -771,19 +770,19 @@ def test_too_many_parts_is_rejected() -> None:
 @pytest.mark.parametrize(
     "raw",
     [
-        pytest.param(raw_message(b"<b>" * 600_000, content_type="text/html"), id="many-tags"),
+        pytest.param(raw_message(b"<b>" * 100_000, content_type="text/html"), id="many-tags"),
         pytest.param(raw_message(b"&" * 1_900_000, content_type="text/html"), id="ampersands"),
-        pytest.param(raw_message(b"<div>" * 300_000 + b"x", content_type="text/html"), id="deep"),
+        pytest.param(raw_message(b"<div>" * 60_000 + b"x", content_type="text/html"), id="deep"),
         pytest.param(raw_message(b"<![" * 600_000, content_type="text/html"), id="rejected"),
         pytest.param(raw_message(b"x", sender=b"<" * 1_900_000), id="address-header"),
-        pytest.param(raw_message(b" \n" * 900_000 + b"x"), id="blank-lines"),
+        pytest.param(raw_message(b" \n" * 300_000 + b"x"), id="blank-lines"),
         pytest.param(
-            raw_message(b"a \r\n" * 450_000, charset="utf-8; format=flowed; delsp=yes"),
+            raw_message(b"a \r\n" * 150_000, charset="utf-8; format=flowed; delsp=yes"),
             id="flowed",
         ),
         pytest.param(raw_message(b"x", sender=b"a" * 1_900_000), id="address-without-at"),
         pytest.param(
-            raw_message(("Am " + "schrieb " * 60 + ":\n").encode() * 4000), id="attributions"
+            raw_message(("Am " + "schrieb " * 60 + ":\n").encode() * 1500), id="attributions"
         ),
         pytest.param(
             raw_message(b"x", extra=b'Content-Disposition: a; b="' + b";" * 500_000 + b"\r\n"),
