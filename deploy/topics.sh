@@ -10,4 +10,6 @@ create() {  # name partitions retention_ms
     --config "retention.ms=$3"
 }
 create feedback.received 6 604800000
+create feedback.received.dlq 1 2592000000
+create feedback.classified 6 604800000
 /opt/kafka/bin/kafka-topics.sh --bootstrap-server "$BOOTSTRAP" --list

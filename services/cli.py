@@ -10,7 +10,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 from pydantic import ValidationError
@@ -110,6 +112,52 @@ def ingest(host: str | None, port: int | None) -> None:
 
 
 @main.command()
+@click.option("--host", default=None, help="Interface of the metrics server.")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Metrics port [8081].")
+def classifier(host: str | None, port: int | None) -> None:
+    """Run the classifier worker (tags feedback.received into feedback.classified)."""
+    from services.classifier.app import create_app
+    from services.classifier.model import ModelError, TriageModel
+    from services.classifier.settings import ClassifierSettings
+    from services.common.kafka import KafkaSettings
+    from services.common.logging import configure_logging
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    try:
+        settings = ClassifierSettings(**overrides)  # type: ignore[arg-type]
+        kafka = KafkaSettings()
+    except (ValidationError, SettingsError) as exc:
+        raise _settings_error(exc) from exc
+    if port_in_use(settings.host, settings.port):
+        raise click.ClickException(
+            f"port {settings.port} on {settings.host} is already in use; choose another with --port"
+        )
+    configure_logging(level=settings.log_level, fmt=settings.effective_log_format)
+    try:
+        model = TriageModel.load(
+            settings.model_dir, thresholds=settings.thresholds(), threads=settings.torch_threads
+        )
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    model.predict(["warm-up"])  # the first call pays for lazy initialisation
+    run_faust_worker(create_app(settings, kafka, model), settings.log_level)
+
+
+def run_faust_worker(app: Any, log_level: str) -> None:
+    """Run a faust app in the foreground until SIGINT or SIGTERM, keeping our logging set-up."""
+    from faust import Worker
+
+    worker = Worker(
+        app, loglevel=log_level, quiet=True, redirect_stdouts=False, override_logging=False
+    )
+    worker.execute_from_commandline()
+
+
+@main.command()
 @click.argument("platform")
 def keygen(platform: str) -> None:
     """Make a new API key for PLATFORM and print it with the hash to configure."""
@@ -124,6 +172,190 @@ def keygen(platform: str) -> None:
         raise _settings_error(exc) from exc
     click.echo(f"API key for {platform} (give it to the platform; it is not stored): {key}")
     click.echo(f'configure: TRIAGE_INGEST_API_KEYS=\'{{"{platform}": "{digest}"}}\'')
+
+
+def _load_model(model_dir: Path | None) -> Any:
+    from services.classifier.model import ModelError, TriageModel
+
+    try:
+        return TriageModel.load(model_dir)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _data_files(data: tuple[Path, ...], files: tuple[Path, ...]) -> list[Path]:
+    paths = [*data, *files]
+    if not paths:
+        raise click.UsageError("give at least one JSONL file with --data")
+    for path in paths:
+        if not path.is_file():
+            raise click.BadParameter(f"{path} is not a file", param_hint="--data")
+    return paths
+
+
+@main.command(name="train")
+@click.option("--data", multiple=True, type=Path, help="Labelled JSONL file (repeatable).")
+@click.argument("files", nargs=-1, type=Path)
+@click.option("--out", type=Path, default=Path("model"), show_default=True, help="Model directory.")
+@click.option("--report", type=Path, default=None, help="Report directory [OUT/report].")
+@click.option("--holdout", type=click.FloatRange(0.0, 0.9), default=0.2, show_default=True)
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--c", "c", type=click.FloatRange(min=1e-4), default=2.0, show_default=True)
+@click.option(
+    "--target-precision",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.85,
+    show_default=True,
+    help="Default thresholds: the lowest confidence whose tagged share reaches this precision.",
+)
+@click.option(
+    "--max-review-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.15,
+    show_default=True,
+    help="Default thresholds never send more than this share of messages to review.",
+)
+@click.option("--cache", type=Path, default=None, help="Directory to keep embeddings between runs.")
+@click.option(
+    "--heads",
+    default="logreg,mlp",
+    show_default=True,
+    help="Head kinds to try per tag; the best on a validation share of the training data wins.",
+)
+def train_command(
+    data: tuple[Path, ...],
+    files: tuple[Path, ...],
+    out: Path,
+    report: Path | None,
+    holdout: float,
+    seed: int,
+    c: float,
+    target_precision: float,
+    max_review_share: float,
+    cache: Path | None,
+    heads: str,
+) -> None:
+    """Train a model from labelled JSONL (text plus any of label_sentiment, label_category,
+    label_difficult) and write it with a held-out report."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+
+    from services.classifier.model import Embedder
+    from services.classifier.training import (
+        HEAD_KINDS,
+        DataError,
+        EmbeddingCache,
+        load_examples,
+        train,
+        write_report,
+    )
+
+    kinds = [kind.strip() for kind in heads.split(",") if kind.strip()]
+    if not kinds or any(kind not in HEAD_KINDS for kind in kinds):
+        raise click.BadParameter(f"choose from {', '.join(HEAD_KINDS)}", param_hint="--heads")
+
+    try:
+        examples = load_examples(_data_files(data, files))
+    except DataError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{len(examples)} examples from {len(data) + len(files)} file(s)")
+    embedder = Embedder()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=max(total, 1))
+            progress.update(tasks[stage], completed=done if total else 1)
+
+        try:
+            result = train(
+                examples,
+                embedder=embedder,
+                holdout=holdout,
+                seed=seed,
+                c=c,
+                target_precision=target_precision,
+                max_review_share=max_review_share,
+                cache=EmbeddingCache(cache),
+                progress=on_progress,
+                head_kinds=kinds,
+            )
+        except DataError as exc:
+            raise click.ClickException(str(exc)) from exc
+    result.model.save(out)
+    written = write_report(result.report, report or out / "report") if result.report else []
+    click.echo(f"model written to {out}")
+    for tag, entry in result.report.items():
+        line = (
+            f"  {tag:<10} macro P {entry['macro_precision']:.3f}  R {entry['macro_recall']:.3f}"
+            f"  F1 {entry['macro_f1']:.3f}  ({entry['examples']} held out)"
+        )
+        if "real_data" in entry:
+            real = entry["real_data"]
+            line += f"; real data only: R {real['macro_recall']:.3f} F1 {real['macro_f1']:.3f}"
+        click.echo(line)
+    click.echo(f"  thresholds: {result.model.thresholds}")
+    for path in written:
+        click.echo(f"  report: {path}")
+
+
+@main.command(name="classify")
+@click.option("--input", "input_path", type=Path, required=True, help="JSONL: text, id?, channel?")
+@click.option("--output", "output_path", type=Path, required=True, help="JSONL with tags added.")
+@click.option("--model", "model_dir", type=Path, default=None, help="Model directory [shipped].")
+@click.option("--batch-size", type=click.IntRange(1, 512), default=32, show_default=True)
+def classify_command(
+    input_path: Path, output_path: Path, model_dir: Path | None, batch_size: int
+) -> None:
+    """Tag a JSONL file offline."""
+    import json
+
+    from services.classifier.offline import InputLineError, classify_lines
+
+    if not input_path.is_file():
+        raise click.BadParameter(f"{input_path} is not a file", param_hint="--input")
+    model = _load_model(model_dir)
+    try:
+        with input_path.open(encoding="utf-8") as source:
+            rows = list(classify_lines(model, source, batch_size=batch_size))
+    except InputLineError as exc:
+        raise click.ClickException(f"{input_path}:{exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{input_path}: not UTF-8 ({exc.reason})") from exc
+    with output_path.open("w", encoding="utf-8") as sink:
+        for row in rows:
+            sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+    review = sum(1 for row in rows if row["needs_review"])
+    click.echo(f"{len(rows)} lines tagged ({review} need review) -> {output_path}")
+
+
+@main.command(name="evaluate")
+@click.option("--data", multiple=True, type=Path, help="Labelled JSONL file (repeatable).")
+@click.argument("files", nargs=-1, type=Path)
+@click.option("--model", "model_dir", type=Path, default=None, help="Model directory [shipped].")
+def evaluate_command(
+    data: tuple[Path, ...], files: tuple[Path, ...], model_dir: Path | None
+) -> None:
+    """Print the model's metrics, as JSON, for whatever labels the files have."""
+    import json
+
+    from services.classifier.training import DataError, evaluate, load_examples
+
+    try:
+        examples = load_examples(_data_files(data, files))
+    except DataError as exc:
+        raise click.ClickException(str(exc)) from exc
+    model = _load_model(model_dir)
+    report = evaluate(model, examples)
+    for entry in report.values():
+        entry.pop("confusion", None)
+    output = {"model_version": model.version, "examples": len(examples), "metrics": report}
+    click.echo(json.dumps(output, indent=2))
 
 
 @dataclass

@@ -51,6 +51,45 @@ class CustomerTier(StrEnum):
     VIP = "vip"
 
 
+class Sentiment(StrEnum):
+    """The customer's overall feeling."""
+
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+
+
+class Category(StrEnum):
+    """What the message is about."""
+
+    PRODUCT_FAULT = "product_fault"
+    BILLING = "billing"
+    DELAY = "delay"
+    STAFF_CONDUCT = "staff_conduct"
+    COMMUNICATION = "communication"
+    BROKEN_PROMISE = "broken_promise"
+    POLICY = "policy"
+    TRUST_PRIVACY = "trust_privacy"
+    ACCESS_INCONVENIENCE = "access_inconvenience"
+    PRAISE = "praise"
+    SUGGESTION = "suggestion"
+
+
+class DifficultType(StrEnum):
+    """How the customer behaves, which decides how the agent should handle them."""
+
+    NONE = "none"
+    ANGRY = "angry"
+    ABUSIVE = "abusive"
+    DEMANDING = "demanding"
+    STUBBORN = "stubborn"
+    KNOW_IT_ALL = "know_it_all"
+    WHINER = "whiner"
+    CHATTERBOX = "chatterbox"
+    QUIET = "quiet"
+    JESTER = "jester"
+
+
 class ChatRole(StrEnum):
     """Who spoke a turn of a chat transcript."""
 
@@ -169,3 +208,99 @@ class FeedbackReceived(Message):
     chat: ChatDetails | None = None
     social: SocialDetails | None = None
     attributes: dict[str, str] = Field(default_factory=dict)
+
+
+class Tag(Message):
+    """One tag of a message: the label, its probability, and the runner-up."""
+
+    label: str
+    probability: float = Field(ge=0, le=1)
+    runner_up: str | None = None
+    runner_up_probability: float | None = Field(default=None, ge=0, le=1)
+    needs_review: bool = Field(
+        default=False, description="The probability is below the tag's confidence threshold."
+    )
+
+
+class Money(Message):
+    """An amount of money the customer mentions."""
+
+    amount: float = Field(ge=0)
+    currency: str | None = Field(default=None, description="ISO 4217 code, when it can be told.")
+    text: str = Field(max_length=64, description="The amount as written.")
+
+
+class ReferenceKind(StrEnum):
+    """What a reference number identifies."""
+
+    ORDER = "order"
+    ACCOUNT = "account"
+    BOOKING = "booking"
+    INVOICE = "invoice"
+    TICKET = "ticket"
+    TRACKING = "tracking"
+    OTHER = "other"
+
+
+class Reference(Message):
+    """An order, account, booking or similar reference found in the text."""
+
+    kind: ReferenceKind
+    value: str = Field(max_length=64)
+
+
+class Facts(Message):
+    """Facts extracted from the text for routing and for the agent."""
+
+    amounts: tuple[Money, ...] = ()
+    references: tuple[Reference, ...] = ()
+    language: str | None = Field(default=None, description="ISO 639-1 code of the text.")
+    language_confidence: float | None = Field(default=None, ge=0, le=1)
+
+
+class CustomerHistory(Message):
+    """What the classifier remembers of the customer's recent messages."""
+
+    window_days: int
+    recent_messages: int = Field(ge=0, description="Messages in the window, this one excluded.")
+    recent_complaints: int = Field(ge=0, description="Of those, complaints (not praise).")
+    recent_negative: int = Field(ge=0, description="Of those, negative ones.")
+    repeat_complainer: bool
+    last_seen_at: UtcDatetime | None = None
+    last_sentiment: Sentiment | None = None
+    last_category: Category | None = None
+    last_difficult: DifficultType | None = None
+
+
+class FeedbackClassified(Message):
+    """A message with its tags, facts and customer history (topic ``feedback.classified``)."""
+
+    schema_version: Literal[1] = 1
+    event_type: Literal["FeedbackClassified"] = "FeedbackClassified"
+    event_id: uuid.UUID = Field(description="Same id as the FeedbackReceived it classifies.")
+    feedback: FeedbackReceived
+    sentiment: Tag
+    sentiment_score: float = Field(ge=-1, le=1, description="P(positive) - P(negative).")
+    category: Tag
+    difficult: Tag
+    needs_review: bool = Field(description="True when any tag is below its threshold.")
+    facts: Facts
+    history: CustomerHistory
+    model_version: str
+    classified_at: UtcDatetime
+
+
+class DeadLetter(Message):
+    """A record that could not be processed (topic ``<topic>.dlq``), with the reason."""
+
+    schema_version: Literal[1] = 1
+    event_type: Literal["DeadLetter"] = "DeadLetter"
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None = Field(default=None, description="The record's key, base64.")
+    value: str = Field(description="The record's value as received, base64.")
+    reason: str = Field(max_length=2000)
+    error_type: str
+    failed_at: UtcDatetime
+    service: str

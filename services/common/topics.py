@@ -32,4 +32,22 @@ feedback_received = TopicSpec(
     description="Normalised customer messages from every channel, keyed by customer id.",
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (feedback_received,)
+feedback_received_dlq = TopicSpec(
+    name="feedback.received.dlq",
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+    description="Records of feedback.received the classifier could not process, with the reason.",
+)
+
+feedback_classified = TopicSpec(
+    name="feedback.classified",
+    partitions=6,
+    retention_ms=7 * DAY_MS,
+    description="Messages with sentiment, category, difficult type, facts and history.",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    feedback_received,
+    feedback_received_dlq,
+    feedback_classified,
+)

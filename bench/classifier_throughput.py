@@ -1,0 +1,159 @@
+"""Texts/s of the raw model in-process next to texts/s through the running classifier pipeline.
+
+Same texts, same run: first the model tags them in this process (batch size as the service),
+then a `triage classifier` worker on the embedded broker tags them from feedback.received to
+feedback.classified, timed from the first record produced to the last classified record read.
+
+    .venv/bin/python bench/classifier_throughput.py [--texts 2000] [--words 60] [--batch 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from services.classifier.model import TriageModel
+from services.common.broker import EmbeddedBroker, free_port
+from services.common.kafka import KafkaSettings, ensure_topics
+from services.common.messages import Channel, Customer, FeedbackReceived, Source, event_id_for
+from services.common.topics import ALL_TOPICS, feedback_classified, feedback_received
+
+ROOT = Path(__file__).parents[1]
+SENTENCES = [
+    "My order arrived broken and the replacement you promised never came.",
+    "I have been on hold for forty minutes twice this week.",
+    "You charged me twice for the same booking and nobody answers my emails.",
+    "The engineer was polite and fixed the router quickly, thank you.",
+    "Please add an option to pay by bank transfer in the app.",
+    "Your agent was rude and hung up on me when I asked for a manager.",
+    "The refund of £49.99 for order A-55812 still has not reached my account.",
+    "Why does the website log me out every time I open my statements?",
+    "I was told I would get a callback by Friday and nothing happened.",
+    "This is the third time the delivery window was missed without a message.",
+]
+
+
+def make_texts(count: int, words: int, seed: int = 5) -> list[str]:
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        parts: list[str] = []
+        while sum(len(p.split()) for p in parts) < words:
+            parts.append(rng.choice(SENTENCES))
+        texts.append(" ".join(parts))
+    return texts
+
+
+def raw_rate(model: TriageModel, texts: list[str], batch: int) -> float:
+    model.predict(texts[:batch], batch_size=batch)
+    started = time.perf_counter()
+    for start in range(0, len(texts), batch):
+        model.predict(texts[start : start + batch], batch_size=batch)
+    return len(texts) / (time.perf_counter() - started)
+
+
+async def pipeline_rate(kafka: KafkaSettings, texts: list[str], port: int, batch: int) -> float:
+    await ensure_topics(kafka, ALL_TOPICS)
+    env = {
+        **os.environ,
+        "TRIAGE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "TRIAGE_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        "TRIAGE_CLASSIFIER_APP_ID": f"bench-{uuid.uuid4().hex[:6]}",
+        "TRIAGE_CLASSIFIER_BATCH_SIZE": str(batch),
+        "TRIAGE_CLASSIFIER_LOG_LEVEL": "WARNING",
+        "TRIAGE_CLASSIFIER_DATA_DIR": tempfile.mkdtemp(prefix="triage-bench-"),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "classifier", "--port", str(port)], cwd=ROOT, env=env
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.3)
+        out_topic = kafka.topic(feedback_classified)
+        consumer = AIOKafkaConsumer(**kafka.client_kwargs(), group_id=None)
+        await consumer.start()
+        partitions = [TopicPartition(out_topic, p) for p in range(feedback_classified.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        producer = AIOKafkaProducer(**kafka.client_kwargs(), acks="all", linger_ms=5)
+        await producer.start()
+        now = datetime.now(UTC)
+        events = [
+            FeedbackReceived(
+                event_id=event_id_for("bench", f"{n}-{now.timestamp()}"),
+                source=Source(platform="bench", event_id=str(n)),
+                channel=Channel.EMAIL,
+                customer=Customer(id=f"cust-{n % 500}"),
+                text=text,
+                received_at=now,
+            )
+            for n, text in enumerate(texts)
+        ]
+        started = time.perf_counter()
+        for event in events:
+            await producer.send(
+                kafka.topic(feedback_received),
+                event.model_dump_json().encode(),
+                key=event.customer.id.encode(),
+            )
+        await producer.flush()
+        seen = 0
+        while seen < len(texts):
+            batch_out = await consumer.getmany(timeout_ms=1000)
+            seen += sum(len(records) for records in batch_out.values())
+            if time.perf_counter() - started > 900:
+                raise RuntimeError(f"only {seen} of {len(texts)} classified")
+        elapsed = time.perf_counter() - started
+        await producer.stop()
+        await consumer.stop()
+        return len(texts) / elapsed
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--words", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=32)
+    args = parser.parse_args()
+    texts = make_texts(args.texts, args.words)
+    model = TriageModel.load()
+    raw = raw_rate(model, texts, args.batch)
+    del model
+    with EmbeddedBroker(port=free_port()) as broker:
+        kafka = KafkaSettings(bootstrap=broker.bootstrap, topic_prefix="bench-clf.")
+        piped = await pipeline_rate(kafka, texts, free_port(), args.batch)
+    print(
+        f"texts: {args.texts} of ~{args.words} words, batch {args.batch}, cores: {os.cpu_count()}"
+    )
+    print(f"raw model in-process:             {raw:7.1f} texts/s")
+    print(f"faust pipeline on embedded broker: {piped:7.1f} texts/s")
+    print(f"ratio pipeline / raw: {piped / raw:.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

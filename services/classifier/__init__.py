@@ -1,0 +1,1 @@
+"""Classifier service: tags each message with sentiment, category and difficult-customer type."""

@@ -1,0 +1,263 @@
+"""Builds the classifier worker: a faust app that tags ``feedback.received`` in micro-batches.
+
+Nothing runs at import. ``create_app`` loads nothing itself: the caller passes the model, so the
+model loads once per worker, before the first batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import structlog
+from faust.types import EventT
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.classifier import history
+from services.classifier.metrics import ClassifierMetrics
+from services.classifier.model import TAGS, Prediction, TriageModel
+from services.classifier.pipeline import (
+    RawRecord,
+    assemble,
+    dead_letter,
+    decode,
+    history_entry,
+)
+from services.classifier.settings import ClassifierSettings
+from services.common.kafka import KafkaSettings
+from services.common.messages import DeadLetter, FeedbackReceived
+from services.common.topics import feedback_classified, feedback_received, feedback_received_dlq
+
+log = structlog.get_logger(__name__)
+PROMETHEUS_MEDIA_TYPE = CONTENT_TYPE_LATEST.split(";", 1)[0]
+
+
+@dataclass
+class WorkerState:
+    """What the health views report."""
+
+    started: bool = False
+    batches: int = 0
+    last_batch_at: float | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: ClassifierSettings,
+    kafka: KafkaSettings,
+    model: TriageModel,
+    *,
+    metrics: ClassifierMetrics | None = None,
+) -> faust.App:
+    """The classifier's faust app, with its topics, history table, agent and web views."""
+    metrics = metrics or ClassifierMetrics()
+    metrics.model_info.info(
+        {"version": model.version, "embedding_model": model.metadata.embedding_model}
+    )
+    app = faust.App(
+        settings.app_id,
+        **kafka.faust_options(),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        web_enabled=True,
+        web_host=settings.host,
+        web_port=settings.port,
+        web_bind=settings.host,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=feedback_received.partitions,
+        autodiscover=False,
+    )
+    source = app.topic(
+        kafka.topic(feedback_received),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=feedback_received.partitions,
+    )
+    output = app.topic(
+        kafka.topic(feedback_classified),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=feedback_classified.partitions,
+    )
+    dead_letters = app.topic(
+        kafka.topic(feedback_received_dlq),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=feedback_received_dlq.partitions,
+    )
+    # Keyed by customer id like the source topic; the partitioner places each key in the
+    # partition its messages come from, so a customer's history moves with its messages.
+    customers = app.Table(
+        "customer-history",
+        default=list,
+        partitions=feedback_received.partitions,
+        key_type=str,
+        use_partitioner=True,
+        help="Recent messages per customer: event ids and tags.",
+    )
+    state = WorkerState()
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+
+    def past_of(customer_id: str) -> list[history.Entry]:
+        return history.parse_entries(customers.get(customer_id))
+
+    async def send_dead(letter: DeadLetter, key: bytes | None) -> None:
+        await dead_letters.send(key=key, value=letter.model_dump_json().encode())
+        metrics.dead_letters.labels(letter.error_type).inc()
+        log.warning(
+            "record sent to dead letters",
+            topic=letter.source_topic,
+            partition=letter.partition,
+            offset=letter.offset,
+            error_type=letter.error_type,
+        )
+
+    async def predict(texts: Sequence[str]) -> list[Prediction]:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        predictions = await loop.run_in_executor(
+            executor, lambda: model.predict(list(texts), batch_size=settings.batch_size)
+        )
+        metrics.model_seconds.observe(time.perf_counter() - started)
+        return predictions
+
+    async def predict_each(
+        pending: list[tuple[RawRecord, FeedbackReceived]],
+    ) -> list[tuple[FeedbackReceived, Prediction]]:
+        """After a batch failed: tag one by one, dead-lettering what still fails."""
+        done = []
+        for record, event in pending:
+            try:
+                (prediction,) = await predict([event.text])
+            except Exception as exc:  # the model failed on this text: dead letter, go on
+                letter = dead_letter(
+                    record, reason=f"model failed: {exc}", error_type=type(exc).__name__, now=_now()
+                )
+                await send_dead(letter, record.key)
+                continue
+            done.append((event, prediction))
+        return done
+
+    async def process(events: Sequence[EventT[bytes]]) -> None:
+        records = [
+            RawRecord(
+                topic=event.message.topic,
+                partition=event.message.partition,
+                offset=event.message.offset,
+                key=event.message.key,
+                value=event.message.value,
+            )
+            for event in events
+        ]
+        decoded = decode(
+            records,
+            already_seen=lambda e: history.seen(past_of(e.customer.id), str(e.event_id)),
+            now=_now(),
+        )
+        for record, letter in decoded.dead:
+            await send_dead(letter, record.key)
+        if decoded.duplicates:
+            metrics.duplicates.inc(len(decoded.duplicates))
+            log.info("repeated events skipped", count=len(decoded.duplicates))
+        if not decoded.events:
+            return
+        metrics.batch_size.observe(len(decoded.events))
+        pending = [event for _, event in decoded.events]
+        try:
+            predictions = await predict([event.text for event in pending])
+            tagged = list(zip(pending, predictions, strict=True))
+        except Exception as exc:  # a batch failure must not stop the stream
+            log.exception("model failed on a batch; tagging one by one", error=type(exc).__name__)
+            tagged = await predict_each(decoded.events)
+        finished = _now()
+        for event, prediction in tagged:
+            customer = event.customer.id
+            past = past_of(customer)
+            classified = assemble(
+                event,
+                prediction,
+                past=past,
+                model_version=model.version,
+                window_days=settings.history_window_days,
+                repeat_threshold=settings.repeat_threshold,
+                now=finished,
+            )
+            await output.send(key=customer.encode(), value=classified.model_dump_json().encode())
+            customers[customer] = history.remember(
+                past,
+                history_entry(event, prediction, now=finished),
+                now=finished,
+                window_days=settings.history_window_days,
+                max_entries=settings.history_max_entries,
+            )
+            _observe(metrics, classified.needs_review, prediction)
+            metrics.latency.observe(max(0.0, (finished - event.received_at).total_seconds()))
+            log.info(
+                "message classified",
+                event_id=str(event.event_id),
+                category=prediction.category.label,
+                needs_review=classified.needs_review,
+            )
+        state.batches += 1
+        state.last_batch_at = time.time()
+
+    @app.agent(source, name="classify-feedback")
+    async def classify_feedback(stream: faust.StreamT[bytes]) -> None:
+        assert isinstance(stream, faust.Stream)
+        batches = stream.take_events(settings.batch_size, within=settings.batch_wait_s)
+        async for events in batches:
+            try:
+                await process(events)
+            except Exception:  # a bug must not stop the stream; the events are logged
+                log.exception(
+                    "batch failed",
+                    partitions=sorted({e.message.partition for e in events}),
+                    first_offset=min(e.message.offset for e in events),
+                )
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        # aiohttp takes the charset apart from the media type.
+        return web.bytes(generate_latest(metrics.registry), content_type=PROMETHEUS_MEDIA_TYPE)
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        ready = state.started and not app.rebalancing
+        body = {"status": "ok" if ready else "unavailable", "model_version": model.version}
+        return web.json(body, status=200 if ready else 503)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def mark_started() -> None:
+        state.started = True
+        log.info("classifier started", model_version=model.version, app_id=settings.app_id)
+
+    app.triage_state = state  # type: ignore[attr-defined]
+    app.triage_metrics = metrics  # type: ignore[attr-defined]
+    return app
+
+
+def _observe(metrics: ClassifierMetrics, needs_review: bool, prediction: Prediction) -> None:
+    metrics.classified.inc()
+    for tag in TAGS:
+        result = getattr(prediction, tag)
+        metrics.messages.labels(tag, result.label).inc()
+        if result.needs_review:
+            metrics.needs_review.labels(tag).inc()
+    if needs_review:
+        metrics.review_messages.inc()

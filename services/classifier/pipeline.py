@@ -1,0 +1,139 @@
+"""What the classifier does with a batch of records, apart from Kafka I/O.
+
+``decode`` turns raw records into feedback events or dead letters; ``assemble`` joins the
+model's predictions, extracted facts and customer history into ``FeedbackClassified`` events.
+Both are pure: the faust agent runs the model between them and does the I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from services.classifier import history
+from services.classifier.extraction import extract_facts
+from services.classifier.model import Prediction
+from services.common.messages import DeadLetter, FeedbackClassified, FeedbackReceived
+
+SERVICE = "classifier"
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A record as read from ``feedback.received``."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class Decoded:
+    """A batch split into events to classify, dead letters and repeats, with their records."""
+
+    events: list[tuple[RawRecord, FeedbackReceived]] = field(default_factory=list)
+    dead: list[tuple[RawRecord, DeadLetter]] = field(default_factory=list)
+    duplicates: list[FeedbackReceived] = field(default_factory=list)
+
+
+def dead_letter(record: RawRecord, *, reason: str, error_type: str, now: datetime) -> DeadLetter:
+    """A dead letter carrying the original bytes and why they were refused."""
+    return DeadLetter(
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=base64.b64encode(record.key).decode() if record.key is not None else None,
+        value=base64.b64encode(record.value or b"").decode(),
+        reason=reason[:2000],
+        error_type=error_type,
+        failed_at=now,
+        service=SERVICE,
+    )
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "value"
+        parts.append(f"{where}: {err['msg']}")
+    return "invalid FeedbackReceived: " + "; ".join(parts)
+
+
+def decode(
+    records: Sequence[RawRecord],
+    *,
+    already_seen: Callable[[FeedbackReceived], bool],
+    now: datetime,
+) -> Decoded:
+    """Validate each record; repeats (seen before, or twice in this batch) are set aside."""
+    decoded = Decoded()
+    in_batch: set[str] = set()
+    for record in records:
+        if not record.value:
+            letter = dead_letter(
+                record, reason="empty record value", error_type="EmptyValue", now=now
+            )
+            decoded.dead.append((record, letter))
+            continue
+        try:
+            event = FeedbackReceived.model_validate_json(record.value)
+        except ValidationError as exc:
+            letter = dead_letter(
+                record, reason=_validation_reason(exc), error_type="ValidationError", now=now
+            )
+            decoded.dead.append((record, letter))
+            continue
+        event_id = str(event.event_id)
+        if event_id in in_batch or already_seen(event):
+            decoded.duplicates.append(event)
+            continue
+        in_batch.add(event_id)
+        decoded.events.append((record, event))
+    return decoded
+
+
+def history_entry(
+    event: FeedbackReceived, prediction: Prediction, *, now: datetime
+) -> history.Entry:
+    """What the customer's history keeps of a classified message."""
+    return history.Entry(
+        event_id=str(event.event_id),
+        at=(event.occurred_at or event.received_at or now).isoformat(),
+        sentiment=prediction.sentiment.label,
+        category=prediction.category.label,
+        difficult=prediction.difficult.label,
+    )
+
+
+def assemble(
+    event: FeedbackReceived,
+    prediction: Prediction,
+    *,
+    past: list[history.Entry],
+    model_version: str,
+    window_days: int,
+    repeat_threshold: int,
+    now: datetime,
+) -> FeedbackClassified:
+    """The classified event: tags, facts and the customer's history before this message."""
+    return FeedbackClassified(
+        event_id=event.event_id,
+        feedback=event,
+        sentiment=prediction.sentiment,
+        sentiment_score=prediction.sentiment_score,
+        category=prediction.category,
+        difficult=prediction.difficult,
+        needs_review=prediction.needs_review,
+        facts=extract_facts(event.text),
+        history=history.summarize(
+            past, now=now, window_days=window_days, repeat_threshold=repeat_threshold
+        ),
+        model_version=model_version,
+        classified_at=now,
+    )
