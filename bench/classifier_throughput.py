@@ -3,6 +3,8 @@
 Same texts, same run: first the model tags them in this process (batch size as the service),
 then a `triage classifier` worker on the embedded broker tags them from feedback.received to
 feedback.classified, timed from the first record produced to the last classified record read.
+Then the int8 ONNX embedder: its raw speed, and the heads' macro F1 with each embedder on the
+held-out share of the project's labelled corpus (texts the shipped model was not trained on).
 
     .venv/bin/python bench/classifier_throughput.py [--texts 2000] [--words 60] [--batch 32]
 """
@@ -26,6 +28,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.classifier.model import TriageModel
+from services.classifier.onnx_backend import OnnxEmbedder
+from services.classifier.training import evaluate, holdout_split, load_examples
 from services.common.broker import EmbeddedBroker, free_port
 from services.common.kafka import KafkaSettings, ensure_topics
 from services.common.messages import Channel, Customer, FeedbackReceived, Source, event_id_for
@@ -134,6 +138,18 @@ async def pipeline_rate(kafka: KafkaSettings, texts: list[str], port: int, batch
             worker.kill()
 
 
+def accuracy_delta(
+    torch_model: TriageModel, onnx_model: TriageModel
+) -> dict[str, tuple[float, float]]:
+    corpus = sorted((ROOT / "services" / "classifier" / "corpus").glob("*.jsonl"))
+    seed = int(torch_model.metadata.hyperparameters.get("seed", 13))
+    share = float(torch_model.metadata.hyperparameters.get("holdout", 0.2))
+    _, held_out = holdout_split(load_examples(corpus), share=share, seed=seed)
+    reference = evaluate(torch_model, held_out, real_only=False)
+    candidate = evaluate(onnx_model, held_out, real_only=False)
+    return {tag: (reference[tag]["macro_f1"], candidate[tag]["macro_f1"]) for tag in reference}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--texts", type=int, default=2000)
@@ -143,16 +159,24 @@ async def main() -> None:
     texts = make_texts(args.texts, args.words)
     model = TriageModel.load()
     raw = raw_rate(model, texts, args.batch)
-    del model
     with EmbeddedBroker(port=free_port()) as broker:
         kafka = KafkaSettings(bootstrap=broker.bootstrap, topic_prefix="bench-clf.")
         piped = await pipeline_rate(kafka, texts, free_port(), args.batch)
+    onnx_model = TriageModel.load(embedder=OnnxEmbedder())
+    onnx = raw_rate(onnx_model, texts, args.batch)
+    deltas = accuracy_delta(model, onnx_model)
     print(
         f"texts: {args.texts} of ~{args.words} words, batch {args.batch}, cores: {os.cpu_count()}"
     )
-    print(f"raw model in-process:             {raw:7.1f} texts/s")
+    print(f"raw model in-process (torch):      {raw:7.1f} texts/s")
     print(f"faust pipeline on embedded broker: {piped:7.1f} texts/s")
     print(f"ratio pipeline / raw: {piped / raw:.2f}")
+    print(f"raw model in-process (onnx int8):  {onnx:7.1f} texts/s, speed-up {onnx / raw:.2f}x")
+    for tag, (reference, candidate) in deltas.items():
+        print(
+            f"held-out corpus macro F1 {tag:<10} torch {reference:.3f}  onnx int8 {candidate:.3f}"
+            f"  delta {candidate - reference:+.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -138,8 +138,16 @@ def classifier(host: str | None, port: int | None) -> None:
         )
     configure_logging(level=settings.log_level, fmt=settings.effective_log_format)
     try:
+        embedder = None
+        if settings.backend == "onnx":
+            from services.classifier.onnx_backend import OnnxEmbedder
+
+            embedder = OnnxEmbedder(threads=settings.torch_threads)
         model = TriageModel.load(
-            settings.model_dir, thresholds=settings.thresholds(), threads=settings.torch_threads
+            settings.model_dir,
+            thresholds=settings.thresholds(),
+            threads=settings.torch_threads,
+            embedder=embedder,
         )
     except ModelError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -384,11 +392,13 @@ def _wait_ready(url: str, timeout_s: float) -> bool:
 @main.command()
 @click.option("--broker-port", default=DEFAULT_PORT, show_default=True, type=int)
 @click.option("--ingest-port", default=8080, show_default=True, type=int)
-def up(broker_port: int, ingest_port: int) -> None:
+@click.option("--classifier-port", default=8081, show_default=True, type=int)
+def up(broker_port: int, ingest_port: int, classifier_port: int) -> None:
     """Run the embedded broker and every service; Ctrl-C stops them all."""
     from services.ingest.settings import DEV_API_KEY, IngestSettings
 
-    for name, port in (("broker", broker_port), ("ingest", ingest_port)):
+    ports = (("broker", broker_port), ("ingest", ingest_port), ("classifier", classifier_port))
+    for name, port in ports:
         if port_in_use(DEFAULT_HOST, port):
             raise click.ClickException(f"{name} port {port} is already in use")
     try:
@@ -402,13 +412,21 @@ def up(broker_port: int, ingest_port: int) -> None:
         raise click.ClickException(str(exc)) from exc
     env = {**os.environ, "TRIAGE_KAFKA_BOOTSTRAP": embedded.bootstrap}
     base = f"http://{DEFAULT_HOST}:{ingest_port}"
+    classifier_base = f"http://{DEFAULT_HOST}:{classifier_port}"
+    triage = [sys.executable, "-m", "services.cli"]
     children = [
         _Child(
             name="ingest",
-            argv=[sys.executable, "-m", "services.cli", "ingest", "--port", str(ingest_port)],
+            argv=[*triage, "ingest", "--port", str(ingest_port)],
             ready_url=f"{base}/readyz",
             env=env,
-        )
+        ),
+        _Child(
+            name="classifier",
+            argv=[*triage, "classifier", "--port", str(classifier_port)],
+            ready_url=f"{classifier_base}/readyz",
+            env=env,
+        ),
     ]
     stopping = False
 
@@ -427,11 +445,12 @@ def up(broker_port: int, ingest_port: int) -> None:
     try:
         for child in children:
             launch(child)
-            if child.ready_url and not _wait_ready(child.ready_url, 60):
+            if child.ready_url and not _wait_ready(child.ready_url, 180):
                 raise click.ClickException(f"{child.name} did not become ready")
         click.echo("")
         click.echo(f"  broker       {embedded.bootstrap} (embedded, in memory)")
         click.echo(f"  ingest API   {base}/v1/feedback   docs: {base}/docs")
+        click.echo(f"  classifier   {classifier_base}/readyz   metrics: {classifier_base}/metrics")
         click.echo(f"  metrics      {base}/metrics")
         if ingest_settings.development_key_enabled:
             click.echo(f"  API key      Authorization: Bearer {DEV_API_KEY}  (development only)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -17,8 +18,11 @@ import httpx
 import pytest
 
 from services.common.broker import EmbeddedBroker, free_port, port_in_use, wait_for_port
+from services.common.kafka import KafkaSettings
+from services.common.topics import feedback_classified
 from services.ingest.auth import hash_key
 from services.ingest.settings import DEV_API_KEY
+from tests.support.kafka import read_records
 
 TRIAGE = [sys.executable, "-m", "services.cli"]
 ROOT = Path(__file__).parents[1]
@@ -152,16 +156,27 @@ def test_keygen_prints_a_key_and_its_hash() -> None:
     assert json.loads(config.group(1)) == {"zendesk": hash_key(key.group(1))}
 
 
-def test_up_runs_broker_and_ingest_and_stops_cleanly(
+@pytest.mark.timeout(300)
+def test_up_runs_the_services_and_stops_cleanly(
     tmp_path: Path, stop_later: list[subprocess.Popen[bytes]]
 ) -> None:
-    broker_port, ingest_port = free_port(), free_port()
+    broker_port, ingest_port, classifier_port = free_port(), free_port(), free_port()
     log = tmp_path / "up.out"
     process = _spawn(
-        ["up", "--broker-port", str(broker_port), "--ingest-port", str(ingest_port)], log=log
+        [
+            "up",
+            "--broker-port",
+            str(broker_port),
+            "--ingest-port",
+            str(ingest_port),
+            "--classifier-port",
+            str(classifier_port),
+        ],
+        env={"TRIAGE_CLASSIFIER_DATA_DIR": str(tmp_path / "classifier")},
+        log=log,
     )
     stop_later.append(process)
-    text = _wait_for_text(log, "Ctrl-C stops everything", timeout_s=60)
+    text = _wait_for_text(log, "Ctrl-C stops everything", timeout_s=180)
     assert f"Bearer {DEV_API_KEY}" in text
     assert f"http://127.0.0.1:{ingest_port}/docs" in text
     body = {"id": "up-1", "channel": "chat", "customer": {"id": "c"}, "text": "hello"}
@@ -171,7 +186,12 @@ def test_up_runs_broker_and_ingest_and_stops_cleanly(
         headers={"Authorization": f"Bearer {DEV_API_KEY}"},
     )
     assert response.status_code == 202
+    kafka = KafkaSettings(bootstrap=f"127.0.0.1:{broker_port}")
+    (record,) = asyncio.run(
+        read_records(kafka, kafka.topic(feedback_classified), expected=1, timeout_s=60)
+    )
+    assert record.json()["event_id"] == response.json()["event_id"]
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == 0
-    assert not port_in_use("127.0.0.1", broker_port)
-    assert not port_in_use("127.0.0.1", ingest_port)
+    for port in (broker_port, ingest_port, classifier_port):
+        assert not port_in_use("127.0.0.1", port)

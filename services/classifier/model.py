@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -41,6 +41,12 @@ Backend = Literal["torch", "onnx"]
 
 class ModelError(ConfigurationError):
     """A model directory is missing, incomplete or does not match this code."""
+
+
+class SentenceEncoder(Protocol):
+    """Turns texts into L2-normalised embeddings, one row per text."""
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> Matrix: ...
 
 
 class Estimator(Protocol):
@@ -110,7 +116,11 @@ class Embedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
+        import transformers
         from sentence_transformers import SentenceTransformer
+
+        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
         if threads:
             torch.set_num_threads(threads)
@@ -157,7 +167,7 @@ class TriageModel:
     def __init__(
         self,
         *,
-        embedder: Embedder | Callable[[Sequence[str]], Matrix],
+        embedder: SentenceEncoder,
         heads: dict[str, Estimator],
         metadata: ModelMetadata,
         thresholds: dict[str, float] | None = None,
@@ -182,9 +192,7 @@ class TriageModel:
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> Matrix:
         """Embeddings of the texts."""
-        if isinstance(self._embedder, Embedder):
-            return self._embedder.encode(texts, batch_size=batch_size)
-        return self._embedder(texts)
+        return self._embedder.encode(texts, batch_size=batch_size)
 
     def probabilities(
         self, texts: Sequence[str], *, batch_size: int = 32, embeddings: Matrix | None = None
@@ -238,7 +246,7 @@ class TriageModel:
         directory: Path | None = None,
         *,
         thresholds: dict[str, float] | None = None,
-        embedder: Embedder | Callable[[Sequence[str]], Matrix] | None = None,
+        embedder: SentenceEncoder | None = None,
         threads: int | None = None,
     ) -> TriageModel:
         """Load a model directory (default: the model shipped with the project)."""

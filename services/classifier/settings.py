@@ -67,6 +67,13 @@ class ClassifierSettings(BaseSettings):
     data_dir: Path = Field(
         default=Path(".triage/classifier"), description="Worker state directory."
     )
+    backend: Literal["torch", "onnx"] = Field(
+        default="torch",
+        description=(
+            "Embedding runtime: torch (the reference) or onnx (int8 ONNX Runtime, faster; "
+            "exported from the packaged model on first use)."
+        ),
+    )
     torch_threads: int | None = Field(
         default=None, ge=1, le=256, description="CPU threads of the embedding model."
     )

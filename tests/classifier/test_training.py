@@ -83,7 +83,7 @@ def test_train_writes_a_model_and_report(small_training_file: Path, tmp_path: Pa
         main, ["evaluate", "--data", str(small_training_file), "--model", str(out)]
     )
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["examples"] == 600
     assert 0 <= report["metrics"]["category"]["macro_f1"] <= 1
 
