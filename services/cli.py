@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -25,6 +25,9 @@ from services.common.broker import (
     EmbeddedBroker,
     port_in_use,
 )
+from services.common.kafka import KafkaSettings
+from services.common.logging import configure_logging
+from services.common.settings import ServiceSettings
 
 
 def _settings_error(exc: ValidationError | SettingsError) -> click.ClickException:
@@ -73,25 +76,20 @@ def broker(host: str, port: int) -> None:
     raise click.ClickException(f"the embedded broker exited unexpectedly (code {code})")
 
 
-@main.command()
-@click.option("--host", default=None, help="Interface to bind (default TRIAGE_INGEST_HOST).")
-@click.option("--port", default=None, type=click.IntRange(1, 65535), help="HTTP port [8080].")
-def ingest(host: str | None, port: int | None) -> None:
-    """Run the ingest HTTP API."""
-    import uvicorn
+S = TypeVar("S", bound="ServiceSettings")
 
-    from services.common.kafka import KafkaSettings
-    from services.common.logging import configure_logging
-    from services.ingest.app import create_app
-    from services.ingest.settings import IngestSettings
 
+def _service_settings(
+    factory: type[S], *, host: str | None, port: int | None
+) -> tuple[S, KafkaSettings]:
+    """A service's settings with the command-line overrides, its port checked, logging set up."""
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
     try:
-        settings = IngestSettings(**overrides)  # type: ignore[arg-type]
+        settings = factory(**overrides)  # type: ignore[arg-type]
         kafka = KafkaSettings()
     except (ValidationError, SettingsError) as exc:
         raise _settings_error(exc) from exc
@@ -100,6 +98,20 @@ def ingest(host: str | None, port: int | None) -> None:
             f"port {settings.port} on {settings.host} is already in use; choose another with --port"
         )
     configure_logging(level=settings.log_level, fmt=settings.effective_log_format)
+    return settings, kafka
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default TRIAGE_INGEST_HOST).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="HTTP port [8080].")
+def ingest(host: str | None, port: int | None) -> None:
+    """Run the ingest HTTP API."""
+    import uvicorn
+
+    from services.ingest.app import create_app
+    from services.ingest.settings import IngestSettings
+
+    settings, kafka = _service_settings(IngestSettings, host=host, port=port)
     app = create_app(settings, kafka)
     uvicorn.run(
         app,
@@ -119,24 +131,8 @@ def classifier(host: str | None, port: int | None) -> None:
     from services.classifier.app import create_app
     from services.classifier.model import ModelError, TriageModel
     from services.classifier.settings import ClassifierSettings
-    from services.common.kafka import KafkaSettings
-    from services.common.logging import configure_logging
 
-    overrides: dict[str, object] = {}
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    try:
-        settings = ClassifierSettings(**overrides)  # type: ignore[arg-type]
-        kafka = KafkaSettings()
-    except (ValidationError, SettingsError) as exc:
-        raise _settings_error(exc) from exc
-    if port_in_use(settings.host, settings.port):
-        raise click.ClickException(
-            f"port {settings.port} on {settings.host} is already in use; choose another with --port"
-        )
-    configure_logging(level=settings.log_level, fmt=settings.effective_log_format)
+    settings, kafka = _service_settings(ClassifierSettings, host=host, port=port)
     try:
         embedder = None
         if settings.backend == "onnx":

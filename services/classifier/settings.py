@@ -5,23 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
 
 
-class ClassifierSettings(BaseSettings):
+class ClassifierSettings(ServiceSettings):
     """Everything the classifier can be told; each field is one environment variable."""
 
     model_config = SettingsConfigDict(
         env_prefix="TRIAGE_CLASSIFIER_", frozen=True, extra="ignore", validate_by_name=True
     )
 
-    environment: Literal["development", "production"] = Field(
-        default="development",
-        validation_alias=AliasChoices("TRIAGE_ENV", "TRIAGE_CLASSIFIER_ENVIRONMENT"),
-        description="Deployment environment; production logs JSON.",
-    )
-    host: str = Field(default="127.0.0.1", description="Interface of the metrics/health server.")
     port: int = Field(
         default=8081, ge=1, le=65535, description="Port of the metrics/health server."
     )
@@ -77,10 +73,6 @@ class ClassifierSettings(BaseSettings):
     torch_threads: int | None = Field(
         default=None, ge=1, le=256, description="CPU threads of the embedding model."
     )
-    log_level: str = Field(default="INFO", description="Log level.")
-    log_format: Literal["json", "console"] | None = Field(
-        default=None, description="Log format; JSON in production, console in development."
-    )
 
     def thresholds(self) -> dict[str, float]:
         """Threshold overrides that are set."""
@@ -90,10 +82,3 @@ class ClassifierSettings(BaseSettings):
             "difficult": self.threshold_difficult,
         }
         return {tag: value for tag, value in values.items() if value is not None}
-
-    @property
-    def effective_log_format(self) -> Literal["json", "console"]:
-        """The log format in force."""
-        if self.log_format is not None:
-            return self.log_format
-        return "json" if self.environment == "production" else "console"

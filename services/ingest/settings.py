@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Literal, Self
+from typing import Self
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
 
 DEV_API_KEY = "triage-dev-key"
 DEV_PLATFORM = "dev"
@@ -14,22 +16,13 @@ _HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 _PLATFORM = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
-class IngestSettings(BaseSettings):
+class IngestSettings(ServiceSettings):
     """Everything the ingest service can be told; each field is one environment variable."""
 
     model_config = SettingsConfigDict(
         env_prefix="TRIAGE_INGEST_", frozen=True, extra="ignore", validate_by_name=True
     )
 
-    environment: Literal["development", "production"] = Field(
-        default="development",
-        validation_alias=AliasChoices("TRIAGE_ENV", "TRIAGE_INGEST_ENVIRONMENT"),
-        description=(
-            "'production' refuses to start without API keys and never accepts the development key."
-        ),
-    )
-    host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds to.")
-    port: int = Field(default=8080, ge=1, le=65535, description="HTTP port.")
     api_keys: dict[str, str] = Field(
         default_factory=dict,
         description=(
@@ -91,10 +84,6 @@ class IngestSettings(BaseSettings):
     dedup_max_entries: int = Field(
         default=1_000_000, ge=1000, description="Most source event ids remembered."
     )
-    log_level: str = Field(default="INFO", description="Log level.")
-    log_format: Literal["json", "console"] | None = Field(
-        default=None, description="Log format; JSON in production, console in development."
-    )
 
     @field_validator("api_keys")
     @classmethod
@@ -124,10 +113,3 @@ class IngestSettings(BaseSettings):
     def development_key_enabled(self) -> bool:
         """The development key works only in development and only when no keys are set."""
         return self.environment == "development" and not self.api_keys
-
-    @property
-    def effective_log_format(self) -> Literal["json", "console"]:
-        """The log format in force."""
-        if self.log_format is not None:
-            return self.log_format
-        return "json" if self.environment == "production" else "console"

@@ -21,7 +21,7 @@ def _compose() -> dict[str, Any]:
 def test_services_and_dependencies_resolve() -> None:
     compose = _compose()
     services = compose["services"]
-    assert {"kafka", "kafka-init", "ingest"} <= set(services)
+    assert {"kafka", "kafka-init", "ingest", "classifier"} <= set(services)
     for name, service in services.items():
         for dependency, condition in (service.get("depends_on") or {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
