@@ -148,6 +148,10 @@ def classifier(host: str | None, port: int | None) -> None:
     except ModelError as exc:
         raise click.ClickException(str(exc)) from exc
     model.predict(["warm-up"])  # the first call pays for lazy initialisation
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create TRIAGE_CLASSIFIER_DATA_DIR: {exc}") from exc
     run_faust_worker(create_app(settings, kafka, model), settings.log_level)
 
 
@@ -372,9 +376,11 @@ class _Child:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def _wait_ready(url: str, timeout_s: float) -> bool:
+def _wait_ready(url: str, timeout_s: float, process: subprocess.Popen[bytes] | None) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return False
         try:
             with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL
                 if response.status == 200:
@@ -441,8 +447,13 @@ def up(broker_port: int, ingest_port: int, classifier_port: int) -> None:
     try:
         for child in children:
             launch(child)
-            if child.ready_url and not _wait_ready(child.ready_url, 180):
-                raise click.ClickException(f"{child.name} did not become ready")
+            if child.ready_url and not _wait_ready(child.ready_url, 180, child.process):
+                code = child.process.poll() if child.process is not None else None
+                if code is not None:
+                    raise click.ClickException(
+                        f"{child.name} exited with code {code} while starting; see its log above"
+                    )
+                raise click.ClickException(f"{child.name} did not become ready in 180 s")
         click.echo("")
         click.echo(f"  broker       {embedded.bootstrap} (embedded, in memory)")
         click.echo(f"  ingest API   {base}/v1/feedback   docs: {base}/docs")

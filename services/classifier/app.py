@@ -97,14 +97,13 @@ def create_app(
         value_serializer="raw",
         partitions=feedback_received_dlq.partitions,
     )
-    # Keyed by customer id like the source topic; the partitioner places each key in the
-    # partition its messages come from, so a customer's history moves with its messages.
+    # Keyed by customer id like the source topic, and written to the changelog partition of
+    # the message being processed, so a customer's history moves with its messages.
     customers = app.Table(
         "customer-history",
         default=list,
         partitions=feedback_received.partitions,
         key_type=str,
-        use_partitioner=True,
         help="Recent messages per customer: event ids and tags.",
     )
     state = WorkerState()
@@ -112,6 +111,12 @@ def create_app(
 
     def past_of(customer_id: str) -> list[history.Entry]:
         return history.parse_entries(customers.get(customer_id))
+
+    def remember(partition: int, customer_id: str, entries: list[history.Entry]) -> None:
+        # A batch mixes partitions, so the changelog partition is given explicitly: the
+        # partition of the message, which faust co-assigns with the table's partition.
+        customers.send_changelog(partition, customer_id, entries)
+        customers.data[customer_id] = entries
 
     async def send_dead(letter: DeadLetter, key: bytes | None) -> None:
         await dead_letters.send(key=key, value=letter.model_dump_json().encode())
@@ -150,17 +155,40 @@ def create_app(
             done.append((event, prediction))
         return done
 
+    async def emit(
+        event: FeedbackReceived, prediction: Prediction, partition: int, now: datetime
+    ) -> None:
+        customer = event.customer.id
+        past = past_of(customer)
+        classified = assemble(
+            event,
+            prediction,
+            past=past,
+            model_version=model.version,
+            window_days=settings.history_window_days,
+            repeat_threshold=settings.repeat_threshold,
+            now=now,
+        )
+        await output.send(key=customer.encode(), value=classified.model_dump_json().encode())
+        entries = history.remember(
+            past,
+            history_entry(event, prediction, now=now),
+            now=now,
+            window_days=settings.history_window_days,
+            max_entries=settings.history_max_entries,
+        )
+        remember(partition, customer, entries)
+        _observe(metrics, classified.needs_review, prediction)
+        metrics.latency.observe(max(0.0, (now - event.received_at).total_seconds()))
+        log.info(
+            "message classified",
+            event_id=str(event.event_id),
+            category=prediction.category.label,
+            needs_review=classified.needs_review,
+        )
+
     async def process(events: Sequence[EventT[bytes]]) -> None:
-        records = [
-            RawRecord(
-                topic=event.message.topic,
-                partition=event.message.partition,
-                offset=event.message.offset,
-                key=event.message.key,
-                value=event.message.value,
-            )
-            for event in events
-        ]
+        records = [_raw(event) for event in events]
         decoded = decode(
             records,
             already_seen=lambda e: history.seen(past_of(e.customer.id), str(e.event_id)),
@@ -182,34 +210,20 @@ def create_app(
             log.exception("model failed on a batch; tagging one by one", error=type(exc).__name__)
             tagged = await predict_each(decoded.events)
         finished = _now()
+        record_of = {str(event.event_id): record for record, event in decoded.events}
         for event, prediction in tagged:
-            customer = event.customer.id
-            past = past_of(customer)
-            classified = assemble(
-                event,
-                prediction,
-                past=past,
-                model_version=model.version,
-                window_days=settings.history_window_days,
-                repeat_threshold=settings.repeat_threshold,
-                now=finished,
-            )
-            await output.send(key=customer.encode(), value=classified.model_dump_json().encode())
-            customers[customer] = history.remember(
-                past,
-                history_entry(event, prediction, now=finished),
-                now=finished,
-                window_days=settings.history_window_days,
-                max_entries=settings.history_max_entries,
-            )
-            _observe(metrics, classified.needs_review, prediction)
-            metrics.latency.observe(max(0.0, (finished - event.received_at).total_seconds()))
-            log.info(
-                "message classified",
-                event_id=str(event.event_id),
-                category=prediction.category.label,
-                needs_review=classified.needs_review,
-            )
+            record = record_of[str(event.event_id)]
+            try:
+                await emit(event, prediction, record.partition, finished)
+            except Exception as exc:  # this message fails alone; the batch goes on
+                log.exception("message failed", event_id=str(event.event_id))
+                letter = dead_letter(
+                    record,
+                    reason=f"classification failed: {type(exc).__name__}: {exc}",
+                    error_type=type(exc).__name__,
+                    now=_now(),
+                )
+                await send_dead(letter, record.key)
         state.batches += 1
         state.last_batch_at = time.time()
 
@@ -220,12 +234,21 @@ def create_app(
         async for events in batches:
             try:
                 await process(events)
-            except Exception:  # a bug must not stop the stream; the events are logged
+            except Exception as exc:  # a bug must not stop the stream or lose the batch
                 log.exception(
-                    "batch failed",
+                    "batch failed; its records go to the dead-letter topic",
                     partitions=sorted({e.message.partition for e in events}),
                     first_offset=min(e.message.offset for e in events),
                 )
+                for event in events:
+                    record = _raw(event)
+                    letter = dead_letter(
+                        record,
+                        reason=f"batch failed: {type(exc).__name__}: {exc}",
+                        error_type=type(exc).__name__,
+                        now=_now(),
+                    )
+                    await send_dead(letter, record.key)
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
@@ -250,6 +273,17 @@ def create_app(
     app.triage_state = state  # type: ignore[attr-defined]
     app.triage_metrics = metrics  # type: ignore[attr-defined]
     return app
+
+
+def _raw(event: EventT[bytes]) -> RawRecord:
+    message = event.message
+    return RawRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+    )
 
 
 def _observe(metrics: ClassifierMetrics, needs_review: bool, prediction: Prediction) -> None:
