@@ -226,7 +226,7 @@ def _data_files(data: tuple[Path, ...], files: tuple[Path, ...]) -> list[Path]:
 @click.option("--cache", type=Path, default=None, help="Directory to keep embeddings between runs.")
 @click.option(
     "--heads",
-    default="logreg,mlp",
+    default="logreg,mlp,mlp_balanced",
     show_default=True,
     help="Head kinds to try per tag; the best on a validation share of the training data wins.",
 )

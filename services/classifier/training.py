@@ -156,8 +156,9 @@ class EmbeddingCache:
         (self._directory / "keys.json").write_text(json.dumps(keys))
 
 
-HEAD_KINDS = ("logreg", "svc", "mlp")
-DEFAULT_HEAD_KINDS = ("logreg", "mlp")  # svc heads are accurate but tens of megabytes
+HEAD_KINDS = ("logreg", "svc", "mlp", "mlp_balanced")
+# svc heads are accurate but weigh tens of megabytes, so they are not tried by default.
+DEFAULT_HEAD_KINDS = ("logreg", "mlp", "mlp_balanced")
 
 
 def fit_head(
@@ -166,8 +167,8 @@ def fit_head(
     """A head of the given kind with sigmoid-calibrated probabilities.
 
     ``logreg``: multinomial logistic regression; ``svc``: RBF support-vector machine;
-    ``mlp``: one hidden layer of 256 units. The first two weigh classes by their inverse
-    frequency.
+    ``mlp``: one hidden layer of 256 units; ``mlp_balanced``: the same with small classes
+    weighed up to half the largest. The first two weigh classes by their inverse frequency.
     """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
@@ -179,7 +180,7 @@ def fit_head(
         base = LogisticRegression(C=c, max_iter=3000, class_weight="balanced", random_state=seed)
     elif kind == "svc":
         base = SVC(C=c, kernel="rbf", class_weight="balanced", random_state=seed)
-    elif kind == "mlp":
+    elif kind in ("mlp", "mlp_balanced"):
         base = MLPClassifier(
             hidden_layer_sizes=(256,),
             alpha=1e-3,
@@ -189,11 +190,25 @@ def fit_head(
         )
     else:
         raise ValueError(f"unknown head kind {kind!r}; choose from {HEAD_KINDS}")
-    smallest = min(Counter(y).values())
-    calibrated = CalibratedClassifierCV(base, method="sigmoid", cv=max(2, min(3, smallest)))
-    calibrated.fit(x, np.asarray(y))
+    counts = Counter(y)
+    calibrated = CalibratedClassifierCV(
+        base, method="sigmoid", cv=max(2, min(3, min(counts.values())))
+    )
+    if kind == "mlp_balanced":
+        # The perceptron has no class weights: weigh small classes up to half the largest, so
+        # labels with few examples still count.
+        calibrated.fit(x, np.asarray(y), sample_weight=minority_weights(y))
+    else:
+        calibrated.fit(x, np.asarray(y))
     head: Estimator = calibrated
     return head
+
+
+def minority_weights(y: Sequence[str]) -> npt.NDArray[np.float64]:
+    """Per example: 1, or more for a class smaller than half the largest class."""
+    counts = Counter(y)
+    floor = max(counts.values()) / 2
+    return np.asarray([max(1.0, floor / counts[label]) for label in y])
 
 
 def select_head(
