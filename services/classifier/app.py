@@ -129,6 +129,11 @@ def create_app(
             error_type=letter.error_type,
         )
 
+    async def send_failed(record: RawRecord, exc: Exception, what: str) -> None:
+        reason = f"{what}: {type(exc).__name__}: {exc}"
+        letter = dead_letter(record, reason=reason, error_type=type(exc).__name__, now=_now())
+        await send_dead(letter, record.key)
+
     async def predict(texts: Sequence[str]) -> list[Prediction]:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
@@ -147,10 +152,7 @@ def create_app(
             try:
                 (prediction,) = await predict([event.text])
             except Exception as exc:  # the model failed on this text: dead letter, go on
-                letter = dead_letter(
-                    record, reason=f"model failed: {exc}", error_type=type(exc).__name__, now=_now()
-                )
-                await send_dead(letter, record.key)
+                await send_failed(record, exc, "model failed")
                 continue
             done.append((event, prediction))
         return done
@@ -217,13 +219,7 @@ def create_app(
                 await emit(event, prediction, record.partition, finished)
             except Exception as exc:  # this message fails alone; the batch goes on
                 log.exception("message failed", event_id=str(event.event_id))
-                letter = dead_letter(
-                    record,
-                    reason=f"classification failed: {type(exc).__name__}: {exc}",
-                    error_type=type(exc).__name__,
-                    now=_now(),
-                )
-                await send_dead(letter, record.key)
+                await send_failed(record, exc, "classification failed")
         state.batches += 1
         state.last_batch_at = time.time()
 
@@ -241,14 +237,7 @@ def create_app(
                     first_offset=min(e.message.offset for e in events),
                 )
                 for event in events:
-                    record = _raw(event)
-                    letter = dead_letter(
-                        record,
-                        reason=f"batch failed: {type(exc).__name__}: {exc}",
-                        error_type=type(exc).__name__,
-                        now=_now(),
-                    )
-                    await send_dead(letter, record.key)
+                    await send_failed(_raw(event), exc, "batch failed")
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
