@@ -24,13 +24,13 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.classifier.model import TriageModel
 from services.classifier.onnx_backend import OnnxEmbedder
 from services.classifier.training import evaluate, holdout_split, load_examples
 from services.common.broker import EmbeddedBroker, free_port
+from services.common.health import wait_until_ready
 from services.common.kafka import KafkaSettings, ensure_topics
 from services.common.messages import Channel, Customer, FeedbackReceived, Source, event_id_for
 from services.common.topics import ALL_TOPICS, feedback_classified, feedback_received
@@ -84,14 +84,9 @@ async def pipeline_rate(kafka: KafkaSettings, texts: list[str], port: int, batch
         [sys.executable, "-m", "services.cli", "classifier", "--port", str(port)], cwd=ROOT, env=env
     )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.3)
+        ready_url = f"http://127.0.0.1:{port}/readyz"
+        if not await asyncio.to_thread(wait_until_ready, ready_url, timeout_s=120, process=worker):
+            raise RuntimeError("the classifier worker did not become ready")
         out_topic = kafka.topic(feedback_classified)
         consumer = AIOKafkaConsumer(**kafka.client_kwargs(), group_id=None)
         await consumer.start()

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
 from aiokafka import AIOKafkaProducer
 
 from services.common.broker import EmbeddedBroker, free_port
+from services.common.health import wait_until_ready
 from services.common.kafka import KafkaSettings, ensure_topics
 from services.common.topics import feedback_received
 from services.ingest.settings import DEV_API_KEY
@@ -114,18 +114,6 @@ async def produce_all(
         await producer.stop()
 
 
-def wait_ready(base: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("ingest did not become ready")
-
-
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -155,7 +143,8 @@ async def main() -> None:
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            wait_ready(base)
+            if not wait_until_ready(f"{base}/readyz", timeout_s=30, process=server):
+                raise RuntimeError("ingest did not become ready")
             warm = make_events(200, "warm")
             await post_all(base, warm, args.concurrency)
             await produce_all(raw_kafka, raw_kafka.topic(feedback_received), warm, args.concurrency)

@@ -7,8 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -25,6 +23,7 @@ from services.common.broker import (
     EmbeddedBroker,
     port_in_use,
 )
+from services.common.health import wait_until_ready
 from services.common.kafka import KafkaSettings
 from services.common.logging import configure_logging
 from services.common.settings import ServiceSettings
@@ -376,21 +375,6 @@ class _Child:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def _wait_ready(url: str, timeout_s: float, process: subprocess.Popen[bytes] | None) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL
-                if response.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    return False
-
-
 @main.command()
 @click.option("--broker-port", default=DEFAULT_PORT, show_default=True, type=int)
 @click.option("--ingest-port", default=8080, show_default=True, type=int)
@@ -447,7 +431,9 @@ def up(broker_port: int, ingest_port: int, classifier_port: int) -> None:
     try:
         for child in children:
             launch(child)
-            if child.ready_url and not _wait_ready(child.ready_url, 180, child.process):
+            if child.ready_url and not wait_until_ready(
+                child.ready_url, timeout_s=180, process=child.process
+            ):
                 code = child.process.poll() if child.process is not None else None
                 if code is not None:
                     raise click.ClickException(

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from services.common.broker import EmbeddedBroker, free_port, port_in_use, wait_for_port
+from services.common.health import wait_until_ready
 from services.common.kafka import KafkaSettings
 from services.common.topics import feedback_classified
 from services.ingest.auth import hash_key
@@ -96,16 +97,8 @@ def test_ingest_serves_real_http(
     process = _spawn(["ingest", "--port", str(port)], env=env, log=log)
     stop_later.append(process)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    else:
-        raise AssertionError(log.read_text())
+    ready = wait_until_ready(f"{base}/readyz", timeout_s=30, process=process)
+    assert ready, log.read_text()
     body = {"id": "cli-1", "channel": "email", "customer": {"id": "cust-42"}, "text": "hello"}
     response = httpx.post(
         f"{base}/v1/feedback", json=body, headers={"Authorization": f"Bearer {DEV_API_KEY}"}

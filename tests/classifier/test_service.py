@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.common.broker import EmbeddedBroker, free_port
+from services.common.health import wait_until_ready
 from services.common.kafka import KafkaSettings, ensure_topics
 from services.common.messages import Channel, Customer, FeedbackReceived, Source, event_id_for
 from services.common.topics import (
@@ -71,17 +71,10 @@ class Worker:
         )
 
     def wait_ready(self, timeout_s: float = 90) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            assert self.process.poll() is None, self.log.read_text()[-5000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(self.log.read_text()[-5000:])
+        assert self.process is not None
+        url = f"http://127.0.0.1:{self.port}/readyz"
+        ready = wait_until_ready(url, timeout_s=timeout_s, process=self.process)
+        assert ready, self.log.read_text()[-5000:]
 
     def metrics(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
