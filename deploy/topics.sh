@@ -12,4 +12,8 @@ create() {  # name partitions retention_ms
 create feedback.received 6 604800000
 create feedback.received.dlq 1 2592000000
 create feedback.classified 6 604800000
+create feedback.classified.dlq 1 2592000000
+create router.inbox 1 2592000000
+create router.inbox.dlq 1 2592000000
+create cases.events 6 2592000000
 /opt/kafka/bin/kafka-topics.sh --bootstrap-server "$BOOTSTRAP" --list

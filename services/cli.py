@@ -154,6 +154,35 @@ def classifier(host: str | None, port: int | None) -> None:
     run_faust_worker(create_app(settings, kafka, model), settings.log_level)
 
 
+@main.command()
+@click.option("--host", default=None, help="Interface of the agent API.")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Agent API port [8082].")
+def router(host: str | None, port: int | None) -> None:
+    """Run the router worker and the agent API (cases, routing, service levels)."""
+    from services.router.app import build_engine_factory, create_app
+    from services.router.roster import RosterError
+    from services.router.settings import RouterSettings
+    from services.router.sla import SlaConfigError
+
+    settings, kafka = _service_settings(RouterSettings, host=host, port=port)
+    if settings.environment == "production" and settings.roster_file is None:
+        raise click.ClickException(
+            "production needs TRIAGE_ROUTER_ROSTER_FILE (the development roster has public tokens)"
+        )
+    try:
+        build_engine = build_engine_factory(settings)
+    except (RosterError, SlaConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if settings.environment == "production" and build_engine().roster.development:
+        raise click.ClickException("the roster is marked development: refused in production")
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create TRIAGE_ROUTER_DATA_DIR: {exc}") from exc
+    app, _ = create_app(settings, kafka, build_engine)
+    run_faust_worker(app, settings.log_level)
+
+
 def run_faust_worker(app: Any, log_level: str) -> None:
     """Run a faust app in the foreground until SIGINT or SIGTERM, keeping our logging set-up."""
     from faust import Worker

@@ -46,8 +46,43 @@ feedback_classified = TopicSpec(
     description="Messages with sentiment, category, difficult type, facts and history.",
 )
 
+feedback_classified_dlq = TopicSpec(
+    name="feedback.classified.dlq",
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+    description="Records of feedback.classified the router could not read, with the reason.",
+)
+
+router_inbox = TopicSpec(
+    name="router.inbox",
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+    description=(
+        "Everything that changes routing state, in order: classified messages, agents' "
+        "commands, clock ticks. One partition per routing domain (all teams of a contact centre)."
+    ),
+)
+
+router_inbox_dlq = TopicSpec(
+    name="router.inbox.dlq",
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+    description="Inbox records the router could not apply, with the reason.",
+)
+
+cases_events = TopicSpec(
+    name="cases.events",
+    partitions=6,
+    retention_ms=30 * DAY_MS,
+    description="The case lifecycle (created, offered, assigned, ... resolved), keyed by case id.",
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     feedback_received,
     feedback_received_dlq,
     feedback_classified,
+    feedback_classified_dlq,
+    router_inbox,
+    router_inbox_dlq,
+    cases_events,
 )

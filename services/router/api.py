@@ -1,0 +1,541 @@
+"""The agent API: agents work their cases, supervisors watch and steer the floor.
+
+Views only authenticate, translate and wait: every change is a command sent through the
+router's inbox topic and applied by the routing worker, which answers with the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Protocol
+
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.cases import (
+    AgentTier,
+    Case,
+    CaseEvent,
+    CaseState,
+    Presence,
+    Priority,
+)
+from services.common.messages import Category, Channel
+from services.router.commands import Action, Command, CommandResult, Labels, Status
+from services.router.engine import Engine
+from services.router.roster import AgentProfile, agent_for_token
+
+IDEMPOTENCY_NAMESPACE = uuid.UUID("5d0c2d8e-49a7-4f47-9e3c-0f1f6a0f7c3a")
+
+
+class Runtime(Protocol):
+    """What the API needs from the running worker."""
+
+    @property
+    def engine(self) -> Engine | None: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def submit(self, command: Command) -> CommandResult: ...
+
+    def subscribe(self, agent_id: str, supervisor: bool) -> asyncio.Queue[CaseEvent | None]: ...
+
+    def unsubscribe(self, queue: asyncio.Queue[CaseEvent | None]) -> None: ...
+
+    def metrics_text(self) -> bytes: ...
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReasonBody(Body):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class RespondBody(Body):
+    chars: int | None = Field(
+        default=None, ge=0, le=1_000_000, description="Length of the reply the agent sent."
+    )
+
+
+class ResolveBody(Body):
+    note: str | None = Field(default=None, max_length=2000, description="Resolution note.")
+
+
+class TransferBody(Body):
+    to_team: str | None = Field(default=None, max_length=40)
+    to_agent: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ReassignBody(Body):
+    agent_id: str = Field(max_length=64)
+
+
+class CsatBody(Body):
+    score: int = Field(ge=1, le=5, description="Customer satisfaction, 1 (very bad) to 5.")
+
+
+class PresenceBody(Body):
+    presence: Presence
+
+
+class AgentView(BaseModel):
+    """An agent with presence and load."""
+
+    profile: AgentProfile
+    presence: Presence
+    load: dict[Channel, float]
+    utilisation: float
+    cases: list[uuid.UUID]
+    hostile_streak: int
+
+
+class QueueEntry(BaseModel):
+    case_id: uuid.UUID
+    priority: Priority
+    category: Category
+    channel: Channel
+    waiting_seconds: float
+    required_tier: AgentTier
+
+
+class QueueView(BaseModel):
+    """A team's waiting cases in the order they will be taken."""
+
+    team: str
+    depth: int
+    by_priority: dict[Priority, int]
+    oldest_seconds: dict[Priority, float]
+    cases: list[QueueEntry]
+
+
+STATUS_CODES = {
+    Status.OK: 200,
+    Status.NOT_FOUND: 404,
+    Status.FORBIDDEN: 403,
+    Status.CONFLICT: 409,
+    Status.INVALID: 422,
+}
+
+bearer = HTTPBearer(auto_error=False, description="The agent's API token.")
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _engine_of(runtime: Runtime) -> Engine:
+    engine = runtime.engine
+    if engine is None or not runtime.ready:
+        raise HTTPException(503, "router is starting or on standby", {"Retry-After": "2"})
+    return engine
+
+
+def ready_engine(request: Request) -> Engine:
+    """The routing state, or 503 while the worker starts or stands by."""
+    return _engine_of(_runtime(request))
+
+
+def current_agent(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> AgentProfile:
+    """The agent whose bearer token this is; 401 without a valid one."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
+    engine = ready_engine(request)
+    profiles = {agent_id: state.profile for agent_id, state in engine.agents.items()}
+    agent = agent_for_token(profiles, credentials.credentials)
+    if agent is None:
+        raise HTTPException(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
+    return agent
+
+
+def supervisor(agent: Annotated[AgentProfile, Depends(current_agent)]) -> AgentProfile:
+    """The calling agent if a supervisor; 403 otherwise."""
+    if not agent.is_supervisor:
+        raise HTTPException(403, "forbidden")
+    return agent
+
+
+Agent = Annotated[AgentProfile, Depends(current_agent)]
+Supervisor = Annotated[AgentProfile, Depends(supervisor)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Repeat a command safely: the same key from the same agent applies once.",
+    ),
+]
+
+
+def create_api(runtime: Runtime, *, title: str = "Complaint triage: agent API") -> FastAPI:
+    """The FastAPI app of the router."""
+    app = FastAPI(
+        title=title,
+        version="1",
+        description=(
+            "Agents receive offers and work their cases; supervisors see the queues, every "
+            "case and the roster. Authenticate with `Authorization: Bearer <agent token>`."
+        ),
+    )
+    app.state.runtime = runtime
+    v1 = APIRouter(prefix="/v1")
+
+    def engine_or_503() -> Engine:
+        return _engine_of(runtime)
+
+    async def run(
+        agent: AgentProfile,
+        action: Action,
+        *,
+        key: str | None,
+        case_id: uuid.UUID | None = None,
+        **fields: Any,
+    ) -> Any:
+        command_id = (
+            uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{agent.id}\x00{action}\x00{case_id}\x00{key}")
+            if key
+            else uuid.uuid4()
+        )
+        command = Command(
+            command_id=command_id,
+            actor=agent.id,
+            action=action,
+            at=datetime.now(UTC),
+            case_id=case_id,
+            **fields,
+        )
+        engine_or_503()
+        try:
+            result = await runtime.submit(command)
+        except TimeoutError:
+            raise HTTPException(
+                503, "the router did not answer in time; retry with the same Idempotency-Key"
+            ) from None
+        if result.status == Status.OK:
+            return result.case if result.case is not None else {"status": "ok"}
+        if result.status == Status.FORBIDDEN:
+            raise HTTPException(403, "forbidden")
+        if result.status == Status.NOT_FOUND:
+            raise HTTPException(404, "not found")
+        raise HTTPException(STATUS_CODES[result.status], result.message)
+
+    def can_see(agent: AgentProfile, case: Case) -> bool:
+        if agent.is_supervisor:
+            return True
+        holder = case.offer.agent_id if case.offer else case.assignee
+        return holder == agent.id or agent.id in case.agents_involved
+
+    @v1.get("/me", summary="The calling agent, with presence and load")
+    def me(agent: Agent) -> AgentView:
+        return _agent_view(engine_or_503(), agent.id)
+
+    @v1.put("/me/presence", summary="Set your presence")
+    async def set_my_presence(agent: Agent, body: PresenceBody, key: IdempotencyKey = None) -> Any:
+        return await run(agent, Action.PRESENCE, key=key, presence=body.presence)
+
+    @v1.get("/cases", summary="Your cases (a supervisor's: all), newest first")
+    def list_cases(
+        agent: Agent,
+        state: CaseState | None = None,
+        team: str | None = Query(default=None, max_length=40),
+        priority: Priority | None = None,
+        assignee: str | None = Query(default=None, max_length=64),
+        open_only: bool = Query(default=False, alias="open"),
+        limit: int = Query(default=100, ge=1, le=1000),
+    ) -> list[Case]:
+        engine = engine_or_503()
+        cases = [record.case for record in engine.records.values() if can_see(agent, record.case)]
+        if state is not None:
+            cases = [c for c in cases if c.state == state]
+        if team is not None:
+            cases = [c for c in cases if c.team == team]
+        if priority is not None:
+            cases = [c for c in cases if c.priority == priority]
+        if assignee is not None:
+            cases = [c for c in cases if assignee in (c.assignee, c.offer and c.offer.agent_id)]
+        if open_only:
+            cases = [c for c in cases if c.is_open]
+        cases.sort(key=lambda c: c.updated_at, reverse=True)
+        return cases[:limit]
+
+    @v1.get("/cases/{case_id}", summary="One case", responses={403: {}, 404: {}})
+    def get_case(agent: Agent, case_id: uuid.UUID) -> Case:
+        engine = engine_or_503()
+        case = engine.case(case_id)
+        if case is None:
+            raise HTTPException(404, "not found")
+        if not can_see(agent, case):
+            raise HTTPException(403, "forbidden")
+        return case
+
+    case_responses: dict[int | str, dict[str, Any]] = {
+        403: {"description": "Not your case"},
+        404: {"description": "No such case"},
+        409: {"description": "Not possible in the case's state"},
+    }
+
+    @v1.post("/cases/{case_id}/accept", summary="Accept an offer", responses=case_responses)
+    async def accept(agent: Agent, case_id: uuid.UUID, key: IdempotencyKey = None) -> Case:
+        result: Case = await run(agent, Action.ACCEPT, key=key, case_id=case_id)
+        return result
+
+    @v1.post("/cases/{case_id}/decline", summary="Decline an offer", responses=case_responses)
+    async def decline(
+        agent: Agent, case_id: uuid.UUID, body: ReasonBody | None = None, key: IdempotencyKey = None
+    ) -> Case:
+        reason = body.reason if body else None
+        result: Case = await run(agent, Action.DECLINE, key=key, case_id=case_id, reason=reason)
+        return result
+
+    @v1.post(
+        "/cases/{case_id}/respond",
+        summary="Record a reply to the customer (stops the response clocks)",
+        responses=case_responses,
+    )
+    async def respond(
+        agent: Agent,
+        case_id: uuid.UUID,
+        body: RespondBody | None = None,
+        key: IdempotencyKey = None,
+    ) -> Case:
+        chars = body.chars if body else None
+        result: Case = await run(agent, Action.RESPOND, key=key, case_id=case_id, chars=chars)
+        return result
+
+    @v1.post(
+        "/cases/{case_id}/wait",
+        summary="Wait on the customer (pauses the resolution clock)",
+        responses=case_responses,
+    )
+    async def wait(
+        agent: Agent, case_id: uuid.UUID, body: ReasonBody | None = None, key: IdempotencyKey = None
+    ) -> Case:
+        reason = body.reason if body else None
+        result: Case = await run(agent, Action.WAIT, key=key, case_id=case_id, reason=reason)
+        return result
+
+    @v1.post(
+        "/cases/{case_id}/resume", summary="Stop waiting on the customer", responses=case_responses
+    )
+    async def resume(agent: Agent, case_id: uuid.UUID, key: IdempotencyKey = None) -> Case:
+        result: Case = await run(agent, Action.RESUME, key=key, case_id=case_id)
+        return result
+
+    @v1.post("/cases/{case_id}/resolve", summary="Resolve the case", responses=case_responses)
+    async def resolve(
+        agent: Agent,
+        case_id: uuid.UUID,
+        body: ResolveBody | None = None,
+        key: IdempotencyKey = None,
+    ) -> Case:
+        note = body.note if body else None
+        result: Case = await run(agent, Action.RESOLVE, key=key, case_id=case_id, note=note)
+        return result
+
+    @v1.post(
+        "/cases/{case_id}/transfer",
+        summary="Transfer to another team or agent",
+        responses=case_responses,
+    )
+    async def transfer(
+        agent: Agent, case_id: uuid.UUID, body: TransferBody, key: IdempotencyKey = None
+    ) -> Case:
+        result: Case = await run(
+            agent,
+            Action.TRANSFER,
+            key=key,
+            case_id=case_id,
+            to_team=body.to_team,
+            to_agent=body.to_agent,
+            reason=body.reason,
+        )
+        return result
+
+    @v1.post(
+        "/cases/{case_id}/escalate",
+        summary="Escalate to the next tier (senior, then supervisor)",
+        responses=case_responses,
+    )
+    async def escalate(
+        agent: Agent, case_id: uuid.UUID, body: ReasonBody | None = None, key: IdempotencyKey = None
+    ) -> Case:
+        reason = body.reason if body else None
+        result: Case = await run(agent, Action.ESCALATE, key=key, case_id=case_id, reason=reason)
+        return result
+
+    @v1.post(
+        "/cases/{case_id}/csat",
+        summary="Record the customer's satisfaction score after resolution",
+        responses=case_responses,
+    )
+    async def csat(
+        agent: Agent, case_id: uuid.UUID, body: CsatBody, key: IdempotencyKey = None
+    ) -> Case:
+        result: Case = await run(agent, Action.CSAT, key=key, case_id=case_id, score=body.score)
+        return result
+
+    @v1.post(
+        "/cases/{case_id}/reassign",
+        summary="Supervisor: assign the case to an agent",
+        responses=case_responses,
+    )
+    async def reassign(
+        agent: Supervisor, case_id: uuid.UUID, body: ReassignBody, key: IdempotencyKey = None
+    ) -> Case:
+        result: Case = await run(
+            agent, Action.REASSIGN, key=key, case_id=case_id, to_agent=body.agent_id
+        )
+        return result
+
+    @v1.post(
+        "/cases/{case_id}/relabel",
+        summary="Supervisor: correct the case's tags",
+        responses=case_responses,
+    )
+    async def relabel(
+        agent: Supervisor, case_id: uuid.UUID, body: Labels, key: IdempotencyKey = None
+    ) -> Case:
+        result: Case = await run(agent, Action.RELABEL, key=key, case_id=case_id, labels=body)
+        return result
+
+    @v1.get("/queues", summary="Supervisor: waiting cases per team, by priority")
+    def queues(
+        agent: Supervisor, team: str | None = Query(default=None, max_length=40)
+    ) -> list[QueueView]:
+        engine = engine_or_503()
+        now = datetime.now(UTC)
+        views = []
+        for team_id, queue in engine.queues.items():
+            if team is not None and team_id != team:
+                continue
+            entries = []
+            for case_id in queue:
+                case = engine.case(case_id)
+                if case is None:
+                    continue
+                entries.append(
+                    QueueEntry(
+                        case_id=case.case_id,
+                        priority=case.priority,
+                        category=case.category,
+                        channel=case.channel,
+                        waiting_seconds=(now - (case.queued_at or case.created_at)).total_seconds(),
+                        required_tier=case.required_tier,
+                    )
+                )
+            views.append(
+                QueueView(
+                    team=team_id,
+                    depth=len(entries),
+                    by_priority={p: sum(e.priority == p for e in entries) for p in Priority},
+                    oldest_seconds={
+                        p: max((e.waiting_seconds for e in entries if e.priority == p), default=0)
+                        for p in Priority
+                    },
+                    cases=entries[:200],
+                )
+            )
+        return views
+
+    @v1.get("/agents", summary="Supervisor: the roster with presence and load")
+    def agents(
+        agent: Supervisor, team: str | None = Query(default=None, max_length=40)
+    ) -> list[AgentView]:
+        engine = engine_or_503()
+        return [
+            _agent_view(engine, agent_id)
+            for agent_id, state in sorted(engine.agents.items())
+            if team is None or state.profile.team == team
+        ]
+
+    @v1.put("/agents/{agent_id}", summary="Supervisor: add or change an agent")
+    async def put_agent(
+        agent: Supervisor, agent_id: str, body: AgentProfile, key: IdempotencyKey = None
+    ) -> Any:
+        if body.id != agent_id:
+            raise HTTPException(422, "the body's id must match the path")
+        return await run(agent, Action.UPSERT_AGENT, key=key, profile=body)
+
+    @v1.delete("/agents/{agent_id}", summary="Supervisor: remove an agent (work returns to queue)")
+    async def delete_agent(agent: Supervisor, agent_id: str, key: IdempotencyKey = None) -> Any:
+        return await run(agent, Action.REMOVE_AGENT, key=key, to_agent=agent_id)
+
+    @v1.put("/agents/{agent_id}/presence", summary="Supervisor: set an agent's presence")
+    async def put_presence(
+        agent: Supervisor, agent_id: str, body: PresenceBody, key: IdempotencyKey = None
+    ) -> Any:
+        return await run(agent, Action.PRESENCE, key=key, to_agent=agent_id, presence=body.presence)
+
+    @v1.get(
+        "/stream",
+        response_class=EventSourceResponse,
+        summary="Live case events: your offers and cases (a supervisor's: all)",
+    )
+    async def stream(agent: Agent, request: Request) -> AsyncIterator[ServerSentEvent]:
+        engine = engine_or_503()
+        queue = runtime.subscribe(agent.id, agent.is_supervisor)
+        try:
+            held = [c.model_dump(mode="json") for c in engine.visible_cases(agent.id)]
+            yield ServerSentEvent(event="snapshot", data={"agent": agent.id, "cases": held})
+            while True:
+                event = await queue.get()
+                if event is None:
+                    return
+                yield ServerSentEvent(
+                    event=event.type.value,
+                    id=str(event.event_id),
+                    data=event.model_dump(mode="json"),
+                )
+        finally:
+            runtime.unsubscribe(queue)
+
+    app.include_router(v1)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        ready = runtime.ready and runtime.engine is not None
+        body = {"status": "ok" if ready else "unavailable"}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(runtime.metrics_text(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _agent_view(engine: Engine, agent_id: str) -> AgentView:
+    state = engine.agents.get(agent_id)
+    if state is None:
+        raise HTTPException(404, "not found")
+    return AgentView(
+        profile=state.profile,
+        presence=state.presence,
+        load=dict(state.load),
+        utilisation=round(state.utilisation, 4),
+        cases=list(state.holding),
+        hostile_streak=state.hostile_streak,
+    )
+
+
+def metrics_payload(registry: Any) -> bytes:
+    """The Prometheus text exposition of a registry."""
+    return bytes(generate_latest(registry))

@@ -1,0 +1,465 @@
+"""Builds the router worker: a faust app that owns cases and routing, plus the agent API.
+
+Three streams meet in the inbox topic, which one agent applies in order:
+
+* ``forward_feedback`` reads ``feedback.classified`` and forwards each message to the inbox;
+* the agent API sends agents' commands to the inbox and waits for their results;
+* a faust timer sends a tick when an offer expires or a service-level deadline is due.
+
+``apply_inbox`` applies each inbox record to the :class:`Engine`, stores the changed cases and
+agents in changelog-backed tables, and publishes the case events on ``cases.events``. After a
+restart or rebalance the engine is rebuilt from the tables; records replayed since the last
+commit are recognised (event, command and clock ids) and change nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faust
+import structlog
+import uvicorn
+from faust.types import EventT
+from pydantic import TypeAdapter, ValidationError
+
+from services.common.cases import CaseEvent, SlaMetricName
+from services.common.kafka import KafkaSettings
+from services.common.messages import DeadLetter, FeedbackClassified
+from services.common.topics import (
+    cases_events,
+    feedback_classified,
+    feedback_classified_dlq,
+    router_inbox,
+    router_inbox_dlq,
+)
+from services.router import sla
+from services.router.api import create_api, metrics_payload
+from services.router.commands import Command, CommandResult, FeedbackIn, Inbound, Tick
+from services.router.engine import AgentRecord, CaseRecord, Engine, Outcome
+from services.router.metrics import RouterMetrics
+from services.router.settings import RouterSettings
+
+log = structlog.get_logger(__name__)
+INBOX = TypeAdapter[Inbound](Inbound)
+FLOOR_KEY = b"floor"
+SUBSCRIBER_BUFFER = 1000
+DEFAULT_SLA_PATH = Path(__file__).with_name("config") / "sla.yaml"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Subscriber:
+    agent_id: str
+    supervisor: bool
+    queue: asyncio.Queue[CaseEvent | None]
+
+
+@dataclass
+class RouterRuntime:
+    """The live worker as the API sees it: state, readiness, command results, live streams."""
+
+    settings: RouterSettings
+    metrics: RouterMetrics
+    build_engine: Any
+    current: Engine | None = None
+    recovered: bool = False
+    owns_inbox: bool = False
+    send_inbox: Any = None
+    pending: dict[uuid.UUID, asyncio.Future[CommandResult]] = field(default_factory=dict)
+    subscribers: list[_Subscriber] = field(default_factory=list)
+    tick_in_flight: bool = False
+    applied: int = 0
+    rebalancing: Any = None
+
+    @property
+    def engine(self) -> Engine | None:
+        return self.current
+
+    @property
+    def ready(self) -> bool:
+        busy = bool(self.rebalancing()) if self.rebalancing is not None else False
+        return self.recovered and self.owns_inbox and self.current is not None and not busy
+
+    async def submit(self, command: Command) -> CommandResult:
+        loop = asyncio.get_running_loop()
+        future = self.pending.get(command.command_id)
+        if future is None:
+            future = loop.create_future()
+            self.pending[command.command_id] = future
+        try:
+            await self.send_inbox(command)
+            return await asyncio.wait_for(
+                asyncio.shield(future), timeout=self.settings.command_timeout_s
+            )
+        finally:
+            if future.done():
+                self.pending.pop(command.command_id, None)
+
+    def resolve(self, result: CommandResult) -> None:
+        future = self.pending.pop(result.command_id, None)
+        if future is not None and not future.done():
+            future.set_result(result)
+
+    def subscribe(self, agent_id: str, supervisor: bool) -> asyncio.Queue[CaseEvent | None]:
+        queue: asyncio.Queue[CaseEvent | None] = asyncio.Queue(maxsize=SUBSCRIBER_BUFFER)
+        self.subscribers.append(_Subscriber(agent_id, supervisor, queue))
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[CaseEvent | None]) -> None:
+        self.subscribers = [s for s in self.subscribers if s.queue is not queue]
+
+    def publish(self, event: CaseEvent) -> None:
+        case = event.case
+        concerned = {event.agent_id, case.assignee, case.offer.agent_id if case.offer else None}
+        for subscriber in list(self.subscribers):
+            if not (subscriber.supervisor or subscriber.agent_id in concerned):
+                continue
+            try:
+                subscriber.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                # A client that does not read is cut off; it reconnects and gets a snapshot.
+                self.unsubscribe(subscriber.queue)
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    subscriber.queue.get_nowait()
+                subscriber.queue.put_nowait(None)
+
+    def close_streams(self) -> None:
+        for subscriber in self.subscribers:
+            with contextlib.suppress(asyncio.QueueFull):
+                subscriber.queue.put_nowait(None)
+        self.subscribers = []
+
+    def metrics_text(self) -> bytes:
+        return metrics_payload(self.metrics.registry)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the faust worker: the worker owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def create_app(
+    settings: RouterSettings,
+    kafka: KafkaSettings,
+    build_engine: Any,
+    *,
+    metrics: RouterMetrics | None = None,
+) -> tuple[faust.App, RouterRuntime]:
+    """The router's faust app and its runtime; ``build_engine()`` makes an empty engine."""
+    metrics = metrics or RouterMetrics()
+    runtime = RouterRuntime(settings=settings, metrics=metrics, build_engine=build_engine)
+    metrics.watch(lambda: runtime.current)
+    app = faust.App(
+        settings.app_id,
+        **kafka.faust_options(),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=router_inbox.partitions,
+        autodiscover=False,
+    )
+    classified = app.topic(
+        kafka.topic(feedback_classified),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=feedback_classified.partitions,
+    )
+    inbox = app.topic(
+        kafka.topic(router_inbox),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=router_inbox.partitions,
+    )
+    events_topic = app.topic(
+        kafka.topic(cases_events),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=cases_events.partitions,
+    )
+    dead = {
+        feedback_classified.name: app.topic(
+            kafka.topic(feedback_classified_dlq),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=feedback_classified_dlq.partitions,
+        ),
+        router_inbox.name: app.topic(
+            kafka.topic(router_inbox_dlq),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=router_inbox_dlq.partitions,
+        ),
+    }
+    cases_table = app.Table(
+        "cases",
+        default=None,
+        partitions=router_inbox.partitions,
+        key_type=str,
+        help="Every case with its clocks, by case id.",
+    )
+    agents_table = app.Table(
+        "agents",
+        default=None,
+        partitions=router_inbox.partitions,
+        key_type=str,
+        help="Agents' presence and roster changes, by agent id.",
+    )
+
+    async def send_inbox(message: FeedbackIn | Command | Tick) -> None:
+        await inbox.send(key=FLOOR_KEY, value=message.model_dump_json().encode())
+
+    runtime.send_inbox = send_inbox
+    runtime.rebalancing = lambda: app.rebalancing
+
+    async def send_dead(spec_name: str, event: EventT[bytes], reason: str, error: str) -> None:
+        message = event.message
+        letter = DeadLetter(
+            source_topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=_b64(message.key),
+            value=_b64(message.value) or "",
+            reason=reason[:2000],
+            error_type=error,
+            failed_at=_now(),
+            service="router",
+        )
+        await dead[spec_name].send(key=message.key, value=letter.model_dump_json().encode())
+        metrics.dead_letters.labels(spec_name).inc()
+        log.warning(
+            "record sent to dead letters",
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            error_type=error,
+        )
+
+    def rebuild() -> None:
+        engine: Engine = build_engine()
+        records, agent_records = [], []
+        for key, value in list(cases_table.items()):
+            if value is None:
+                continue
+            try:
+                records.append(CaseRecord.model_validate(value))
+            except ValidationError:
+                log.exception("stored case unreadable; skipped", case_id=key)
+        for key, value in list(agents_table.items()):
+            if value is None:
+                continue
+            try:
+                agent_records.append(AgentRecord.model_validate(value))
+            except ValidationError:
+                log.exception("stored agent unreadable; skipped", agent_id=key)
+        engine.reset(records=records, agents=agent_records)
+        runtime.current = engine
+        log.info("routing state loaded", cases=len(records), agents=len(engine.agents))
+
+    async def on_recovered() -> None:
+        assigned = app.assignor.assigned_actives()
+        runtime.owns_inbox = any(tp.topic == kafka.topic(router_inbox) for tp in assigned)
+        rebuild()
+        runtime.recovered = True
+        log.info("router recovered", owns_inbox=runtime.owns_inbox)
+
+    cases_table.on_recover(on_recovered)
+
+    @app.agent(classified, name="forward-feedback")
+    async def forward_feedback(stream: faust.StreamT[bytes]) -> None:
+        assert isinstance(stream, faust.Stream)
+        async for event in stream.events():
+            try:
+                message = FeedbackClassified.model_validate_json(event.value)
+            except ValidationError as exc:
+                await send_dead(
+                    feedback_classified.name, event, _first_error(exc), "ValidationError"
+                )
+                continue
+            except ValueError as exc:
+                await send_dead(feedback_classified.name, event, str(exc), type(exc).__name__)
+                continue
+            await send_inbox(FeedbackIn(at=_now(), feedback=message))
+
+    def store(outcome: Outcome, engine: Engine) -> None:
+        for case_id in outcome.cases:
+            record = engine.record(case_id)
+            if record is not None:
+                cases_table[str(case_id)] = record.model_dump(mode="json")
+        for case_id in outcome.stats.get("forgotten", []):
+            with contextlib.suppress(KeyError):
+                del cases_table[str(case_id)]
+        for agent_id in outcome.agents:
+            agent_record = engine.agent_record(agent_id)
+            if agent_record is not None:
+                agents_table[agent_id] = agent_record.model_dump(mode="json")
+
+    def observe_clocks(outcome: Outcome, engine: Engine) -> None:
+        for case_id, metric in outcome.stats.get("clocks_stopped", []):
+            record = engine.record(case_id)
+            if record is None or metric == SlaMetricName.NEXT_RESPONSE:
+                continue
+            clock = record.clocks.get(metric)
+            if clock is None:
+                continue
+            case = record.case
+            metrics.observe_clock(
+                metric.value, case.channel.value, case.base_priority.value, bool(sla.met(clock))
+            )
+
+    async def apply(event: EventT[bytes]) -> None:
+        engine = runtime.current
+        if engine is None:
+            rebuild()
+            engine = runtime.current
+            assert engine is not None
+        try:
+            message = INBOX.validate_json(event.value)
+        except ValidationError as exc:
+            await send_dead(router_inbox.name, event, _first_error(exc), "ValidationError")
+            return
+        now = message.at
+        started = time.perf_counter()
+        outcome = engine.apply(message, now)
+        metrics.inbox_seconds.labels(message.kind).observe(time.perf_counter() - started)
+        if outcome.stats.get("duplicate"):
+            metrics.duplicates.inc()
+        store(outcome, engine)
+        for case_event in outcome.events:
+            await events_topic.send(
+                key=str(case_event.case_id).encode(),
+                value=case_event.model_dump_json().encode(),
+            )
+            metrics.observe_event(case_event)
+            runtime.publish(case_event)
+        observe_clocks(outcome, engine)
+        if outcome.result is not None:
+            runtime.resolve(outcome.result)
+        if isinstance(message, Tick):
+            runtime.tick_in_flight = False
+        runtime.applied += 1
+
+    @app.agent(inbox, name="apply-inbox")
+    async def apply_inbox(stream: faust.StreamT[bytes]) -> None:
+        assert isinstance(stream, faust.Stream)
+        async for event in stream.events():
+            try:
+                await apply(event)
+            except Exception as exc:  # a bug must not stop routing: dead-letter and go on
+                log.exception(
+                    "inbox record failed",
+                    partition=event.message.partition,
+                    offset=event.message.offset,
+                )
+                await send_dead(
+                    router_inbox.name, event, f"{type(exc).__name__}: {exc}", type(exc).__name__
+                )
+                # The engine may be half-way through a change: reload it from the tables.
+                rebuild()
+
+    @app.timer(interval=settings.tick_interval_s)  # type: ignore[untyped-decorator]
+    async def clock() -> None:
+        engine = runtime.current
+        if engine is None or not runtime.ready:
+            return
+        due = engine.next_due()
+        now = _now()
+        if due is None or due > now or runtime.tick_in_flight:
+            return
+        runtime.tick_in_flight = True
+        try:
+            await send_inbox(Tick(at=now))
+        except Exception:
+            runtime.tick_in_flight = False
+            raise
+
+    api = create_api(runtime)
+    server = _EmbeddedServer(
+        uvicorn.Config(
+            api,
+            host=settings.host,
+            port=settings.port,
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            lifespan="off",
+        )
+    )
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def serve_api() -> None:
+        log.info("agent API listening", host=settings.host, port=settings.port)
+        await server.serve()
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def stop_api(sender: Any, **kwargs: Any) -> None:
+        runtime.close_streams()
+        server.should_exit = True
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        runtime.recovered = False
+
+    app.triage_runtime = runtime  # type: ignore[attr-defined]
+    return app, runtime
+
+
+def _b64(value: bytes | None) -> str | None:
+    import base64
+
+    return base64.b64encode(value).decode() if value is not None else None
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    if not errors:
+        return "invalid record"
+    err = errors[0]
+    where = ".".join(str(p) for p in err["loc"]) or "record"
+    return f"invalid record: {where}: {err['msg']} ({len(errors)} errors)"
+
+
+def build_engine_factory(settings: RouterSettings) -> Any:
+    """A function that makes an empty engine from the roster and service-level files."""
+    from services.router.roster import load_roster
+
+    roster = load_roster(settings.roster_file)
+    config = load_sla_file(settings.sla_file)
+    engine_settings = settings.engine_settings()
+    Engine(roster, config, engine_settings)  # validates the combination now, not at first use
+
+    def build() -> Engine:
+        return Engine(roster, config, engine_settings)
+
+    return build
+
+
+def load_sla_file(path: Path | None) -> sla.SlaConfig:
+    """The service-level file (default: the one shipped with the project)."""
+    path = path or DEFAULT_SLA_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise sla.SlaConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return sla.load_sla_config(text)
+    except sla.SlaConfigError as exc:
+        raise sla.SlaConfigError(f"{path}: {exc}") from None

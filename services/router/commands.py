@@ -1,0 +1,114 @@
+"""Messages of the router's inbox topic: classified feedback, agents' commands and clock ticks.
+
+Everything that changes routing state passes through the inbox, in order, so one consumer
+applies it and the log of the topic replays every decision.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.cases import Case, Presence
+from services.common.messages import (
+    Category,
+    DifficultType,
+    FeedbackClassified,
+    Sentiment,
+    UtcDatetime,
+)
+from services.router.roster import AgentProfile
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Action(StrEnum):
+    """What an agent or supervisor asks the router to do."""
+
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    RESPOND = "respond"
+    WAIT = "wait"
+    RESUME = "resume"
+    RESOLVE = "resolve"
+    TRANSFER = "transfer"
+    ESCALATE = "escalate"
+    PRESENCE = "presence"
+    REASSIGN = "reassign"
+    CSAT = "csat"
+    RELABEL = "relabel"
+    UPSERT_AGENT = "upsert_agent"
+    REMOVE_AGENT = "remove_agent"
+
+
+class Labels(Strict):
+    """Corrected tags of a case (any subset)."""
+
+    sentiment: Sentiment | None = None
+    category: Category | None = None
+    difficult: DifficultType | None = None
+
+
+class FeedbackIn(Strict):
+    """A classified message for the router."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["feedback"] = "feedback"
+    at: UtcDatetime = Field(description="When the router took the message in.")
+    feedback: FeedbackClassified
+
+
+class Command(Strict):
+    """An agent's or supervisor's command, already authenticated by the API."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["command"] = "command"
+    command_id: uuid.UUID
+    actor: str = Field(description="The authenticated agent id.")
+    action: Action
+    at: UtcDatetime
+    case_id: uuid.UUID | None = None
+    reason: str | None = Field(default=None, max_length=500)
+    note: str | None = Field(default=None, max_length=2000)
+    chars: int | None = Field(default=None, ge=0, description="Length of the reply sent.")
+    to_team: str | None = Field(default=None, max_length=40)
+    to_agent: str | None = Field(default=None, max_length=64)
+    presence: Presence | None = None
+    score: int | None = Field(default=None, ge=1, le=5)
+    labels: Labels | None = None
+    profile: AgentProfile | None = None
+
+
+class Tick(Strict):
+    """The clock: offers expiring and service-level deadlines due up to ``at``."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["tick"] = "tick"
+    at: UtcDatetime
+
+
+Inbound = Annotated[FeedbackIn | Command | Tick, Field(discriminator="kind")]
+
+
+class Status(StrEnum):
+    """How a command ended; the API maps each to an HTTP status."""
+
+    OK = "ok"
+    NOT_FOUND = "not_found"
+    FORBIDDEN = "forbidden"
+    CONFLICT = "conflict"
+    INVALID = "invalid"
+
+
+class CommandResult(Strict):
+    """The answer to a command."""
+
+    command_id: uuid.UUID
+    status: Status
+    message: str = ""
+    case: Case | None = None

@@ -1,0 +1,1440 @@
+"""The router's state machine: cases, agents, queues and clocks, changed only by inbox messages.
+
+``Engine.apply`` takes one inbox message (classified feedback, a command or a tick) with the
+time it happened and returns the case events it caused, the cases and agents it changed and,
+for a command, the result. It does no I/O and reads no clock, so it is tested without Kafka
+and a replay of the inbox gives the same decisions.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.cases import (
+    TIER_RANK,
+    AgentTier,
+    Candidate,
+    Case,
+    CaseEvent,
+    CaseEventType,
+    CaseMessage,
+    CaseState,
+    Deadline,
+    Offer,
+    Presence,
+    Priority,
+    RemedyKind,
+    RoutingDecision,
+    SlaMetricName,
+    case_event_id,
+    case_id_for,
+)
+from services.common.messages import (
+    Category,
+    CustomerTier,
+    DifficultType,
+    FeedbackClassified,
+)
+from services.router import sla
+from services.router.commands import (
+    Action,
+    Command,
+    CommandResult,
+    FeedbackIn,
+    Inbound,
+    Status,
+    Tick,
+)
+from services.router.guidance import HOSTILE, covers, estimate_remedy, handling_guidance
+from services.router.priority import (
+    PriorityWeights,
+    band,
+    band_floor,
+    raised,
+    score_components,
+)
+from services.router.roster import AgentProfile, Roster
+from services.router.routing import (
+    AgentIndex,
+    AgentState,
+    RoutingRules,
+    TeamQueue,
+    case_weight,
+    exclusion,
+)
+
+ROUTER = "router"
+MAX_MESSAGES = 20
+MAX_ROUTING_LOG = 20
+MAX_COMMAND_IDS = 50
+TOP_CANDIDATES = 5
+
+
+class EngineSettings(BaseModel):
+    """Timings and rules of the router (loaded from the router's settings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    offer_timeout: timedelta = timedelta(seconds=60)
+    thread_window: timedelta = Field(
+        default=timedelta(hours=24),
+        description="A customer's new message joins their open case younger than this.",
+    )
+    reopen_window: timedelta = Field(
+        default=timedelta(days=7),
+        description="A reply to a case resolved this recently reopens it.",
+    )
+    retention: timedelta = Field(
+        default=timedelta(days=30), description="Resolved cases are forgotten after this."
+    )
+    hostile_weight: float = 2.0
+    max_hostile_streak: int = 2
+    weights: PriorityWeights = PriorityWeights()
+
+
+class CaseRecord(BaseModel):
+    """What the router stores per case: the case, its clocks and the commands applied."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case: Case
+    clocks: dict[SlaMetricName, sla.SlaClock] = Field(default_factory=dict)
+    commands: list[str] = Field(default_factory=list)
+
+
+class AgentRecord(BaseModel):
+    """What the router stores per agent besides the load, which it derives from the cases."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: AgentProfile
+    presence: Presence
+    presence_since: datetime | None = None
+    hostile_streak: int = 0
+    last_assigned_at: datetime | None = None
+    removed: bool = False
+    commands: list[str] = Field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """What one inbox message did."""
+
+    events: list[CaseEvent] = field(default_factory=list)
+    cases: set[uuid.UUID] = field(default_factory=set)
+    agents: set[str] = field(default_factory=set)
+    result: CommandResult | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine:
+    """All routing state of one partition, and the rules that change it."""
+
+    def __init__(self, roster: Roster, config: sla.SlaConfig, settings: EngineSettings) -> None:
+        self.roster = roster
+        self.config = config
+        self.settings = settings
+        self.rules = RoutingRules(
+            hostile_weight=settings.hostile_weight, max_hostile_streak=settings.max_hostile_streak
+        )
+        for team in roster.teams:
+            if team.calendar not in config.calendars:
+                raise sla.SlaConfigError(
+                    f"team '{team.id}' uses calendar '{team.calendar}', which is not defined"
+                )
+        self.teams = {team.id: team for team in roster.teams}
+        self.records: dict[uuid.UUID, CaseRecord] = {}
+        self.agents: dict[str, AgentState] = {}
+        self.agent_records: dict[str, AgentRecord] = {}
+        self.index = AgentIndex()
+        self.queues: dict[str, TeamQueue] = {
+            team.id: TeamQueue(settings.weights.aging_points_per_minute) for team in roster.teams
+        }
+        self.by_thread: dict[str, uuid.UUID] = {}
+        self.by_event: dict[uuid.UUID, uuid.UUID] = {}
+        self.open_by_customer: dict[str, uuid.UUID] = {}
+        self._due: list[tuple[float, str]] = []
+        self.reset(records=(), agents=())
+
+    # ------------------------------------------------------------------ state
+
+    def reset(self, *, records: Iterable[CaseRecord], agents: Iterable[AgentRecord]) -> None:
+        """Load stored state (after a restart or rebalance); derived indexes are rebuilt."""
+        self.records = {}
+        self.agent_records = {p.id: _fresh_agent(p) for p in self.roster.agents}
+        for record in agents:
+            self.agent_records[record.profile.id] = record
+        self.agents = {}
+        self.index = AgentIndex()
+        for record in self.agent_records.values():
+            if not record.removed:
+                self.agents[record.profile.id] = _state_of(record)
+        for queue in self.queues.values():
+            for case_id in list(queue):
+                queue.discard(case_id)
+        self.by_thread, self.by_event, self.open_by_customer, self._due = {}, {}, {}, []
+        for case_record in records:
+            self._load(case_record)
+        for agent in self.agents.values():
+            self.index.update(agent, self.rules)
+        self._roster_changed()
+
+    def _load(self, record: CaseRecord) -> None:
+        case = record.case
+        self.records[case.case_id] = record
+        for key in case.thread_keys:
+            self.by_thread[key] = case.case_id
+        for message in case.messages:
+            self.by_event[message.event_id] = case.case_id
+        if case.is_open:
+            self.open_by_customer[case.customer_id] = case.case_id
+        holder = case.offer.agent_id if case.offer else case.assignee
+        if case.is_open and holder and holder in self.agents:
+            self._hold(self.agents[holder], case)
+        if case.state == CaseState.QUEUED and case.team in self.queues:
+            self.queues[case.team].add(case)
+        self._schedule(record)
+
+    def case(self, case_id: uuid.UUID) -> Case | None:
+        record = self.records.get(case_id)
+        return record.case if record else None
+
+    def record(self, case_id: uuid.UUID) -> CaseRecord | None:
+        return self.records.get(case_id)
+
+    def agent_record(self, agent_id: str) -> AgentRecord | None:
+        return self.agent_records.get(agent_id)
+
+    def next_due(self) -> datetime | None:
+        """The earliest time a tick has work (offer expiry or clock), if any."""
+        while self._due:
+            at, case_id = self._due[0]
+            record = self.records.get(uuid.UUID(case_id))
+            if record is None:
+                heapq.heappop(self._due)
+                continue
+            due = self._next_due_of(record)
+            if due is None or due.timestamp() != at:
+                heapq.heappop(self._due)
+                if due is not None:
+                    heapq.heappush(self._due, (due.timestamp(), case_id))
+                continue
+            return due
+        return None
+
+    # ------------------------------------------------------------------ entry point
+
+    def apply(self, message: Inbound, now: datetime) -> Outcome:
+        """Apply one inbox message at ``now``."""
+        out = Outcome()
+        if isinstance(message, FeedbackIn):
+            self._on_feedback(message.feedback, now, out)
+        elif isinstance(message, Command):
+            out.result = self._on_command(message, now, out)
+        elif isinstance(message, Tick):
+            self._on_tick(now, out)
+        return out
+
+    # ------------------------------------------------------------------ feedback
+
+    def _on_feedback(self, fc: FeedbackClassified, now: datetime, out: Outcome) -> None:
+        event = fc.feedback
+        if event.event_id in self.by_event:
+            out.stats["duplicate"] = True
+            return
+        keys = _thread_keys(fc)
+        found = self._thread_case(fc, keys, now)
+        message = _case_message(fc)
+        if found is None:
+            self._create(fc, message, keys, now, out)
+            return
+        record = self.records[found]
+        case = record.case
+        case.messages = [*case.messages, message][-MAX_MESSAGES:]
+        self.by_event[event.event_id] = case.case_id
+        self._add_keys(case, keys)
+        self._retag(record, fc, now, out)
+        out.cases.add(case.case_id)
+        if case.state == CaseState.RESOLVED:
+            self._reopen(record, now, out)
+            return
+        self._emit(record, CaseEventType.MESSAGE_ADDED, now, out, actor="customer")
+        if case.state == CaseState.WAITING_ON_CUSTOMER:
+            self._resume(record, now, out, actor="customer")
+        if case.first_response_at is not None:
+            self._start_clock(record, SlaMetricName.NEXT_RESPONSE, now, restart=False)
+        self._schedule(record)
+
+    def _thread_case(
+        self, fc: FeedbackClassified, keys: list[str], now: datetime
+    ) -> uuid.UUID | None:
+        for key in keys:
+            case_id = self.by_thread.get(key)
+            if case_id is None or case_id not in self.records:
+                continue
+            case = self.records[case_id].case
+            if case.is_open:
+                return case_id
+            if case.resolved_at and now - case.resolved_at <= self.settings.reopen_window:
+                return case_id
+        case_id = self.open_by_customer.get(fc.feedback.customer.id)
+        if case_id is not None and case_id in self.records:
+            case = self.records[case_id].case
+            if case.is_open and now - case.updated_at <= self.settings.thread_window:
+                return case_id
+        return None
+
+    def _create(
+        self,
+        fc: FeedbackClassified,
+        message: CaseMessage,
+        keys: list[str],
+        now: datetime,
+        out: Outcome,
+    ) -> None:
+        event = fc.feedback
+        category = Category(fc.category.label)
+        difficult = DifficultType(fc.difficult.label)
+        remedy = estimate_remedy(category, fc.facts)
+        tier = event.customer.tier or CustomerTier.STANDARD
+        components = score_components(
+            sentiment_score=fc.sentiment_score,
+            difficult=difficult,
+            tier=tier,
+            category=category,
+            public=message.public,
+            reach=message.reach,
+            repeat_complainer=fc.history.repeat_complainer,
+            remedy=remedy,
+            weights=self.settings.weights,
+        )
+        score = round(sum(c.points for c in components), 2)
+        priority = band(score, self.settings.weights)
+        language = fc.facts.language or _base_language(event.customer.language)
+        case = Case(
+            case_id=case_id_for(event.event_id),
+            state=CaseState.QUEUED,
+            team=self.roster.team_for(category),
+            channel=event.channel,
+            customer_id=event.customer.id,
+            customer_tier=tier,
+            language=language,
+            subject=event.subject,
+            messages=[message],
+            category=category,
+            difficult=difficult,
+            hostile=difficult in HOSTILE,
+            guidance=handling_guidance(difficult),
+            priority=priority,
+            base_priority=priority,
+            priority_score=score,
+            priority_components=components,
+            facts=fc.facts,
+            history=fc.history,
+            remedy=remedy,
+            created_at=now,
+            updated_at=now,
+        )
+        record = CaseRecord(case=case)
+        self.records[case.case_id] = record
+        self.by_event[event.event_id] = case.case_id
+        self.open_by_customer[case.customer_id] = case.case_id
+        self._add_keys(case, keys)
+        self._start_clock(record, SlaMetricName.FIRST_RESPONSE, now)
+        self._start_clock(record, SlaMetricName.RESOLUTION, now)
+        out.cases.add(case.case_id)
+        self._emit(record, CaseEventType.CREATED, now, out, actor="customer")
+        self._escalate_for_authority(record, now, out)
+        self._route(record, now, out)
+
+    def _retag(
+        self, record: CaseRecord, fc: FeedbackClassified, now: datetime, out: Outcome
+    ) -> None:
+        """A new message can make a case more urgent or more hostile, never less."""
+        case = record.case
+        difficult = DifficultType(fc.difficult.label)
+        if difficult in HOSTILE and not case.hostile:
+            # The load an agent carries for a case is fixed when it is offered; an agent not
+            # marked for hostile customers hands the case back.
+            case.hostile = True
+            case.difficult = difficult
+            case.guidance = handling_guidance(difficult)
+            holder = self._holder(case)
+            if case.is_open and holder is not None and not holder.profile.hostile:
+                self._return_to_queue(record, now, out, reason="customer turned hostile")
+        components = score_components(
+            sentiment_score=fc.sentiment_score,
+            difficult=difficult,
+            tier=case.customer_tier,
+            category=case.category,
+            public=bool(fc.feedback.social and fc.feedback.social.public),
+            reach=fc.feedback.social.reach if fc.feedback.social else None,
+            repeat_complainer=fc.history.repeat_complainer,
+            remedy=case.remedy,
+            weights=self.settings.weights,
+        )
+        score = round(sum(c.points for c in components), 2)
+        if score > case.priority_score:
+            case.priority_score = score
+            case.priority_components = components
+            new = band(score, self.settings.weights)
+            if list(Priority).index(new) < list(Priority).index(case.priority):
+                case.priority = new
+            if case.state == CaseState.QUEUED:
+                self.queues[case.team].add(case)
+
+    # ------------------------------------------------------------------ routing
+
+    def _route(
+        self,
+        record: CaseRecord,
+        now: datetime,
+        out: Outcome,
+        *,
+        prefer: str | None = None,
+        rule_prefix: str = "",
+    ) -> None:
+        """Offer the case to the best eligible agent, or queue it."""
+        case = record.case
+        chosen, decision = self._choose(case, now, prefer=prefer)
+        if rule_prefix:
+            decision.rule = f"{rule_prefix}; {decision.rule}"
+        case.routing = [*case.routing, decision][-MAX_ROUTING_LOG:]
+        if chosen is None:
+            self._enqueue(record, now, out)
+            return
+        self._offer(record, chosen, now, out)
+
+    def _choose(
+        self, case: Case, now: datetime, *, prefer: str | None = None
+    ) -> tuple[AgentState | None, RoutingDecision]:
+        if prefer is not None and prefer in self.agents:
+            agent = self.agents[prefer]
+            if exclusion(agent, case, self.rules) is None:
+                return agent, self._decision(
+                    case, now, "offered", agent, "previous agent of the case", [agent], {}
+                )
+        language_required = case.language is None or self._team_speaks(case)
+        eligible: list[tuple[int, AgentState]] = []
+        excluded: dict[str, int] = {}
+        for proficiency, agent_id in self.index.candidates(
+            case.team, case.category, case.channel, case.required_tier
+        ):
+            agent = self.agents[agent_id]
+            reason = exclusion(agent, case, self.rules, language_required=language_required)
+            if reason is None:
+                eligible.append((proficiency, agent))
+                if len(eligible) >= TOP_CANDIDATES:
+                    break
+            else:
+                excluded[reason] = excluded.get(reason, 0) + 1
+        if not eligible:
+            inspected = sum(excluded.values())
+            others = self._team_size.get(case.team, 0) - inspected
+            if others > 0:
+                # Not in the channel's lists: unavailable, full on the channel, or unskilled.
+                excluded["unavailable_full_or_unskilled"] = others
+            return None, self._decision(
+                case, now, "queued", None, "no eligible agent", [], excluded
+            )
+        # Within the lowest sufficient tier the index order is already proficiency, load, idle.
+        best_tier = min(TIER_RANK[a.profile.tier] for _, a in eligible)
+        same_tier = [(p, a) for p, a in eligible if TIER_RANK[a.profile.tier] == best_tier]
+        chosen = same_tier[0][1]
+        rule = "lowest sufficient tier, best proficiency, least loaded, longest idle"
+        if not language_required:
+            rule += f" (no agent of the team speaks '{case.language}')"
+        return chosen, self._decision(
+            case, now, "offered", chosen, rule, [a for _, a in eligible], excluded
+        )
+
+    def _team_speaks(self, case: Case) -> bool:
+        return case.language in self._languages.get(case.team, set())
+
+    def _roster_changed(self) -> None:
+        """Per-team facts about the roster that routing asks for on every decision."""
+        self._languages: dict[str, set[str]] = {}
+        self._team_size: dict[str, int] = {}
+        self._authority: dict[tuple[str, AgentTier], dict[RemedyKind, float]] = {}
+        for agent in self.agents.values():
+            profile = agent.profile
+            self._team_size[profile.team] = self._team_size.get(profile.team, 0) + 1
+            self._languages.setdefault(profile.team, set()).update(profile.languages)
+            limits = self._authority.setdefault((profile.team, profile.tier), {})
+            for kind, amount in profile.authority.items():
+                limits[kind] = max(limits.get(kind, 0.0), amount)
+
+    def _decision(
+        self,
+        case: Case,
+        now: datetime,
+        outcome: Literal["offered", "queued", "assigned"],
+        agent: AgentState | None,
+        rule: str,
+        eligible: list[AgentState],
+        excluded: dict[str, int],
+    ) -> RoutingDecision:
+        return RoutingDecision(
+            at=now,
+            outcome=outcome,
+            agent_id=agent.id if agent else None,
+            rule=rule,
+            eligible=len(eligible),
+            candidates=[
+                Candidate(
+                    agent_id=a.id,
+                    tier=a.profile.tier,
+                    proficiency=a.profile.skills.get(case.category, 0),
+                    load=round(a.utilisation, 3),
+                    idle_since=a.last_assigned_at or a.presence_since,
+                )
+                for a in eligible[:TOP_CANDIDATES]
+            ],
+            excluded=excluded,
+        )
+
+    def _offer(self, record: CaseRecord, agent: AgentState, now: datetime, out: Outcome) -> None:
+        case = record.case
+        self.queues[case.team].discard(case.case_id)
+        case.state = CaseState.OFFERED
+        case.offer = Offer(
+            agent_id=agent.id, offered_at=now, expires_at=now + self.settings.offer_timeout
+        )
+        self._hold(agent, case)
+        out.agents.add(agent.id)
+        out.cases.add(case.case_id)
+        self._emit(record, CaseEventType.OFFERED, now, out, agent_id=agent.id)
+        self._schedule(record)
+
+    def _enqueue(self, record: CaseRecord, now: datetime, out: Outcome) -> None:
+        case = record.case
+        case.state = CaseState.QUEUED
+        case.offer = None
+        if case.queued_at is None:
+            case.queued_at = now
+        self.queues[case.team].add(case)
+        out.cases.add(case.case_id)
+        self._emit(record, CaseEventType.QUEUED, now, out)
+        self._schedule(record)
+
+    def _drain(self, agent: AgentState, now: datetime, out: Outcome) -> None:
+        """Offer waiting cases to an agent with room: the highest eligible first."""
+        if agent.presence != Presence.AVAILABLE:
+            return
+        queue = self.queues.get(agent.profile.team)
+        if queue is None:
+            return
+        for case_id in queue:
+            record = self.records.get(case_id)
+            if record is None:
+                queue.discard(case_id)
+                continue
+            case = record.case
+            if not any(agent.room(ch) >= 1.0 for ch in agent.profile.channels):
+                return
+            language_required = case.language is None or self._team_speaks(case)
+            if exclusion(agent, case, self.rules, language_required=language_required):
+                continue
+            decision = self._decision(
+                case,
+                now,
+                "offered",
+                agent,
+                "capacity freed: highest waiting case first",
+                [agent],
+                {},
+            )
+            case.routing = [*case.routing, decision][-MAX_ROUTING_LOG:]
+            self._offer(record, agent, now, out)
+
+    def _hold(self, agent: AgentState, case: Case) -> None:
+        weight = case_weight(case, self.rules)
+        previous = agent.holding.get(case.case_id)
+        if previous is not None:
+            agent.load[case.channel] = agent.load.get(case.channel, 0.0) - previous
+        agent.holding[case.case_id] = weight
+        agent.load[case.channel] = agent.load.get(case.channel, 0.0) + weight
+        self.index.update(agent, self.rules)
+
+    def _unhold(self, agent: AgentState, case: Case) -> None:
+        weight = agent.holding.pop(case.case_id, None)
+        if weight is not None:
+            agent.load[case.channel] = max(0.0, agent.load.get(case.channel, 0.0) - weight)
+            self.index.update(agent, self.rules)
+
+    def _holder(self, case: Case) -> AgentState | None:
+        holder = case.offer.agent_id if case.offer else case.assignee
+        return self.agents.get(holder) if holder else None
+
+    def _release(self, case: Case) -> AgentState | None:
+        agent = self._holder(case)
+        if agent is not None:
+            self._unhold(agent, case)
+        return agent
+
+    def _return_to_queue(
+        self, record: CaseRecord, now: datetime, out: Outcome, *, reason: str, reroute: bool = True
+    ) -> AgentState | None:
+        """Take a case back from its agent (offer or assignment) and route it again."""
+        case = record.case
+        agent = self._release(case)
+        previous = agent.id if agent else None
+        case.offer = None
+        case.assignee = None
+        if case.state == CaseState.WAITING_ON_CUSTOMER:
+            self._clock_resume(record, SlaMetricName.RESOLUTION, now)
+        case.state = CaseState.QUEUED
+        self._emit(record, CaseEventType.RETURNED, now, out, agent_id=previous, reason=reason)
+        if reroute:
+            self._route(record, now, out, rule_prefix=reason)
+        if agent is not None:
+            out.agents.add(agent.id)
+        return agent
+
+    def _escalate_for_authority(self, record: CaseRecord, now: datetime, out: Outcome) -> None:
+        """Raise the required tier when no agent of the team at this tier may grant the remedy."""
+        case = record.case
+        if case.remedy is None:
+            return
+        tiers = list(AgentTier)
+        start = TIER_RANK[case.required_tier]
+        for tier in tiers[start:]:
+            if covers(self._authority.get((case.team, tier), {}), case.remedy):
+                if tier != case.required_tier:
+                    case.required_tier = tier
+                    case.escalations += 1
+                    self._emit(
+                        record,
+                        CaseEventType.ESCALATED,
+                        now,
+                        out,
+                        reason="authority",
+                        cause="authority",
+                        to_tier=tier.value,
+                    )
+                return
+
+    # ------------------------------------------------------------------ commands
+
+    def _on_command(self, cmd: Command, now: datetime, out: Outcome) -> CommandResult:
+        actor = self.agents.get(cmd.actor)
+        if actor is None:
+            return _result(cmd, Status.FORBIDDEN, "unknown agent")
+        if cmd.action in (Action.PRESENCE, Action.UPSERT_AGENT, Action.REMOVE_AGENT):
+            return self._on_agent_command(cmd, actor, now, out)
+        if cmd.case_id is None:
+            return _result(cmd, Status.INVALID, "case_id is required")
+        record = self.records.get(cmd.case_id)
+        if record is None:
+            return _result(cmd, Status.NOT_FOUND, "no such case")
+        case = record.case
+        supervisor = actor.profile.is_supervisor
+        if not supervisor and cmd.actor not in (
+            case.assignee,
+            case.offer.agent_id if case.offer else None,
+        ):
+            return _result(cmd, Status.FORBIDDEN, "not your case")
+        if str(cmd.command_id) in record.commands:
+            return _result(cmd, Status.OK, "already applied", case)
+        handler = _CASE_HANDLERS.get(cmd.action)
+        if handler is None:
+            return _result(cmd, Status.INVALID, f"{cmd.action} is not a case action")
+        if cmd.action in (Action.REASSIGN, Action.RELABEL) and not supervisor:
+            return _result(cmd, Status.FORBIDDEN, "supervisors only")
+        problem = handler(self, record, cmd, actor, now, out)
+        if problem is not None:
+            return problem
+        record.commands = [*record.commands, str(cmd.command_id)][-MAX_COMMAND_IDS:]
+        out.cases.add(case.case_id)
+        self._schedule(record)
+        return _result(cmd, Status.OK, "", case)
+
+    def _accept(
+        self, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    ) -> CommandResult | None:
+        case = record.case
+        if case.state != CaseState.OFFERED or case.offer is None:
+            return _result(cmd, Status.CONFLICT, f"case is {case.state}, not offered")
+        if case.offer.agent_id != actor.id:
+            return _result(cmd, Status.FORBIDDEN, "not offered to you")
+        case.state = CaseState.ASSIGNED
+        case.assignee = actor.id
+        case.offer = None
+        case.assigned_at = case.assigned_at or now
+        case.queued_at = None
+        if actor.id not in case.agents_involved:
+            case.agents_involved = [*case.agents_involved, actor.id]
+        actor.last_assigned_at = now
+        actor.hostile_streak = actor.hostile_streak + 1 if case.hostile else 0
+        self._touch_agent(actor, out)
+        self.index.update(actor, self.rules)
+        self._emit(record, CaseEventType.ASSIGNED, now, out, agent_id=actor.id, actor=actor.id)
+        return None
+
+    def _decline(
+        self, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    ) -> CommandResult | None:
+        case = record.case
+        if case.state != CaseState.OFFERED or case.offer is None:
+            return _result(cmd, Status.CONFLICT, f"case is {case.state}, not offered")
+        if case.offer.agent_id != actor.id:
+            return _result(cmd, Status.FORBIDDEN, "not offered to you")
+        self._release(case)
+        case.offer = None
+        case.declined_by = [*case.declined_by, actor.id]
+        self._emit(
+            record,
+            CaseEventType.OFFER_DECLINED,
+            now,
+            out,
+            agent_id=actor.id,
+            actor=actor.id,
+            reason=cmd.reason,
+        )
+        self._route(record, now, out, rule_prefix="offer declined")
+        self._drain(actor, now, out)
+        return None
+
+    def _respond(
+        self, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    ) -> CommandResult | None:
+        case = record.case
+        if case.state not in (CaseState.ASSIGNED, CaseState.WAITING_ON_CUSTOMER):
+            return _result(cmd, Status.CONFLICT, f"case is {case.state}; accept it first")
+        first = case.first_response_at is None
+        case.first_response_at = case.first_response_at or now
+        case.last_response_at = now
+        self._stop_clock(record, SlaMetricName.FIRST_RESPONSE, now, out)
+        self._stop_clock(record, SlaMetricName.NEXT_RESPONSE, now, out)
+        self._emit(
+            record,
+            CaseEventType.RESPONDED,
+            now,
+            out,
+            agent_id=actor.id,
+            actor=actor.id,
+            first=first,
+            chars=cmd.chars,
+        )
+        return None
+
+    def _wait(
+        self, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    ) -> CommandResult | None:
+        case = record.case
+        if case.state != CaseState.ASSIGNED:
+            return _result(cmd, Status.CONFLICT, f"case is {case.state}, not assigned")
+        case.state = CaseState.WAITING_ON_CUSTOMER
+        self._clock_pause(record, SlaMetricName.RESOLUTION, now)
+        self._clock_pause(record, SlaMetricName.NEXT_RESPONSE, now)
+        self._emit(
+            record,
+            CaseEventType.WAITING_ON_CUSTOMER,
+            now,
+            out,
+            agent_id=actor.id,
+            actor=actor.id,
+            reason=cmd.reason,
+        )
+        return None
+
+    def _resume_cmd(
+        self, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    ) -> CommandResult | None:
+        if record.case.state != CaseState.WAITING_ON_CUSTOMER:
+            return _result(cmd, Status.CONFLICT, f"case is {record.case.state}, not waiting")
+        self._resume(record, now, out, actor=actor.id)
+        return None
+
+    def _resume(self, record: CaseRecord, now: datetime, out: Outcome, *, actor: str) -> None:
+        case = record.case
+        case.state = CaseState.ASSIGNED
+        self._clock_resume(record, SlaMetricName.RESOLUTION, now)
+        self._clock_resume(record, SlaMetricName.NEXT_RESPONSE, now)
+        self._emit(record, CaseEventType.RESUMED, now, out, actor=actor, agent_id=case.assignee)
+        holder = self._holder(case)
+        if holder is not None and holder.presence == Presence.OFFLINE:
+            self._return_to_queue(record, now, out, reason="agent offline")
+
+    def _resolve(
+        self, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    ) -> CommandResult | None:
+        case = record.case
+        if case.state not in (CaseState.ASSIGNED, CaseState.WAITING_ON_CUSTOMER):
+            return _result(cmd, Status.CONFLICT, f"case is {case.state}; accept it first")
+        agent = self._release(case)
+        if case.state == CaseState.WAITING_ON_CUSTOMER:
+            self._clock_resume(record, SlaMetricName.RESOLUTION, now)
+        case.state = CaseState.RESOLVED
+        case.resolved_at = now
+        case.resolution_note = cmd.note
+        for metric in (
+            SlaMetricName.FIRST_RESPONSE,
+            SlaMetricName.NEXT_RESPONSE,
+            SlaMetricName.RESOLUTION,
+        ):
+            self._stop_clock(record, metric, now, out)
+        self.open_by_customer.pop(case.customer_id, None)
+        self._start_clock(record, SlaMetricName.FOLLOW_UP, now)
+        follow = record.clocks.get(SlaMetricName.FOLLOW_UP)
+        case.follow_up_due_at = (
+            sla.due_at(follow, self._calendar(case)) if follow is not None else None
+        )
+        self._emit(
+            record,
+            CaseEventType.RESOLVED,
+            now,
+            out,
+            agent_id=actor.id,
+            actor=actor.id,
+            first_contact=case.first_contact_resolution,
+        )
+        if agent is not None:
+            out.agents.add(agent.id)
+            self._drain(agent, now, out)
+        return None
+
+    def _transfer(
+        self, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    ) -> CommandResult | None:
+        case = record.case
+        if not case.is_open:
+            return _result(cmd, Status.CONFLICT, "case is resolved")
+        if cmd.to_team is None and cmd.to_agent is None:
+            return _result(cmd, Status.INVALID, "give to_team or to_agent")
+        if cmd.to_team is not None and cmd.to_team not in self.teams:
+            return _result(cmd, Status.INVALID, f"no team '{cmd.to_team}'")
+        target = self.agents.get(cmd.to_agent) if cmd.to_agent else None
+        if cmd.to_agent is not None and target is None:
+            return _result(cmd, Status.INVALID, f"no agent '{cmd.to_agent}'")
+        previous = self._release(case)
+        case.offer = None
+        case.assignee = None
+        case.transfers += 1
+        if case.state == CaseState.WAITING_ON_CUSTOMER:
+            self._clock_resume(record, SlaMetricName.RESOLUTION, now)
+        case.state = CaseState.QUEUED
+        if target is not None:
+            case.team = target.profile.team
+        elif cmd.to_team is not None:
+            case.team = cmd.to_team
+        self._emit(
+            record,
+            CaseEventType.TRANSFERRED,
+            now,
+            out,
+            actor=actor.id,
+            agent_id=previous.id if previous else None,
+            to_team=case.team,
+            to_agent=cmd.to_agent,
+            reason=cmd.reason,
+        )
+        self._escalate_for_authority(record, now, out)
+        self._route(
+            record,
+            now,
+            out,
+            prefer=target.id if target else None,
+            rule_prefix=f"transferred by {actor.id}",
+        )
+        if previous is not None:
+            out.agents.add(previous.id)
+            self._drain(previous, now, out)
+        return None
+
+    def _escalate_cmd(
+        self, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    ) -> CommandResult | None:
+        case = record.case
+        if not case.is_open:
+            return _result(cmd, Status.CONFLICT, "case is resolved")
+        if case.required_tier == AgentTier.SUPERVISOR:
+            return _result(cmd, Status.CONFLICT, "already at supervisor level")
+        self._escalate(
+            record, now, out, reason=cmd.reason or "agent request", cause="agent", actor=actor.id
+        )
+        return None
+
+    def _escalate(
+        self,
+        record: CaseRecord,
+        now: datetime,
+        out: Outcome,
+        *,
+        reason: str,
+        cause: str,
+        actor: str = ROUTER,
+    ) -> None:
+        case = record.case
+        tiers = list(AgentTier)
+        if case.required_tier == AgentTier.SUPERVISOR:
+            return
+        case.required_tier = tiers[TIER_RANK[case.required_tier] + 1]
+        case.escalations += 1
+        case.declined_by = []
+        self._emit(
+            record,
+            CaseEventType.ESCALATED,
+            now,
+            out,
+            actor=actor,
+            agent_id=case.assignee,
+            reason=reason,
+            cause=cause,
+            to_tier=case.required_tier.value,
+        )
+        holder = self._holder(case)
+        if holder is not None and TIER_RANK[holder.profile.tier] >= TIER_RANK[case.required_tier]:
+            return
+        if case.state == CaseState.QUEUED:
+            self.queues[case.team].discard(case.case_id)
+            self._route(record, now, out, rule_prefix=f"escalated ({reason})")
+        else:
+            agent = self._return_to_queue(record, now, out, reason=f"escalated ({reason})")
+            if agent is not None:
+                self._drain(agent, now, out)
+
+    def _reassign(
+        self, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    ) -> CommandResult | None:
+        case = record.case
+        if not case.is_open:
+            return _result(cmd, Status.CONFLICT, "case is resolved")
+        target = self.agents.get(cmd.to_agent or "")
+        if target is None:
+            return _result(cmd, Status.INVALID, f"no agent '{cmd.to_agent}'")
+        if target.presence == Presence.OFFLINE:
+            return _result(cmd, Status.CONFLICT, f"{target.id} is offline")
+        previous = self._release(case)
+        self.queues[case.team].discard(case.case_id)
+        if case.state == CaseState.WAITING_ON_CUSTOMER:
+            self._clock_resume(record, SlaMetricName.RESOLUTION, now)
+        case.team = target.profile.team
+        case.offer = None
+        case.state = CaseState.ASSIGNED
+        case.assignee = target.id
+        case.assigned_at = case.assigned_at or now
+        case.queued_at = None
+        if target.id not in case.agents_involved:
+            case.agents_involved = [*case.agents_involved, target.id]
+        case.transfers += 1
+        self._hold(target, case)
+        target.last_assigned_at = now
+        self._touch_agent(target, out)
+        decision = self._decision(
+            case, now, "assigned", target, f"reassigned by {actor.id}", [target], {}
+        )
+        case.routing = [*case.routing, decision][-MAX_ROUTING_LOG:]
+        self._emit(
+            record,
+            CaseEventType.ASSIGNED,
+            now,
+            out,
+            actor=actor.id,
+            agent_id=target.id,
+            reassigned_from=previous.id if previous else None,
+        )
+        if previous is not None and previous.id != target.id:
+            out.agents.add(previous.id)
+            self._drain(previous, now, out)
+        return None
+
+    def _csat(
+        self, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    ) -> CommandResult | None:
+        case = record.case
+        if case.state != CaseState.RESOLVED:
+            return _result(cmd, Status.CONFLICT, "CSAT is recorded after resolution")
+        if cmd.score is None:
+            return _result(cmd, Status.INVALID, "score is required")
+        case.csat = cmd.score
+        self._emit(record, CaseEventType.CSAT_RECORDED, now, out, actor=actor.id, score=cmd.score)
+        return None
+
+    def _relabel(
+        self, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    ) -> CommandResult | None:
+        case = record.case
+        labels = cmd.labels
+        if labels is None or not labels.model_dump(exclude_none=True):
+            return _result(cmd, Status.INVALID, "give at least one label")
+        detail: dict[str, str | None] = {}
+        if labels.category is not None and labels.category != case.category:
+            detail["category_from"] = case.category.value
+            case.category = labels.category
+        if labels.difficult is not None and labels.difficult != case.difficult:
+            detail["difficult_from"] = case.difficult.value
+            case.difficult = labels.difficult
+            case.hostile = labels.difficult in HOSTILE
+            case.guidance = handling_guidance(labels.difficult)
+        if labels.sentiment is not None:
+            detail["sentiment"] = labels.sentiment.value
+        self._emit(
+            record,
+            CaseEventType.RELABELLED,
+            now,
+            out,
+            actor=actor.id,
+            category=case.category.value,
+            difficult=case.difficult.value,
+            **detail,
+        )
+        return None
+
+    def _on_agent_command(
+        self, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    ) -> CommandResult:
+        if cmd.action == Action.PRESENCE:
+            target_id = cmd.to_agent or actor.id
+            if target_id != actor.id and not actor.profile.is_supervisor:
+                return _result(cmd, Status.FORBIDDEN, "supervisors only")
+            target = self.agents.get(target_id)
+            if target is None:
+                return _result(cmd, Status.NOT_FOUND, "no such agent")
+            if cmd.presence is None:
+                return _result(cmd, Status.INVALID, "presence is required")
+            self._set_presence(target, cmd.presence, now, out)
+            return _result(cmd, Status.OK)
+        if not actor.profile.is_supervisor:
+            return _result(cmd, Status.FORBIDDEN, "supervisors only")
+        if cmd.action == Action.UPSERT_AGENT:
+            if cmd.profile is None:
+                return _result(cmd, Status.INVALID, "profile is required")
+            if cmd.profile.team not in self.teams:
+                return _result(cmd, Status.INVALID, f"no team '{cmd.profile.team}'")
+            self._upsert_agent(cmd.profile, now, out)
+            return _result(cmd, Status.OK)
+        target = self.agents.get(cmd.to_agent or "")
+        if target is None:
+            return _result(cmd, Status.NOT_FOUND, "no such agent")
+        if target.id == actor.id:
+            return _result(cmd, Status.CONFLICT, "a supervisor cannot remove themselves")
+        self._set_presence(target, Presence.OFFLINE, now, out)
+        record = self.agent_records[target.id]
+        record.removed = True
+        self.index.remove(target.id)
+        del self.agents[target.id]
+        self._roster_changed()
+        out.agents.add(target.id)
+        return _result(cmd, Status.OK)
+
+    def _upsert_agent(self, profile: AgentProfile, now: datetime, out: Outcome) -> None:
+        existing = self.agents.get(profile.id)
+        if existing is None:
+            fresh = AgentRecord(profile=profile, presence=profile.presence, presence_since=now)
+            self.agent_records[profile.id] = fresh
+            self.agents[profile.id] = _state_of(fresh)
+            self.index.update(self.agents[profile.id], self.rules)
+            self._roster_changed()
+            out.agents.add(profile.id)
+            self._drain(self.agents[profile.id], now, out)
+            return
+        existing.profile = profile
+        self.agent_records[profile.id].profile = profile
+        self._roster_changed()
+        out.agents.add(profile.id)
+        # Work the agent may no longer hold (team, channel, authority) goes back to the queue.
+        for case_id in list(existing.holding):
+            record = self.records.get(case_id)
+            if record is None:
+                continue
+            case = record.case
+            if (
+                case.team != profile.team
+                or case.channel not in profile.channels
+                or TIER_RANK[profile.tier] < TIER_RANK[case.required_tier]
+            ):
+                self._return_to_queue(record, now, out, reason="roster change")
+        self.index.update(existing, self.rules)
+        self._drain(existing, now, out)
+
+    def _set_presence(
+        self, agent: AgentState, presence: Presence, now: datetime, out: Outcome
+    ) -> None:
+        previous = agent.presence
+        agent.presence = presence
+        agent.presence_since = now
+        if presence != previous:
+            agent.hostile_streak = 0
+        self._touch_agent(agent, out)
+        self.index.update(agent, self.rules)
+        if presence in (Presence.AWAY, Presence.OFFLINE, Presence.BUSY):
+            for case_id in list(agent.holding):
+                record = self.records.get(case_id)
+                if record is None:
+                    continue
+                offered = record.case.state == CaseState.OFFERED
+                if offered or presence == Presence.OFFLINE:
+                    self._return_to_queue(record, now, out, reason=f"agent {presence.value}")
+        if presence == Presence.AVAILABLE:
+            self._drain(agent, now, out)
+
+    def _touch_agent(self, agent: AgentState, out: Outcome) -> None:
+        record = self.agent_records[agent.id]
+        record.presence = agent.presence
+        record.presence_since = agent.presence_since
+        record.hostile_streak = agent.hostile_streak
+        record.last_assigned_at = agent.last_assigned_at
+        out.agents.add(agent.id)
+
+    # ------------------------------------------------------------------ ticks
+
+    def _on_tick(self, now: datetime, out: Outcome) -> None:
+        fired = 0
+        while self._due and self._due[0][0] <= now.timestamp():
+            _, case_id = heapq.heappop(self._due)
+            record = self.records.get(uuid.UUID(case_id))
+            if record is None:
+                continue
+            fired += self._tick_case(record, now, out)
+            self._schedule(record)
+        out.stats["fired"] = fired
+        self._forget_old(now, out)
+
+    def _tick_case(self, record: CaseRecord, now: datetime, out: Outcome) -> int:
+        case = record.case
+        fired = 0
+        if case.state == CaseState.OFFERED and case.offer and case.offer.expires_at <= now:
+            agent_id = case.offer.agent_id
+            agent = self._release(case)
+            case.offer = None
+            case.declined_by = [*case.declined_by, agent_id]
+            self._emit(record, CaseEventType.OFFER_TIMED_OUT, now, out, agent_id=agent_id)
+            self._route(record, now, out, rule_prefix=f"offer to {agent_id} timed out")
+            out.cases.add(case.case_id)
+            fired += 1
+            if agent is not None:
+                out.agents.add(agent.id)
+        calendar = self._calendar(case)
+        share = self.config.policy.warning_share
+        for metric, clock in list(record.clocks.items()):
+            for kind in sla.due_events(clock, calendar, share, now):
+                clock = sla.mark_fired(clock, kind)
+                record.clocks[metric] = clock
+                fired += 1
+                out.cases.add(case.case_id)
+                if metric == SlaMetricName.FOLLOW_UP:
+                    if kind == "breach":
+                        self._emit(record, CaseEventType.FOLLOW_UP_DUE, now, out)
+                    continue
+                self._sla_event(record, metric, kind, now, out)
+        return fired
+
+    def _sla_event(
+        self, record: CaseRecord, metric: SlaMetricName, kind: str, now: datetime, out: Outcome
+    ) -> None:
+        case = record.case
+        policy = self.config.policy
+        actions = policy.on_warning if kind == "warning" else policy.on_breach
+        names = [action.value for action in actions]
+        self._emit(
+            record,
+            CaseEventType.SLA_WARNING if kind == "warning" else CaseEventType.SLA_BREACHED,
+            now,
+            out,
+            agent_id=case.assignee or (case.offer.agent_id if case.offer else None),
+            metric=metric.value,
+            actions=",".join(names),
+            notify="notify" in names,
+        )
+        if not case.is_open:
+            return
+        for action in actions:
+            if action == sla.SlaAction.RAISE_PRIORITY:
+                self._raise_priority(record, now, out, reason=f"{metric.value} {kind}")
+            elif action == sla.SlaAction.REOFFER and case.first_response_at is None:
+                if case.state in (CaseState.OFFERED, CaseState.ASSIGNED):
+                    holder = self._holder(case)
+                    if holder is not None:
+                        case.declined_by = [*case.declined_by, holder.id]
+                    agent = self._return_to_queue(
+                        record, now, out, reason=f"{metric.value} {kind}: re-offered"
+                    )
+                    if agent is not None:
+                        self._drain(agent, now, out)
+            elif action == sla.SlaAction.ESCALATE:
+                self._escalate(record, now, out, reason=f"{metric.value} {kind}", cause="sla")
+
+    def _raise_priority(
+        self, record: CaseRecord, now: datetime, out: Outcome, *, reason: str
+    ) -> None:
+        case = record.case
+        new = raised(case.priority)
+        if new == case.priority:
+            return
+        previous = case.priority
+        case.priority = new
+        case.priority_score = max(case.priority_score, band_floor(new, self.settings.weights))
+        if case.state == CaseState.QUEUED:
+            self.queues[case.team].add(case)
+        self._emit(
+            record,
+            CaseEventType.PRIORITY_RAISED,
+            now,
+            out,
+            reason=reason,
+            from_priority=previous.value,
+            to_priority=new.value,
+        )
+
+    def _forget_old(self, now: datetime, out: Outcome) -> None:
+        """Resolved cases past retention leave the state (their events stay on the topic)."""
+        horizon = now - self.settings.retention
+        stale = [
+            r
+            for r in self.records.values()
+            if r.case.state == CaseState.RESOLVED
+            and r.case.resolved_at is not None
+            and r.case.resolved_at < horizon
+        ]
+        for record in stale:
+            case = record.case
+            del self.records[case.case_id]
+            for key in case.thread_keys:
+                if self.by_thread.get(key) == case.case_id:
+                    del self.by_thread[key]
+            for message in case.messages:
+                self.by_event.pop(message.event_id, None)
+            out.stats.setdefault("forgotten", []).append(case.case_id)
+
+    # ------------------------------------------------------------------ reopen
+
+    def _reopen(self, record: CaseRecord, now: datetime, out: Outcome) -> None:
+        case = record.case
+        previous = case.assignee
+        case.state = CaseState.QUEUED
+        case.assignee = None
+        case.offer = None
+        case.resolved_at = None
+        case.follow_up_due_at = None
+        case.reopened += 1
+        case.queued_at = None
+        case.declined_by = []
+        record.clocks.pop(SlaMetricName.FOLLOW_UP, None)
+        self.open_by_customer[case.customer_id] = case.case_id
+        self._start_clock(record, SlaMetricName.RESOLUTION, now, restart=True)
+        self._start_clock(record, SlaMetricName.NEXT_RESPONSE, now, restart=True)
+        self._emit(record, CaseEventType.REOPENED, now, out, actor="customer", agent_id=previous)
+        self._route(record, now, out, prefer=previous, rule_prefix="reopened by customer reply")
+
+    # ------------------------------------------------------------------ clocks
+
+    def _calendar(self, case: Case) -> sla.BusinessCalendar:
+        team = self.teams.get(case.team)
+        name = team.calendar if team else "always"
+        return self.config.calendars[name]
+
+    def _target(self, case: Case, metric: SlaMetricName) -> float | None:
+        target = sla.target_for(self.config.policy, case.channel.value, case.base_priority.value)
+        value: timedelta | None = getattr(target, metric.value)
+        return value.total_seconds() if value is not None else None
+
+    def _start_clock(
+        self, record: CaseRecord, metric: SlaMetricName, now: datetime, *, restart: bool = True
+    ) -> None:
+        current = record.clocks.get(metric)
+        if current is not None and not restart and current.stopped_at is None:
+            return
+        target = self._target(record.case, metric)
+        if target is None:
+            return
+        clock = sla.start_clock(sla.SlaMetric(metric.value), target, now)
+        if record.case.state == CaseState.WAITING_ON_CUSTOMER and metric in (
+            SlaMetricName.RESOLUTION,
+            SlaMetricName.NEXT_RESPONSE,
+        ):
+            clock = sla.pause_clock(clock, self._calendar(record.case), now)
+        record.clocks[metric] = clock
+
+    def _stop_clock(
+        self, record: CaseRecord, metric: SlaMetricName, now: datetime, out: Outcome
+    ) -> None:
+        clock = record.clocks.get(metric)
+        if clock is None or clock.stopped_at is not None:
+            return
+        stopped = sla.stop_clock(clock, self._calendar(record.case), now)
+        record.clocks[metric] = stopped
+        out.stats.setdefault("clocks_stopped", []).append((record.case.case_id, metric))
+
+    def _clock_pause(self, record: CaseRecord, metric: SlaMetricName, now: datetime) -> None:
+        clock = record.clocks.get(metric)
+        if clock is not None and clock.stopped_at is None and clock.running_since is not None:
+            record.clocks[metric] = sla.pause_clock(clock, self._calendar(record.case), now)
+
+    def _clock_resume(self, record: CaseRecord, metric: SlaMetricName, now: datetime) -> None:
+        clock = record.clocks.get(metric)
+        if clock is not None and clock.stopped_at is None and clock.running_since is None:
+            record.clocks[metric] = sla.resume_clock(clock, now)
+
+    def deadlines(self, record: CaseRecord) -> list[Deadline]:
+        """The clocks of a case as the agent sees them."""
+        calendar = self._calendar(record.case)
+        share = self.config.policy.warning_share
+        out = []
+        for metric, clock in record.clocks.items():
+            out.append(
+                Deadline(
+                    metric=metric,
+                    target_seconds=clock.target_seconds,
+                    due_at=sla.due_at(clock, calendar),
+                    warning_at=sla.warning_at(clock, calendar, share),
+                    paused=clock.running_since is None and clock.stopped_at is None,
+                    stopped_at=clock.stopped_at,
+                    met=sla.met(clock),
+                    warned=clock.warned,
+                    breached=clock.breached,
+                )
+            )
+        return out
+
+    def _next_due_of(self, record: CaseRecord) -> datetime | None:
+        case = record.case
+        times: list[datetime] = []
+        if case.state == CaseState.OFFERED and case.offer is not None:
+            times.append(case.offer.expires_at)
+        calendar = self._calendar(case)
+        share = self.config.policy.warning_share
+        for clock in record.clocks.values():
+            if clock.stopped_at is not None or clock.running_since is None:
+                continue
+            if not clock.warned and clock.metric != sla.SlaMetric.FOLLOW_UP:
+                warn = sla.warning_at(clock, calendar, share)
+                if warn is not None:
+                    times.append(warn)
+            if not clock.breached:
+                due = sla.due_at(clock, calendar)
+                if due is not None:
+                    times.append(due)
+        if case.state == CaseState.RESOLVED and case.resolved_at is not None:
+            times.append(case.resolved_at + self.settings.retention + timedelta(seconds=1))
+        return min(times) if times else None
+
+    def _schedule(self, record: CaseRecord) -> None:
+        due = self._next_due_of(record)
+        if due is not None:
+            heapq.heappush(self._due, (due.timestamp(), str(record.case.case_id)))
+
+    # ------------------------------------------------------------------ events
+
+    def _emit(
+        self,
+        record: CaseRecord,
+        kind: CaseEventType,
+        now: datetime,
+        out: Outcome,
+        *,
+        actor: str = ROUTER,
+        agent_id: str | None = None,
+        **detail: str | int | float | bool | None,
+    ) -> None:
+        case = record.case
+        case.version += 1
+        case.updated_at = now
+        case.deadlines = self.deadlines(record)
+        out.events.append(
+            CaseEvent(
+                event_id=case_event_id(case.case_id, case.version),
+                type=kind,
+                case_id=case.case_id,
+                version=case.version,
+                at=now,
+                actor=actor,
+                agent_id=agent_id,
+                detail={k: v for k, v in detail.items() if v is not None},
+                case=case.model_copy(deep=True),
+            )
+        )
+
+    def _add_keys(self, case: Case, keys: list[str]) -> None:
+        for key in keys:
+            if key not in case.thread_keys:
+                case.thread_keys = [*case.thread_keys, key][-200:]
+            self.by_thread[key] = case.case_id
+
+    # ------------------------------------------------------------------ views
+
+    def visible_cases(self, agent_id: str) -> list[Case]:
+        """The cases an agent holds (offered or assigned), newest first."""
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return []
+        cases = [self.records[c].case for c in agent.holding if c in self.records]
+        return sorted(cases, key=lambda c: c.updated_at, reverse=True)
+
+
+_CASE_HANDLERS = {
+    Action.ACCEPT: Engine._accept,
+    Action.DECLINE: Engine._decline,
+    Action.RESPOND: Engine._respond,
+    Action.WAIT: Engine._wait,
+    Action.RESUME: Engine._resume_cmd,
+    Action.RESOLVE: Engine._resolve,
+    Action.TRANSFER: Engine._transfer,
+    Action.ESCALATE: Engine._escalate_cmd,
+    Action.REASSIGN: Engine._reassign,
+    Action.CSAT: Engine._csat,
+    Action.RELABEL: Engine._relabel,
+}
+
+
+def _result(
+    cmd: Command, status: Status, message: str = "", case: Case | None = None
+) -> CommandResult:
+    return CommandResult(command_id=cmd.command_id, status=status, message=message, case=case)
+
+
+def _fresh_agent(profile: AgentProfile) -> AgentRecord:
+    return AgentRecord(profile=profile, presence=profile.presence)
+
+
+def _state_of(record: AgentRecord) -> AgentState:
+    return AgentState(
+        profile=record.profile,
+        presence=record.presence,
+        hostile_streak=record.hostile_streak,
+        last_assigned_at=record.last_assigned_at,
+        presence_since=record.presence_since,
+    )
+
+
+def _base_language(tag: str | None) -> str | None:
+    return tag.split("-", 1)[0].lower() if tag else None
+
+
+def _thread_keys(fc: FeedbackClassified) -> list[str]:
+    """Keys that tie a message to earlier ones: e-mail ids, conversation ids."""
+    event = fc.feedback
+    thread = event.thread
+    keys = []
+    for ref in (thread.in_reply_to, *thread.references, thread.message_id):
+        if ref:
+            keys.append(f"msg:{ref.strip()}")
+    if thread.conversation_id:
+        keys.append(f"conv:{event.channel.value}:{thread.conversation_id}")
+    return keys
+
+
+def _case_message(fc: FeedbackClassified) -> CaseMessage:
+    event = fc.feedback
+    social = event.social
+    return CaseMessage(
+        event_id=event.event_id,
+        channel=event.channel,
+        received_at=event.received_at,
+        subject=event.subject,
+        text=event.text,
+        sentiment=fc.sentiment,
+        sentiment_score=fc.sentiment_score,
+        category=fc.category,
+        difficult=fc.difficult,
+        needs_review=fc.needs_review,
+        public=bool(social and social.public),
+        reach=(social.reach or social.followers) if social else None,
+    )

@@ -1,0 +1,203 @@
+"""Who may take a case, who should, and the order in which waiting cases are taken.
+
+The rules are pure functions (:func:`exclusion`, :func:`choice_key`, :func:`queue_key`). The two
+indexes keep the cost of a decision independent of the size of the floor: agents are kept
+sorted by preference per (team, category, channel, tier), with agents full on a channel left
+out of that channel's lists, so a decision usually inspects the first few entries only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from services.common.cases import TIER_RANK, AgentTier, Case, Presence
+from services.common.messages import Category, Channel
+from services.router.guidance import covers
+from services.router.roster import AgentProfile
+
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+@dataclass(slots=True)
+class RoutingRules:
+    """The knobs of eligibility."""
+
+    hostile_weight: float = 2.0
+    max_hostile_streak: int = 2
+    language_fallback: bool = True
+
+
+@dataclass(slots=True)
+class AgentState:
+    """An agent as the router sees them now: profile, presence and the work they hold."""
+
+    profile: AgentProfile
+    presence: Presence
+    load: dict[Channel, float] = field(default_factory=dict)
+    holding: dict[uuid.UUID, float] = field(default_factory=dict)
+    hostile_streak: int = 0
+    last_assigned_at: datetime | None = None
+    presence_since: datetime | None = None
+
+    @property
+    def id(self) -> str:
+        return self.profile.id
+
+    def used(self, channel: Channel) -> float:
+        return self.load.get(channel, 0.0)
+
+    def room(self, channel: Channel) -> float:
+        """Capacity left on a channel (0 for a channel the agent does not work)."""
+        return self.profile.channels.get(channel, 0) - self.used(channel)
+
+    @property
+    def utilisation(self) -> float:
+        """Share of the agent's total capacity in use."""
+        capacity = sum(self.profile.channels.values())
+        return sum(self.load.values()) / capacity if capacity else 1.0
+
+
+def case_weight(case: Case, rules: RoutingRules) -> float:
+    """How much of a channel's capacity a case takes: hostile cases weigh more."""
+    return rules.hostile_weight if case.hostile else 1.0
+
+
+def speaks(agent: AgentProfile, language: str | None) -> bool:
+    """Whether the agent can answer in the case's language (unknown: anyone)."""
+    return language is None or language.lower() in agent.languages
+
+
+def exclusion(
+    agent: AgentState,
+    case: Case,
+    rules: RoutingRules,
+    *,
+    language_required: bool = True,
+    ignore_capacity: bool = False,
+) -> str | None:
+    """The first rule that keeps an agent from a case, or None when the agent is eligible."""
+    profile = agent.profile
+    if agent.presence != Presence.AVAILABLE:
+        return "presence"
+    if profile.team != case.team:
+        return "team"
+    if TIER_RANK[profile.tier] < TIER_RANK[case.required_tier]:
+        return "tier"
+    if profile.skills.get(case.category, 0) < 1:
+        return "skill"
+    if case.channel not in profile.channels:
+        return "channel"
+    if language_required and not speaks(profile, case.language):
+        return "language"
+    if agent.id in case.declined_by:
+        return "declined"
+    if not ignore_capacity and agent.room(case.channel) < case_weight(case, rules):
+        return "capacity"
+    if not covers(profile.authority, case.remedy):
+        return "authority"
+    if case.hostile:
+        if not profile.hostile:
+            return "hostile"
+        if agent.hostile_streak >= rules.max_hostile_streak:
+            return "hostile_streak"
+    return None
+
+
+def choice_key(agent: AgentState) -> tuple[float, float, str]:
+    """Order among agents of equal proficiency: least loaded, then longest idle, then id (so
+    decisions are reproducible)."""
+    idle = agent.last_assigned_at or agent.presence_since or EPOCH
+    return (round(agent.utilisation, 6), idle.timestamp(), agent.id)
+
+
+def queue_key(case: Case, aging_points_per_minute: float) -> tuple[float, float, str]:
+    """Order of a team queue: highest effective priority first, where waiting raises it.
+
+    ``score + rate * (now - queued_at)`` ranks cases the same as ``score - rate * queued_at``
+    at every ``now``, so the order is fixed while cases wait and the queue stays sorted.
+    """
+    queued = (case.queued_at or case.created_at).timestamp()
+    effective = case.priority_score - aging_points_per_minute * queued / 60.0
+    return (-effective, queued, str(case.case_id))
+
+
+IndexKey = tuple[str, Category, Channel, AgentTier]
+
+
+class AgentIndex:
+    """Available agents sorted by preference, per (team, category, channel, tier)."""
+
+    def __init__(self) -> None:
+        self._lists: dict[IndexKey, SortedList] = {}
+        self._entries: dict[str, list[tuple[IndexKey, tuple[Any, ...]]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def remove(self, agent_id: str) -> None:
+        for key, entry in self._entries.pop(agent_id, []):
+            self._lists[key].remove(entry)
+
+    def update(self, agent: AgentState, rules: RoutingRules) -> None:
+        """Re-rank an agent after a change of load, presence or profile."""
+        self.remove(agent.id)
+        if agent.presence != Presence.AVAILABLE:
+            return
+        profile = agent.profile
+        rank = choice_key(agent)
+        entries: list[tuple[IndexKey, tuple[Any, ...]]] = []
+        for channel in profile.channels:
+            if agent.room(channel) < 1.0:
+                continue  # full on this channel: not a candidate for it
+            for category, proficiency in profile.skills.items():
+                key = (profile.team, category, channel, profile.tier)
+                entry = (-proficiency, *rank)
+                self._lists.setdefault(key, SortedList()).add(entry)
+                entries.append((key, entry))
+        self._entries[agent.id] = entries
+
+    def candidates(
+        self, team: str, category: Category, channel: Channel, min_tier: AgentTier
+    ) -> Iterator[tuple[int, str]]:
+        """(proficiency, agent id) in order of preference: lowest sufficient tier first."""
+        for tier in AgentTier:
+            if TIER_RANK[tier] < TIER_RANK[min_tier]:
+                continue
+            for entry in self._lists.get((team, category, channel, tier), ()):
+                yield -entry[0], entry[-1]
+
+
+class TeamQueue:
+    """The cases of one team waiting for an agent, in the order they are to be taken."""
+
+    def __init__(self, aging_points_per_minute: float) -> None:
+        self.aging = aging_points_per_minute
+        self._sorted: SortedList = SortedList()
+        self._keys: dict[uuid.UUID, tuple[float, float, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, case_id: object) -> bool:
+        return case_id in self._keys
+
+    def add(self, case: Case) -> None:
+        self.discard(case.case_id)
+        key = queue_key(case, self.aging)
+        self._keys[case.case_id] = key
+        self._sorted.add(key)
+
+    def discard(self, case_id: uuid.UUID) -> None:
+        key = self._keys.pop(case_id, None)
+        if key is not None:
+            self._sorted.remove(key)
+
+    def __iter__(self) -> Iterator[uuid.UUID]:
+        for key in list(self._sorted):
+            yield uuid.UUID(key[2])

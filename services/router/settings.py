@@ -1,0 +1,84 @@
+"""Settings of the router service (environment prefix ``TRIAGE_ROUTER_``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+from services.router.engine import EngineSettings
+
+
+class RouterSettings(ServiceSettings):
+    """Everything the router can be told; each field is one environment variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRIAGE_ROUTER_", frozen=True, extra="ignore", validate_by_name=True
+    )
+
+    port: int = Field(default=8082, ge=1, le=65535, description="Port of the agent API.")
+    app_id: str = Field(
+        default="triage-router",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Consumer group and table namespace of the router workers.",
+    )
+    roster_file: Path | None = Field(
+        default=None,
+        description="Roster YAML; default: the development roster (not in production).",
+    )
+    sla_file: Path | None = Field(
+        default=None, description="Service levels and calendars YAML; default: the shipped one."
+    )
+    offer_timeout_s: float = Field(
+        default=60, gt=0, le=3600, description="Seconds an agent has to accept an offer."
+    )
+    thread_window_h: float = Field(
+        default=24,
+        ge=0,
+        le=24 * 30,
+        description="A customer's new message joins their open case "
+        "updated less than this many hours ago.",
+    )
+    reopen_window_days: float = Field(
+        default=7, ge=0, le=365, description="A reply to a case resolved this recently reopens it."
+    )
+    retention_days: float = Field(
+        default=30, ge=1, le=3650, description="Resolved cases leave the router's state after this."
+    )
+    hostile_weight: float = Field(
+        default=2.0, ge=1, le=10, description="Capacity an abusive or angry case takes."
+    )
+    max_hostile_streak: int = Field(
+        default=2, ge=1, le=100, description="Most hostile cases one agent gets in a row."
+    )
+    aging_points_per_minute: float = Field(
+        default=0.5, ge=0, le=100, description="Priority score a waiting case gains per minute."
+    )
+    tick_interval_s: float = Field(
+        default=0.5, gt=0, le=60, description="How often the clock checks for due deadlines."
+    )
+    command_timeout_s: float = Field(
+        default=10, gt=0, le=120, description="Longest an API call waits for its command."
+    )
+    store: str = Field(
+        default="memory://",
+        description="faust table store: memory:// (rebuilt from the changelog) or rocksdb://.",
+    )
+    data_dir: Path = Field(default=Path(".triage/router"), description="Worker state directory.")
+
+    def engine_settings(self) -> EngineSettings:
+        """The routing rules these settings describe."""
+        from services.router.priority import PriorityWeights
+
+        return EngineSettings(
+            offer_timeout=timedelta(seconds=self.offer_timeout_s),
+            thread_window=timedelta(hours=self.thread_window_h),
+            reopen_window=timedelta(days=self.reopen_window_days),
+            retention=timedelta(days=self.retention_days),
+            hostile_weight=self.hostile_weight,
+            max_hostile_streak=self.max_hostile_streak,
+            weights=PriorityWeights(aging_points_per_minute=self.aging_points_per_minute),
+        )

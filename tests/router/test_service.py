@@ -1,0 +1,440 @@
+"""The router worker and agent API on the real broker: classified messages in, cases routed to
+the right agent, offers timing out, breaches escalating, agents leaving, poison dead-lettered,
+the API's access rules, and a killed worker resuming without loss or double assignment."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from services.common.broker import EmbeddedBroker, free_port
+from services.common.health import wait_until_ready
+from services.common.kafka import KafkaSettings, ensure_topics
+from services.common.messages import Channel
+from services.common.topics import (
+    ALL_TOPICS,
+    cases_events,
+    feedback_classified,
+    feedback_classified_dlq,
+)
+from services.router.roster import hash_token
+from tests.router.factories import feedback
+from tests.support.kafka import read_records
+
+ROOT = Path(__file__).parents[2]
+pytestmark = pytest.mark.timeout(240)
+
+ROSTER: dict[str, Any] = {
+    "default_team": "care",
+    "teams": [
+        {"id": "care", "name": "Care", "categories": ["delay", "product_fault", "billing"]},
+        {"id": "trust", "name": "Trust", "categories": ["trust_privacy"]},
+    ],
+    "agents": [
+        {
+            "id": "amy",
+            "name": "Amy",
+            "team": "care",
+            "skills": {"delay": 5, "billing": 4},
+            "languages": ["en"],
+            "channels": {"email": 3, "chat": 2},
+            "authority": {"goodwill_credit": 50, "refund": 50},
+            "hostile": True,
+            "presence": "available",
+        },
+        {
+            "id": "bob",
+            "name": "Bob",
+            "team": "care",
+            "skills": {"delay": 2, "billing": 2},
+            "languages": ["en"],
+            "channels": {"email": 3},
+            "authority": {"goodwill_credit": 50, "refund": 50},
+            "presence": "available",
+        },
+        {
+            "id": "sue",
+            "name": "Sue",
+            "team": "care",
+            "tier": "senior",
+            "skills": {"delay": 3, "billing": 5},
+            "languages": ["en"],
+            "channels": {"email": 3},
+            "authority": {"goodwill_credit": 500, "refund": 1000},
+            "hostile": True,
+            "presence": "available",
+        },
+        {
+            "id": "boss",
+            "name": "Boss",
+            "team": "care",
+            "tier": "supervisor",
+            "skills": {"delay": 1},
+            "languages": ["en"],
+            "channels": {"email": 1},
+            "authority": {"refund": 10000},
+            "presence": "away",
+        },
+    ],
+}
+for _agent in ROSTER["agents"]:
+    _agent["token_sha256"] = hash_token(f"token-{_agent['id']}")
+
+
+def auth(agent_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer token-{agent_id}"}
+
+
+SLA = """
+warning_share: 0.5
+on_warning: [notify]
+on_breach: [notify, escalate]
+calendars:
+  always: {timezone: UTC, always_open: true}
+targets:
+  "*":
+    "*": {first_response: 1h, resolution: 8h, follow_up: 1d}
+  chat:
+    "*": {first_response: 4s, resolution: 1h}
+"""
+
+
+class Router:
+    """A `triage router` process on the test broker."""
+
+    def __init__(
+        self, kafka: KafkaSettings, tmp: Path, app_id: str, *, offer_timeout_s: float = 30
+    ) -> None:
+        self.port = free_port()
+        self.log = tmp / f"router-{self.port}.log"
+        roster = tmp / "roster.yaml"
+        roster.write_text(json.dumps(ROSTER))
+        sla = tmp / "sla.yaml"
+        sla.write_text(SLA)
+        self.env = {
+            **os.environ,
+            "TRIAGE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+            "TRIAGE_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+            "TRIAGE_ROUTER_APP_ID": app_id,
+            "TRIAGE_ROUTER_DATA_DIR": str(tmp / "data"),
+            "TRIAGE_ROUTER_ROSTER_FILE": str(roster),
+            "TRIAGE_ROUTER_SLA_FILE": str(sla),
+            "TRIAGE_ROUTER_OFFER_TIMEOUT_S": str(offer_timeout_s),
+            "TRIAGE_ROUTER_TICK_INTERVAL_S": "0.2",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "router", "--port", str(self.port)],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout_s: float = 90) -> None:
+        assert self.process is not None
+        ready = wait_until_ready(f"{self.base}/readyz", timeout_s=timeout_s, process=self.process)
+        assert ready, self.log.read_text()[-5000:]
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+@pytest.fixture
+def routers() -> Iterator[list[Router]]:
+    started: list[Router] = []
+    yield started
+    for router in started:
+        router.kill()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=15) as http:
+        yield http
+
+
+async def produce(kafka: KafkaSettings, records: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(**kafka.client_kwargs(), acks="all")
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send_and_wait(kafka.topic(feedback_classified), value, key=key)
+    finally:
+        await producer.stop()
+
+
+def record_of(message: Any) -> tuple[bytes, bytes]:
+    fc = message.feedback
+    return fc.feedback.customer.id.encode(), fc.model_dump_json().encode()
+
+
+async def wait_for(
+    http: httpx.AsyncClient,
+    url: str,
+    agent: str,
+    check: Any,
+    *,
+    timeout_s: float = 30,
+) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    body: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        response = await http.get(url, headers=auth(agent))
+        if response.status_code == 200:
+            body = response.json()
+            if check(body):
+                return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"condition not met on {url}; last body: {json.dumps(body)[:2000]}")
+
+
+async def start_router(
+    kafka: KafkaSettings, tmp_path: Path, routers: list[Router], **options: Any
+) -> Router:
+    await ensure_topics(kafka, ALL_TOPICS)
+    router = Router(kafka, tmp_path, f"rt-{uuid.uuid4().hex[:8]}", **options)
+    routers.append(router)
+    router.start()
+    router.wait_ready()
+    return router
+
+
+async def test_case_is_routed_worked_and_published(
+    broker: EmbeddedBroker,
+    kafka: KafkaSettings,
+    tmp_path: Path,
+    routers: list[Router],
+    client: httpx.AsyncClient,
+) -> None:
+    router = await start_router(kafka, tmp_path, routers)
+    base = router.base
+    offers: list[dict[str, Any]] = []
+
+    async def listen() -> None:
+        async with client.stream("GET", f"{base}/v1/stream", headers=auth("amy")) as stream:
+            event = None
+            async for line in stream.aiter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "offered":
+                    offers.append(json.loads(line[6:]))
+                    return
+
+    listener = asyncio.create_task(listen())
+    await asyncio.sleep(0.5)
+    message = feedback(
+        "My order is two weeks late.", customer="c-1", category="delay", message_id="<m1@c>"
+    )
+    await produce(kafka, [record_of(message), (b"c-x", b"{not json")])
+    await asyncio.wait_for(listener, 30)
+    case = offers[0]["case"]
+    case_id = case["case_id"]
+    assert case["offer"]["agent_id"] == "amy", "best proficiency for delay"
+    assert case["guidance"]
+    assert case["deadlines"]
+    assert case["routing"][-1]["agent_id"] == "amy"
+
+    other = await client.get(f"{base}/v1/cases/{case_id}", headers=auth("bob"))
+    assert other.status_code == 403
+    assert other.json() == {"detail": "forbidden"}
+    assert (
+        await client.post(f"{base}/v1/cases/{case_id}/accept", headers=auth("bob"))
+    ).status_code == 403
+    assert (await client.get(f"{base}/v1/cases")).status_code == 401
+    assert (
+        await client.get(f"{base}/v1/cases", headers={"Authorization": "Bearer nope"})
+    ).status_code == 401
+    assert (await client.get(f"{base}/v1/queues", headers=auth("amy"))).status_code == 403
+    resolve_early = await client.post(f"{base}/v1/cases/{case_id}/resolve", headers=auth("amy"))
+    assert resolve_early.status_code == 409
+
+    accepted = await client.post(f"{base}/v1/cases/{case_id}/accept", headers=auth("amy"))
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["state"] == "assigned"
+    responded = await client.post(
+        f"{base}/v1/cases/{case_id}/respond", headers=auth("amy"), json={"chars": 320}
+    )
+    assert responded.status_code == 200
+    resolved = await client.post(
+        f"{base}/v1/cases/{case_id}/resolve", headers=auth("amy"), json={"note": "refunded"}
+    )
+    assert resolved.status_code == 200
+    assert resolved.json()["state"] == "resolved"
+    csat = await client.post(
+        f"{base}/v1/cases/{case_id}/csat", headers=auth("amy"), json={"score": 5}
+    )
+    assert csat.status_code == 200
+    bad = await client.post(
+        f"{base}/v1/cases/{case_id}/csat", headers=auth("amy"), json={"score": 9}
+    )
+    assert bad.status_code == 422
+
+    mine = await client.get(f"{base}/v1/cases", headers=auth("amy"))
+    assert [c["case_id"] for c in mine.json()] == [case_id]
+    assert (await client.get(f"{base}/v1/cases", headers=auth("bob"))).json() == []
+
+    events = await read_records(kafka, kafka.topic(cases_events), expected=6, timeout_s=30)
+    kinds = [r.json()["type"] for r in events]
+    assert kinds == ["created", "offered", "assigned", "responded", "resolved", "csat_recorded"]
+    assert all(r.key == case_id.encode() for r in events)
+    versions = [r.json()["version"] for r in events]
+    assert versions == sorted(versions)
+    dead = await read_records(kafka, kafka.topic(feedback_classified_dlq), expected=1)
+    assert dead[0].json()["reason"].startswith("invalid record")
+
+    metrics = (await client.get(f"{base}/metrics")).text
+    assert 'triage_router_offers_total{outcome="accepted"} 1.0' in metrics
+    assert 'triage_router_resolved_total{channel="email",first_contact="true"} 1.0' in metrics
+    assert (
+        'triage_router_sla_met_total{channel="email",metric="first_response",priority=' in metrics
+    )
+    assert 'triage_router_dead_letters_total{topic="feedback.classified"} 1.0' in metrics
+    assert 'triage_router_queue_depth{priority="P1",team="care"} 0.0' in metrics
+    assert "triage_router_time_to_assign_seconds_count" in metrics
+
+
+async def test_timeout_breach_escalation_and_agent_leaving(
+    broker: EmbeddedBroker,
+    kafka: KafkaSettings,
+    tmp_path: Path,
+    routers: list[Router],
+    client: httpx.AsyncClient,
+) -> None:
+    router = await start_router(kafka, tmp_path, routers, offer_timeout_s=2)
+    base = router.base
+    # A chat case: amy is offered it, lets the offer lapse, and bob cannot take chat: it waits
+    # for a chat agent, breaches its 4 s first response, and escalates to the senior tier.
+    chat = feedback(
+        "Where is my refund?", customer="c-chat", channel=Channel.CHAT, category="delay"
+    )
+    await produce(kafka, [record_of(chat)])
+    body = await wait_for(
+        client,
+        f"{base}/v1/cases?open=true",
+        "boss",
+        lambda cases: any(c["escalations"] >= 1 for c in cases),
+    )
+    case = body[0]
+    assert case["required_tier"] == "senior"
+    assert case["state"] == "queued", "no senior works chat: it waits in the queue"
+    events = await read_records(kafka, kafka.topic(cases_events), expected=6, timeout_s=20)
+    kinds = [r.json()["type"] for r in events]
+    assert "offer_timed_out" in kinds
+    assert "sla_breached" in kinds
+    assert kinds.count("sla_breached") == 1
+
+    # An e-mail case offered to amy returns to the queue when she goes away, and goes to bob.
+    email = feedback("Parcel late again", customer="c-mail", category="delay")
+    await produce(kafka, [record_of(email)])
+    offered = await wait_for(
+        client,
+        f"{base}/v1/cases?open=true",
+        "amy",
+        lambda cases: any(c["offer"] and c["channel"] == "email" for c in cases),
+    )
+    case_id = next(c["case_id"] for c in offered if c["channel"] == "email")
+    away = await client.put(
+        f"{base}/v1/me/presence", headers=auth("amy"), json={"presence": "away"}
+    )
+    assert away.status_code == 200
+    moved = await wait_for(
+        client,
+        f"{base}/v1/cases/{case_id}",
+        "boss",
+        lambda c: c["offer"] is not None and c["offer"]["agent_id"] != "amy",
+    )
+    assert moved["offer"]["agent_id"] in {"bob", "sue"}
+    queues = await client.get(f"{base}/v1/queues", headers=auth("boss"))
+    assert queues.status_code == 200
+    agents = await client.get(f"{base}/v1/agents", headers=auth("boss"))
+    assert {a["profile"]["id"]: a["presence"] for a in agents.json()}["amy"] == "away"
+
+
+@pytest.mark.timeout(300)
+async def test_killed_worker_resumes_without_loss_or_double_assignment(
+    broker: EmbeddedBroker,
+    kafka: KafkaSettings,
+    tmp_path: Path,
+    routers: list[Router],
+    client: httpx.AsyncClient,
+) -> None:
+    app_id = f"rt-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka, ALL_TOPICS)
+    first = Router(kafka, tmp_path, app_id)
+    routers.append(first)
+    first.start()
+    first.wait_ready()
+    before = [feedback(f"Late parcel {n}", customer=f"k-{n}", category="delay") for n in range(6)]
+    await produce(kafka, [record_of(m) for m in before])
+    cases = await wait_for(
+        client, f"{first.base}/v1/cases", "boss", lambda cs: len(cs) == 6, timeout_s=30
+    )
+    offered_to_amy = [c["case_id"] for c in cases if c["offer"] and c["offer"]["agent_id"] == "amy"]
+    assert offered_to_amy
+    accepted = await client.post(
+        f"{first.base}/v1/cases/{offered_to_amy[0]}/accept", headers=auth("amy")
+    )
+    assert accepted.status_code == 200
+    await asyncio.sleep(4)  # past a commit interval
+    first.kill()
+
+    after = [feedback(f"Late parcel {n}", customer=f"k-{n}", category="delay") for n in range(6, 9)]
+    await produce(kafka, [record_of(m) for m in after])
+    second = Router(kafka, tmp_path, app_id)
+    routers.append(second)
+    second.start()
+    second.wait_ready()
+    cases = await wait_for(
+        client, f"{second.base}/v1/cases", "boss", lambda cs: len(cs) == 9, timeout_s=60
+    )
+    by_id = {c["case_id"]: c for c in cases}
+    assert by_id[offered_to_amy[0]]["assignee"] == "amy"
+    agents = (await client.get(f"{second.base}/v1/agents", headers=auth("boss"))).json()
+    held = [case_id for a in agents for case_id in a["cases"]]
+    assert len(held) == len(set(held)), "a case is held by two agents"
+    for agent in agents:
+        capacity = agent["profile"]["channels"]
+        for channel, used in agent["load"].items():
+            assert used <= capacity[channel]
+    events = await read_records(
+        kafka, kafka.topic(cases_events), expected=1, timeout_s=20, settle_s=2
+    )
+    created = [r.json()["case_id"] for r in events if r.json()["type"] == "created"]
+    assert sorted(set(created)) == sorted(by_id)
+    assigned: dict[str, set[str]] = {}
+    for r in events:
+        body = r.json()
+        if body["type"] == "assigned":
+            assigned.setdefault(body["case_id"], set()).add(body["event_id"])
+    assert all(len(ids) == 1 for ids in assigned.values()), "an assignment was published twice"
+    second.stop()
