@@ -408,18 +408,31 @@ class _Child:
 @click.option("--broker-port", default=DEFAULT_PORT, show_default=True, type=int)
 @click.option("--ingest-port", default=8080, show_default=True, type=int)
 @click.option("--classifier-port", default=8081, show_default=True, type=int)
-def up(broker_port: int, ingest_port: int, classifier_port: int) -> None:
+@click.option("--router-port", default=8082, show_default=True, type=int)
+def up(broker_port: int, ingest_port: int, classifier_port: int, router_port: int) -> None:
     """Run the embedded broker and every service; Ctrl-C stops them all."""
     from services.ingest.settings import DEV_API_KEY, IngestSettings
+    from services.router.roster import RosterError, development_tokens, load_roster
+    from services.router.settings import RouterSettings
 
-    ports = (("broker", broker_port), ("ingest", ingest_port), ("classifier", classifier_port))
+    ports = (
+        ("broker", broker_port),
+        ("ingest", ingest_port),
+        ("classifier", classifier_port),
+        ("router", router_port),
+    )
     for name, port in ports:
         if port_in_use(DEFAULT_HOST, port):
             raise click.ClickException(f"{name} port {port} is already in use")
     try:
         ingest_settings = IngestSettings()
+        router_settings = RouterSettings()
     except (ValidationError, SettingsError) as exc:
         raise _settings_error(exc) from exc
+    try:
+        roster = load_roster(router_settings.roster_file)
+    except RosterError as exc:
+        raise click.ClickException(str(exc)) from exc
     embedded = EmbeddedBroker(host=DEFAULT_HOST, port=broker_port)
     try:
         embedded.start()
@@ -428,6 +441,7 @@ def up(broker_port: int, ingest_port: int, classifier_port: int) -> None:
     env = {**os.environ, "TRIAGE_KAFKA_BOOTSTRAP": embedded.bootstrap}
     base = f"http://{DEFAULT_HOST}:{ingest_port}"
     classifier_base = f"http://{DEFAULT_HOST}:{classifier_port}"
+    router_base = f"http://{DEFAULT_HOST}:{router_port}"
     triage = [sys.executable, "-m", "services.cli"]
     children = [
         _Child(
@@ -440,6 +454,12 @@ def up(broker_port: int, ingest_port: int, classifier_port: int) -> None:
             name="classifier",
             argv=[*triage, "classifier", "--port", str(classifier_port)],
             ready_url=f"{classifier_base}/readyz",
+            env=env,
+        ),
+        _Child(
+            name="router",
+            argv=[*triage, "router", "--port", str(router_port)],
+            ready_url=f"{router_base}/readyz",
             env=env,
         ),
     ]
@@ -473,9 +493,21 @@ def up(broker_port: int, ingest_port: int, classifier_port: int) -> None:
         click.echo(f"  broker       {embedded.bootstrap} (embedded, in memory)")
         click.echo(f"  ingest API   {base}/v1/feedback   docs: {base}/docs")
         click.echo(f"  classifier   {classifier_base}/readyz   metrics: {classifier_base}/metrics")
-        click.echo(f"  metrics      {base}/metrics")
+        click.echo(f"  agent API    {router_base}/v1/cases   docs: {router_base}/docs")
+        click.echo(
+            f"  metrics      {base}/metrics  {classifier_base}/metrics  {router_base}/metrics"
+        )
         if ingest_settings.development_key_enabled:
             click.echo(f"  API key      Authorization: Bearer {DEV_API_KEY}  (development only)")
+        tokens = development_tokens(roster)
+        if tokens:
+            click.echo("  agent tokens (development roster; Authorization: Bearer <token>):")
+            for profile in roster.agents:
+                if profile.id in tokens:
+                    click.echo(
+                        f"    {tokens[profile.id]:<14} {profile.name} ({profile.team}, "
+                        f"{profile.tier.value})"
+                    )
         click.echo("  Ctrl-C stops everything.\n")
         while not stopping:
             time.sleep(0.5)

@@ -46,9 +46,11 @@ class Runtime(Protocol):
 
     async def submit(self, command: Command) -> CommandResult: ...
 
-    def subscribe(self, agent_id: str, supervisor: bool) -> asyncio.Queue[CaseEvent | None]: ...
+    def subscribe(
+        self, agent_id: str, supervisor: bool
+    ) -> asyncio.Queue[tuple[CaseEvent, bytes] | None]: ...
 
-    def unsubscribe(self, queue: asyncio.Queue[CaseEvent | None]) -> None: ...
+    def unsubscribe(self, queue: asyncio.Queue[tuple[CaseEvent, bytes] | None]) -> None: ...
 
     def metrics_text(self) -> bytes: ...
 
@@ -492,13 +494,12 @@ def create_api(runtime: Runtime, *, title: str = "Complaint triage: agent API") 
             held = [c.model_dump(mode="json") for c in engine.visible_cases(agent.id)]
             yield ServerSentEvent(event="snapshot", data={"agent": agent.id, "cases": held})
             while True:
-                event = await queue.get()
-                if event is None:
+                item = await queue.get()
+                if item is None:
                     return
+                event, payload = item
                 yield ServerSentEvent(
-                    event=event.type.value,
-                    id=str(event.event_id),
-                    data=event.model_dump(mode="json"),
+                    event=event.type.value, id=str(event.event_id), raw_data=payload.decode()
                 )
         finally:
             runtime.unsubscribe(queue)

@@ -62,7 +62,7 @@ def _now() -> datetime:
 class _Subscriber:
     agent_id: str
     supervisor: bool
-    queue: asyncio.Queue[CaseEvent | None]
+    queue: asyncio.Queue[tuple[CaseEvent, bytes] | None]
 
 
 @dataclass
@@ -111,22 +111,26 @@ class RouterRuntime:
         if future is not None and not future.done():
             future.set_result(result)
 
-    def subscribe(self, agent_id: str, supervisor: bool) -> asyncio.Queue[CaseEvent | None]:
-        queue: asyncio.Queue[CaseEvent | None] = asyncio.Queue(maxsize=SUBSCRIBER_BUFFER)
+    def subscribe(
+        self, agent_id: str, supervisor: bool
+    ) -> asyncio.Queue[tuple[CaseEvent, bytes] | None]:
+        queue: asyncio.Queue[tuple[CaseEvent, bytes] | None] = asyncio.Queue(
+            maxsize=SUBSCRIBER_BUFFER
+        )
         self.subscribers.append(_Subscriber(agent_id, supervisor, queue))
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[CaseEvent | None]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[tuple[CaseEvent, bytes] | None]) -> None:
         self.subscribers = [s for s in self.subscribers if s.queue is not queue]
 
-    def publish(self, event: CaseEvent) -> None:
+    def publish(self, event: CaseEvent, payload: bytes) -> None:
         case = event.case
         concerned = {event.agent_id, case.assignee, case.offer.agent_id if case.offer else None}
         for subscriber in list(self.subscribers):
             if not (subscriber.supervisor or subscriber.agent_id in concerned):
                 continue
             try:
-                subscriber.queue.put_nowait(event)
+                subscriber.queue.put_nowait((event, payload))
             except asyncio.QueueFull:
                 # A client that does not read is cut off; it reconnects and gets a snapshot.
                 self.unsubscribe(subscriber.queue)
@@ -343,13 +347,10 @@ def create_app(
         if outcome.stats.get("duplicate"):
             metrics.duplicates.inc()
         store(outcome, engine)
-        for case_event in outcome.events:
-            await events_topic.send(
-                key=str(case_event.case_id).encode(),
-                value=case_event.model_dump_json().encode(),
-            )
+        for case_event, payload in zip(outcome.events, outcome.payloads, strict=True):
+            await events_topic.send(key=str(case_event.case_id).encode(), value=payload)
             metrics.observe_event(case_event)
-            runtime.publish(case_event)
+            runtime.publish(case_event, payload)
         observe_clocks(outcome, engine)
         if outcome.result is not None:
             runtime.resolve(outcome.result)

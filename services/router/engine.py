@@ -62,6 +62,7 @@ from services.router.priority import (
 )
 from services.router.roster import AgentProfile, Roster
 from services.router.routing import (
+    ANY_LANGUAGE,
     AgentIndex,
     AgentState,
     RoutingRules,
@@ -125,9 +126,11 @@ class AgentRecord(BaseModel):
 
 @dataclass
 class Outcome:
-    """What one inbox message did."""
+    """What one inbox message did: the case events (``payloads`` holds each one's JSON as of
+    the moment it happened; ``events`` refer to the live cases), what changed, the result."""
 
     events: list[CaseEvent] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
     cases: set[uuid.UUID] = field(default_factory=set)
     agents: set[str] = field(default_factory=set)
     result: CommandResult | None = None
@@ -180,11 +183,11 @@ class Engine:
             for case_id in list(queue):
                 queue.discard(case_id)
         self.by_thread, self.by_event, self.open_by_customer, self._due = {}, {}, {}, []
+        self._roster_changed()
         for case_record in records:
             self._load(case_record)
         for agent in self.agents.values():
             self.index.update(agent, self.rules)
-        self._roster_changed()
 
     def _load(self, record: CaseRecord) -> None:
         case = record.case
@@ -199,7 +202,7 @@ class Engine:
         if case.is_open and holder and holder in self.agents:
             self._hold(self.agents[holder], case)
         if case.state == CaseState.QUEUED and case.team in self.queues:
-            self.queues[case.team].add(case)
+            self._queue(case)
         self._schedule(record)
 
     def case(self, case_id: uuid.UUID) -> Case | None:
@@ -366,6 +369,8 @@ class Engine:
             case.hostile = True
             case.difficult = difficult
             case.guidance = handling_guidance(difficult)
+            if case.state == CaseState.QUEUED:
+                self._queue(case)
             holder = self._holder(case)
             if case.is_open and holder is not None and not holder.profile.hostile:
                 self._return_to_queue(record, now, out, reason="customer turned hostile")
@@ -388,7 +393,7 @@ class Engine:
             if list(Priority).index(new) < list(Priority).index(case.priority):
                 case.priority = new
             if case.state == CaseState.QUEUED:
-                self.queues[case.team].add(case)
+                self._queue(case)
 
     # ------------------------------------------------------------------ routing
 
@@ -422,10 +427,20 @@ class Engine:
                     case, now, "offered", agent, "previous agent of the case", [agent], {}
                 )
         language_required = case.language is None or self._team_speaks(case)
+        languages = (
+            [case.language]
+            if language_required and case.language is not None
+            else sorted(self._languages.get(case.team, ()))
+        )
         eligible: list[tuple[int, AgentState]] = []
         excluded: dict[str, int] = {}
         for proficiency, agent_id in self.index.candidates(
-            case.team, case.category, case.channel, case.required_tier
+            case.team,
+            case.category,
+            case.channel,
+            case.required_tier,
+            languages=languages,
+            hostile=case.hostile,
         ):
             agent = self.agents[agent_id]
             reason = exclusion(agent, case, self.rules, language_required=language_required)
@@ -455,6 +470,10 @@ class Engine:
             case, now, "offered", chosen, rule, [a for _, a in eligible], excluded
         )
 
+    def _queue(self, case: Case) -> None:
+        language = case.language if case.language and self._team_speaks(case) else ANY_LANGUAGE
+        self.queues[case.team].add(case, language)
+
     def _team_speaks(self, case: Case) -> bool:
         return case.language in self._languages.get(case.team, set())
 
@@ -470,6 +489,12 @@ class Engine:
             limits = self._authority.setdefault((profile.team, profile.tier), {})
             for kind, amount in profile.authority.items():
                 limits[kind] = max(limits.get(kind, 0.0), amount)
+        # Who speaks what may have changed: waiting cases are filed again.
+        for record in self.records.values():
+            if record.case.state == CaseState.QUEUED and record.case.case_id in self.queues.get(
+                record.case.team, ()
+            ):
+                self._queue(record.case)
 
     def _decision(
         self,
@@ -519,7 +544,7 @@ class Engine:
         case.offer = None
         if case.queued_at is None:
             case.queued_at = now
-        self.queues[case.team].add(case)
+        self._queue(case)
         out.cases.add(case.case_id)
         self._emit(record, CaseEventType.QUEUED, now, out)
         self._schedule(record)
@@ -531,19 +556,22 @@ class Engine:
         queue = self.queues.get(agent.profile.team)
         if queue is None:
             return
-        for case_id in queue:
+
+        def eligible(case_id: uuid.UUID) -> bool:
             record = self.records.get(case_id)
             if record is None:
-                queue.discard(case_id)
-                continue
+                return False
             case = record.case
-            if not any(agent.room(ch) >= 1.0 for ch in agent.profile.channels):
-                return
             language_required = case.language is None or self._team_speaks(case)
-            if exclusion(agent, case, self.rules, language_required=language_required):
-                continue
+            return exclusion(agent, case, self.rules, language_required=language_required) is None
+
+        while True:
+            case_id = queue.first(agent, self.rules, eligible)
+            if case_id is None:
+                return
+            record = self.records[case_id]
             decision = self._decision(
-                case,
+                record.case,
                 now,
                 "offered",
                 agent,
@@ -551,7 +579,7 @@ class Engine:
                 [agent],
                 {},
             )
-            case.routing = [*case.routing, decision][-MAX_ROUTING_LOG:]
+            record.case.routing = [*record.case.routing, decision][-MAX_ROUTING_LOG:]
             self._offer(record, agent, now, out)
 
     def _hold(self, agent: AgentState, case: Case) -> None:
@@ -606,7 +634,10 @@ class Engine:
         tiers = list(AgentTier)
         start = TIER_RANK[case.required_tier]
         for tier in tiers[start:]:
-            if covers(self._authority.get((case.team, tier), {}), case.remedy):
+            # Supervisors decide what is beyond anyone's authority.
+            if tier == AgentTier.SUPERVISOR or covers(
+                self._authority.get((case.team, tier), {}), case.remedy
+            ):
                 if tier != case.required_tier:
                     case.required_tier = tier
                     case.escalations += 1
@@ -969,11 +1000,15 @@ class Engine:
         if labels.category is not None and labels.category != case.category:
             detail["category_from"] = case.category.value
             case.category = labels.category
+            if case.state == CaseState.QUEUED:
+                self._queue(case)
         if labels.difficult is not None and labels.difficult != case.difficult:
             detail["difficult_from"] = case.difficult.value
             case.difficult = labels.difficult
             case.hostile = labels.difficult in HOSTILE
             case.guidance = handling_guidance(labels.difficult)
+            if case.state == CaseState.QUEUED:
+                self._queue(case)
         if labels.sentiment is not None:
             detail["sentiment"] = labels.sentiment.value
         self._emit(
@@ -1173,7 +1208,7 @@ class Engine:
         case.priority = new
         case.priority_score = max(case.priority_score, band_floor(new, self.settings.weights))
         if case.state == CaseState.QUEUED:
-            self.queues[case.team].add(case)
+            self._queue(case)
         self._emit(
             record,
             CaseEventType.PRIORITY_RAISED,
@@ -1348,9 +1383,11 @@ class Engine:
                 actor=actor,
                 agent_id=agent_id,
                 detail={k: v for k, v in detail.items() if v is not None},
-                case=case.model_copy(deep=True),
+                case=case,
             )
         )
+        # The event refers to the live case; its wire form is fixed now, as of this change.
+        out.payloads.append(out.events[-1].model_dump_json().encode())
 
     def _add_keys(self, case: Case, keys: list[str]) -> None:
         for key in keys:

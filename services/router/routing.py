@@ -8,8 +8,9 @@ out of that channel's lists, so a decision usually inspects the first few entrie
 
 from __future__ import annotations
 
+import heapq
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -99,7 +100,8 @@ def exclusion(
         return "declined"
     if not ignore_capacity and agent.room(case.channel) < case_weight(case, rules):
         return "capacity"
-    if not covers(profile.authority, case.remedy):
+    if profile.tier != AgentTier.SUPERVISOR and not covers(profile.authority, case.remedy):
+        # Supervisors decide remedies beyond anyone's authority (approval is theirs to seek).
         return "authority"
     if case.hostile:
         if not profile.hostile:
@@ -127,11 +129,19 @@ def queue_key(case: Case, aging_points_per_minute: float) -> tuple[float, float,
     return (-effective, queued, str(case.case_id))
 
 
-IndexKey = tuple[str, Category, Channel, AgentTier]
+IndexKey = tuple[str, Category, Channel, AgentTier, str, bool]
+"""(team, category, channel, tier, language, can take a hostile case now)."""
+QueueKey = tuple[float, float, str]
 
 
 class AgentIndex:
-    """Available agents sorted by preference, per (team, category, channel, tier)."""
+    """Available agents sorted by preference, per (team, category, channel, tier, language,
+    able to take a hostile case now).
+
+    An agent with no room left on a channel is left out of that channel's lists, so the first
+    entries of a list are almost always eligible and a decision costs the same on a floor of
+    100 agents as on one of 10,000.
+    """
 
     def __init__(self) -> None:
         self._lists: dict[IndexKey, SortedList] = {}
@@ -153,33 +163,70 @@ class AgentIndex:
         rank = choice_key(agent)
         entries: list[tuple[IndexKey, tuple[Any, ...]]] = []
         for channel in profile.channels:
-            if agent.room(channel) < 1.0:
+            room = agent.room(channel)
+            if room < 1.0:
                 continue  # full on this channel: not a candidate for it
+            # In the hostile lists only while the agent can take a hostile case now.
+            takes = (
+                profile.hostile
+                and room >= rules.hostile_weight
+                and agent.hostile_streak < rules.max_hostile_streak
+            )
             for category, proficiency in profile.skills.items():
-                key = (profile.team, category, channel, profile.tier)
-                entry = (-proficiency, *rank)
-                self._lists.setdefault(key, SortedList()).add(entry)
-                entries.append((key, entry))
+                for language in profile.languages:
+                    key = (profile.team, category, channel, profile.tier, language, takes)
+                    entry = (-proficiency, *rank)
+                    self._lists.setdefault(key, SortedList()).add(entry)
+                    entries.append((key, entry))
         self._entries[agent.id] = entries
 
     def candidates(
-        self, team: str, category: Category, channel: Channel, min_tier: AgentTier
+        self,
+        team: str,
+        category: Category,
+        channel: Channel,
+        min_tier: AgentTier,
+        *,
+        languages: Iterable[str],
+        hostile: bool,
     ) -> Iterator[tuple[int, str]]:
-        """(proficiency, agent id) in order of preference: lowest sufficient tier first."""
+        """(proficiency, agent id) in order of preference: lowest sufficient tier first, then
+        best proficiency, least loaded, longest idle. Each agent comes once."""
+        seen: set[str] = set()
         for tier in AgentTier:
             if TIER_RANK[tier] < TIER_RANK[min_tier]:
                 continue
-            for entry in self._lists.get((team, category, channel, tier), ()):
-                yield -entry[0], entry[-1]
+            lists = [
+                self._lists.get((team, category, channel, tier, language, takes), ())
+                for language in languages
+                for takes in ((True,) if hostile else (True, False))
+            ]
+            for entry in heapq.merge(*[lst for lst in lists if lst]):
+                agent_id = entry[-1]
+                if agent_id in seen:
+                    continue
+                seen.add(agent_id)
+                yield -entry[0], agent_id
+
+
+QueuePart = tuple[Channel, Category, str, AgentTier, bool]
+"""(channel, category, language or '*' when no agent of the team speaks it, required tier,
+hostile)."""
+ANY_LANGUAGE = "*"
 
 
 class TeamQueue:
-    """The cases of one team waiting for an agent, in the order they are to be taken."""
+    """The cases of one team waiting for an agent, in the order they are to be taken.
+
+    Cases are also kept per :data:`QueuePart`, so an agent who frees capacity looks only at the
+    heads of the parts they could take, however deep the queue.
+    """
 
     def __init__(self, aging_points_per_minute: float) -> None:
         self.aging = aging_points_per_minute
         self._sorted: SortedList = SortedList()
-        self._keys: dict[uuid.UUID, tuple[float, float, str]] = {}
+        self._by: dict[QueuePart, SortedList] = {}
+        self._keys: dict[uuid.UUID, tuple[QueuePart, QueueKey]] = {}
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -187,17 +234,49 @@ class TeamQueue:
     def __contains__(self, case_id: object) -> bool:
         return case_id in self._keys
 
-    def add(self, case: Case) -> None:
+    def add(self, case: Case, language: str) -> None:
+        """Queue (or re-queue) a case; ``language`` is its language or :data:`ANY_LANGUAGE`."""
         self.discard(case.case_id)
         key = queue_key(case, self.aging)
-        self._keys[case.case_id] = key
+        part = (case.channel, case.category, language, case.required_tier, case.hostile)
+        self._keys[case.case_id] = (part, key)
         self._sorted.add(key)
+        self._by.setdefault(part, SortedList()).add(key)
 
     def discard(self, case_id: uuid.UUID) -> None:
-        key = self._keys.pop(case_id, None)
-        if key is not None:
+        found = self._keys.pop(case_id, None)
+        if found is not None:
+            part, key = found
             self._sorted.remove(key)
+            self._by[part].remove(key)
 
     def __iter__(self) -> Iterator[uuid.UUID]:
         for key in list(self._sorted):
             yield uuid.UUID(key[2])
+
+    def first(
+        self,
+        agent: AgentState,
+        rules: RoutingRules,
+        accept: Callable[[uuid.UUID], bool],
+    ) -> uuid.UUID | None:
+        """The highest waiting case this agent could take that ``accept`` confirms."""
+        profile = agent.profile
+        rank = TIER_RANK[profile.tier]
+        hostile_ok = profile.hostile and agent.hostile_streak < rules.max_hostile_streak
+        best: QueueKey | None = None
+        for (channel, category, language, tier, hostile), keys in self._by.items():
+            if not keys or category not in profile.skills or TIER_RANK[tier] > rank:
+                continue
+            if language != ANY_LANGUAGE and language not in profile.languages:
+                continue
+            room = agent.room(channel)
+            if room < (rules.hostile_weight if hostile else 1.0) or (hostile and not hostile_ok):
+                continue
+            for key in keys:
+                if best is not None and key >= best:
+                    break
+                if accept(uuid.UUID(key[2])):
+                    best = key
+                    break
+        return uuid.UUID(best[2]) if best is not None else None

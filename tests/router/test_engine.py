@@ -138,7 +138,7 @@ def test_hostile_cases_go_only_to_marked_agents_and_weigh_more() -> None:
     case = out.events[-1].case
     assert case.hostile
     assert case.offer.agent_id == "tough"  # type: ignore[union-attr]
-    assert case.routing[-1].excluded == {"hostile": 1}
+    assert [c.agent_id for c in case.routing[-1].candidates] == ["tough"]
     assert router.agents["tough"].used(Channel.EMAIL) == 2.0
 
 

@@ -395,17 +395,24 @@ async def test_killed_worker_resumes_without_loss_or_double_assignment(
     first.start()
     first.wait_ready()
     before = [feedback(f"Late parcel {n}", customer=f"k-{n}", category="delay") for n in range(6)]
+    # A chat case whose 4 s first-response deadline falls while the worker is down.
+    chat = feedback("Still waiting", customer="k-chat", channel=Channel.CHAT, category="delay")
+    before.append(chat)
     await produce(kafka, [record_of(m) for m in before])
     cases = await wait_for(
-        client, f"{first.base}/v1/cases", "boss", lambda cs: len(cs) == 6, timeout_s=30
+        client, f"{first.base}/v1/cases", "boss", lambda cs: len(cs) == 7, timeout_s=30
     )
-    offered_to_amy = [c["case_id"] for c in cases if c["offer"] and c["offer"]["agent_id"] == "amy"]
+    offered_to_amy = [
+        c["case_id"]
+        for c in cases
+        if c["offer"] and c["offer"]["agent_id"] == "amy" and c["channel"] == "email"
+    ]
     assert offered_to_amy
     accepted = await client.post(
         f"{first.base}/v1/cases/{offered_to_amy[0]}/accept", headers=auth("amy")
     )
     assert accepted.status_code == 200
-    await asyncio.sleep(4)  # past a commit interval
+    await asyncio.sleep(1.5)  # past a commit interval, before the chat case's warning (2 s)
     first.kill()
 
     after = [feedback(f"Late parcel {n}", customer=f"k-{n}", category="delay") for n in range(6, 9)]
@@ -415,10 +422,12 @@ async def test_killed_worker_resumes_without_loss_or_double_assignment(
     second.start()
     second.wait_ready()
     cases = await wait_for(
-        client, f"{second.base}/v1/cases", "boss", lambda cs: len(cs) == 9, timeout_s=60
+        client, f"{second.base}/v1/cases", "boss", lambda cs: len(cs) == 10, timeout_s=60
     )
     by_id = {c["case_id"]: c for c in cases}
-    assert by_id[offered_to_amy[0]]["assignee"] == "amy"
+    assert by_id[offered_to_amy[0]]["assignee"] == "amy", json.dumps(by_id[offered_to_amy[0]])[
+        :3000
+    ]
     agents = (await client.get(f"{second.base}/v1/agents", headers=auth("boss"))).json()
     held = [case_id for a in agents for case_id in a["cases"]]
     assert len(held) == len(set(held)), "a case is held by two agents"
@@ -437,4 +446,67 @@ async def test_killed_worker_resumes_without_loss_or_double_assignment(
         if body["type"] == "assigned":
             assigned.setdefault(body["case_id"], set()).add(body["event_id"])
     assert all(len(ids) == 1 for ids in assigned.values()), "an assignment was published twice"
+    chat_case = next(c for c in cases if c["channel"] == "chat")
+    await wait_for(
+        client,
+        f"{second.base}/v1/cases/{chat_case['case_id']}",
+        "boss",
+        lambda c: any(d["metric"] == "first_response" and d["breached"] for d in c["deadlines"]),
+    )
+    await asyncio.sleep(1)
+    events = await read_records(
+        kafka, kafka.topic(cases_events), expected=1, timeout_s=20, settle_s=2
+    )
+    fired: dict[str, set[str]] = {}
+    for r in events:
+        body = r.json()
+        if body["case_id"] == chat_case["case_id"] and body["type"].startswith("sla_"):
+            fired.setdefault(body["type"], set()).add(body["event_id"])
+    assert {kind: len(ids) for kind, ids in fired.items()} == {
+        "sla_warning": 1,
+        "sla_breached": 1,
+    }, "a deadline was lost or fired twice across the restart"
     second.stop()
+
+
+SUPERVISOR_ONLY = {
+    ("GET", "/v1/queues"),
+    ("GET", "/v1/agents"),
+    ("PUT", "/v1/agents/{agent_id}"),
+    ("DELETE", "/v1/agents/{agent_id}"),
+    ("PUT", "/v1/agents/{agent_id}/presence"),
+    ("POST", "/v1/cases/{case_id}/reassign"),
+    ("POST", "/v1/cases/{case_id}/relabel"),
+}
+
+
+async def test_every_endpoint_refuses_missing_wrong_and_insufficient_credentials(
+    broker: EmbeddedBroker,
+    kafka: KafkaSettings,
+    tmp_path: Path,
+    routers: list[Router],
+    client: httpx.AsyncClient,
+) -> None:
+    router = await start_router(kafka, tmp_path, routers)
+    document = (await client.get(f"{router.base}/openapi.json")).json()
+    routes = [
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    ]
+    assert len(routes) >= 20
+    case_id = str(uuid.uuid4())
+    for method, path in routes:
+        url = router.base + path.replace("{case_id}", case_id).replace("{agent_id}", "bob")
+        if method == "GET" and path == "/v1/stream":
+            continue  # a stream: checked below without reading it
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic eDp5"}):
+            response = await client.request(method, url, headers=headers, json={})
+            assert response.status_code == 401, (method, path, headers, response.text)
+            assert response.json() == {"detail": "unauthorized"}
+        if (method, path) in SUPERVISOR_ONLY:
+            response = await client.request(method, url, headers=auth("amy"), json={})
+            assert response.status_code == 403, (method, path, response.text)
+            assert response.json() == {"detail": "forbidden"}
+    stream = await client.get(f"{router.base}/v1/stream", headers={"Authorization": "Bearer x"})
+    assert stream.status_code == 401
