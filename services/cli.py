@@ -179,8 +179,39 @@ def router(host: str | None, port: int | None) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise click.ClickException(f"cannot create TRIAGE_ROUTER_DATA_DIR: {exc}") from exc
+    _prepare_router_topics(kafka)
     app, _ = create_app(settings, kafka, build_engine)
     run_faust_worker(app, settings.log_level)
+
+
+def _prepare_router_topics(kafka: KafkaSettings) -> None:
+    """Create the router's topics when allowed, and refuse an inbox of the wrong shape: the
+    routing state lives in one partition of it."""
+    import asyncio
+
+    from services.common.kafka import ensure_topics, partition_counts
+    from services.common.topics import (
+        cases_events,
+        feedback_classified,
+        feedback_classified_dlq,
+        router_inbox,
+        router_inbox_dlq,
+    )
+
+    specs = [feedback_classified, feedback_classified_dlq, router_inbox, router_inbox_dlq]
+    specs.append(cases_events)
+    try:
+        if kafka.create_topics:
+            asyncio.run(ensure_topics(kafka, specs))
+        counts = asyncio.run(partition_counts(kafka, [router_inbox]))
+    except Exception as exc:  # the broker is unreachable or refuses: say so, no traceback
+        raise click.ClickException(f"cannot prepare the router's topics: {exc!r}") from exc
+    found = counts.get(kafka.topic(router_inbox))
+    if found is not None and found != router_inbox.partitions:
+        raise click.ClickException(
+            f"topic {kafka.topic(router_inbox)} has {found} partitions; the router needs "
+            f"{router_inbox.partitions} (recreate it, see deploy/topics.sh)"
+        )
 
 
 def run_faust_worker(app: Any, log_level: str) -> None:
@@ -208,6 +239,19 @@ def keygen(platform: str) -> None:
         raise _settings_error(exc) from exc
     click.echo(f"API key for {platform} (give it to the platform; it is not stored): {key}")
     click.echo(f'configure: TRIAGE_INGEST_API_KEYS=\'{{"{platform}": "{digest}"}}\'')
+
+
+@main.command("agent-token")
+@click.argument("agent_id")
+def agent_token(agent_id: str) -> None:
+    """Make a new API token for AGENT_ID and print it with the hash for the roster."""
+    import secrets
+
+    from services.router.roster import hash_token
+
+    token = f"agt_{secrets.token_urlsafe(32)}"
+    click.echo(f"token for {agent_id} (give it to the agent; it is not stored): {token}")
+    click.echo(f"roster entry: token_sha256: {hash_token(token)}")
 
 
 def _load_model(model_dir: Path | None) -> Any:

@@ -23,6 +23,7 @@ from services.common.kafka import KafkaSettings
 from services.common.topics import feedback_classified
 from services.ingest.auth import hash_key
 from services.ingest.settings import DEV_API_KEY
+from services.router.roster import hash_token
 from tests.support.kafka import read_records
 
 TRIAGE = [sys.executable, "-m", "services.cli"]
@@ -137,6 +138,46 @@ def test_ingest_refuses_malformed_configuration() -> None:
     )
 
 
+def test_agent_token_prints_a_token_and_its_hash() -> None:
+    result = subprocess.run(
+        [*TRIAGE, "agent-token", "ana"], cwd=ROOT, capture_output=True, timeout=30, check=True
+    )
+    out = result.stdout.decode()
+    token = re.search(r"\(give it to the agent; it is not stored\): (\S+)", out)
+    digest = re.search(r"token_sha256: ([0-9a-f]{64})", out)
+    assert token
+    assert digest
+    assert hash_token(token.group(1)) == digest.group(1)
+
+
+def test_router_refuses_production_without_a_roster() -> None:
+    result = subprocess.run(
+        [*TRIAGE, "router", "--port", str(free_port())],
+        cwd=ROOT,
+        env={**os.environ, "TRIAGE_ENV": "production"},
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "TRIAGE_ROUTER_ROSTER_FILE" in result.stderr.decode()
+
+
+def test_router_reports_a_broken_roster_clearly(tmp_path: Path) -> None:
+    roster = tmp_path / "roster.yaml"
+    roster.write_text("default_team: care\nteams: [{id: care, name: Care}]\nagents: [{id: x}]\n")
+    result = subprocess.run(
+        [*TRIAGE, "router", "--port", str(free_port())],
+        cwd=ROOT,
+        env={**os.environ, "TRIAGE_ROUTER_ROSTER_FILE": str(roster)},
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert "Traceback" not in err
+    assert "agents.0.name" in err
+
+
 def test_keygen_prints_a_key_and_its_hash() -> None:
     result = subprocess.run(
         [*TRIAGE, "keygen", "zendesk"], cwd=ROOT, capture_output=True, timeout=30, check=True
@@ -154,6 +195,7 @@ def test_up_runs_the_services_and_stops_cleanly(
     tmp_path: Path, stop_later: list[subprocess.Popen[bytes]]
 ) -> None:
     broker_port, ingest_port, classifier_port = free_port(), free_port(), free_port()
+    router_port = free_port()
     log = tmp_path / "up.out"
     process = _spawn(
         [
@@ -164,15 +206,25 @@ def test_up_runs_the_services_and_stops_cleanly(
             str(ingest_port),
             "--classifier-port",
             str(classifier_port),
+            "--router-port",
+            str(router_port),
         ],
-        env={"TRIAGE_CLASSIFIER_DATA_DIR": str(tmp_path / "classifier")},
+        env={
+            "TRIAGE_CLASSIFIER_DATA_DIR": str(tmp_path / "classifier"),
+            "TRIAGE_ROUTER_DATA_DIR": str(tmp_path / "router"),
+        },
         log=log,
     )
     stop_later.append(process)
     text = _wait_for_text(log, "Ctrl-C stops everything", timeout_s=180)
     assert f"Bearer {DEV_API_KEY}" in text
     assert f"http://127.0.0.1:{ingest_port}/docs" in text
-    body = {"id": "up-1", "channel": "chat", "customer": {"id": "c"}, "text": "hello"}
+    body = {
+        "id": "up-1",
+        "channel": "chat",
+        "customer": {"id": "c"},
+        "text": "You charged me twice for my order. Please refund the extra £40.",
+    }
     response = httpx.post(
         f"http://127.0.0.1:{ingest_port}/v1/feedback",
         json=body,
@@ -184,7 +236,25 @@ def test_up_runs_the_services_and_stops_cleanly(
         read_records(kafka, kafka.topic(feedback_classified), expected=1, timeout_s=60)
     )
     assert record.json()["event_id"] == response.json()["event_id"]
+    # Through the router: the message became a case offered to an agent, who accepts it.
+    assert "dev-kate" in text
+    router = f"http://127.0.0.1:{router_port}"
+    deadline = time.monotonic() + 60
+    cases: list[dict[str, object]] = []
+    while time.monotonic() < deadline and not cases:
+        cases = httpx.get(f"{router}/v1/cases", headers={"Authorization": "Bearer dev-kate"}).json()
+        time.sleep(0.3)
+    (case,) = cases
+    assert case["customer_id"] == "c"
+    offer = case["offer"]
+    assert isinstance(offer, dict), case
+    accepted = httpx.post(
+        f"{router}/v1/cases/{case['case_id']}/accept",
+        headers={"Authorization": f"Bearer dev-{offer['agent_id']}"},
+    )
+    assert accepted.status_code == 200
+    assert accepted.json()["assignee"] == offer["agent_id"]
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == 0
-    for port in (broker_port, ingest_port, classifier_port):
+    for port in (broker_port, ingest_port, classifier_port, router_port):
         assert not port_in_use("127.0.0.1", port)

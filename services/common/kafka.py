@@ -182,3 +182,23 @@ async def existing_topics(settings: KafkaSettings, *, timeout_s: float = 5.0) ->
         return set(await asyncio.wait_for(admin.list_topics(), timeout_s))
     finally:
         await admin.close()
+
+
+async def partition_counts(
+    settings: KafkaSettings, specs: Iterable[TopicSpec], *, timeout_s: float = 10.0
+) -> dict[str, int]:
+    """How many partitions each of these topics has on the cluster (absent topics left out)."""
+    admin = AIOKafkaAdminClient(
+        **settings.client_kwargs(), request_timeout_ms=int(timeout_s * 1000)
+    )
+    names = [settings.topic(spec) for spec in specs]
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+        described = await asyncio.wait_for(admin.describe_topics(names), timeout_s)
+    finally:
+        await admin.close()
+    counts = {}
+    for topic in described:
+        if topic.get("error_code", 0) == 0 and topic.get("partitions"):
+            counts[topic["topic"]] = len(topic["partitions"])
+    return counts

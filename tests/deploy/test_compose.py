@@ -21,7 +21,7 @@ def _compose() -> dict[str, Any]:
 def test_services_and_dependencies_resolve() -> None:
     compose = _compose()
     services = compose["services"]
-    assert {"kafka", "kafka-init", "ingest", "classifier"} <= set(services)
+    assert {"kafka", "kafka-init", "ingest", "classifier", "router"} <= set(services)
     for name, service in services.items():
         for dependency, condition in (service.get("depends_on") or {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
@@ -36,7 +36,9 @@ def test_services_and_dependencies_resolve() -> None:
             assert (ROOT / build["context"] / build["dockerfile"]).is_file()
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
-            if source.startswith("./"):
+            if source.startswith("${"):
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", volume.rsplit(":", 2)[0]), volume
+            elif source.startswith("./"):
                 assert (ROOT / source).exists(), source
             else:
                 assert source in compose.get("volumes", {}), source
@@ -49,6 +51,10 @@ def test_services_have_healthchecks_and_required_secrets() -> None:
     assert re.fullmatch(r"\$\{TRIAGE_INGEST_API_KEYS:\?.+\}", keys)
     assert ingest["environment"]["TRIAGE_ENV"] == "production"
     assert ingest["environment"]["TRIAGE_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    router = _compose()["services"]["router"]
+    assert "/readyz" in " ".join(router["healthcheck"]["test"])
+    assert router["environment"]["TRIAGE_ROUTER_ROSTER_FILE"] == "/etc/triage/roster.yaml"
+    assert any(v.startswith("${TRIAGE_ROSTER_FILE:?") for v in router["volumes"])
 
 
 def test_topic_script_creates_every_topic_as_declared() -> None:
