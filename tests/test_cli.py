@@ -48,8 +48,13 @@ def stop_later() -> Iterator[list[subprocess.Popen[bytes]]]:
     yield started
     for process in started:
         if process.poll() is None:
-            process.kill()
-            process.wait(10)
+            # SIGINT first: `triage up` then stops the services it started.
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
 
 
 def _wait_for_text(log: Path, pattern: str, timeout_s: float = 30) -> str:
