@@ -532,8 +532,10 @@ class Engine:
         case.offer = Offer(
             agent_id=agent.id, offered_at=now, expires_at=now + self.settings.offer_timeout
         )
+        # Counted when offered, so outstanding offers cannot add up past the limit.
+        agent.hostile_streak = agent.hostile_streak + 1 if case.hostile else 0
         self._hold(agent, case)
-        out.agents.add(agent.id)
+        self._touch_agent(agent, out)
         out.cases.add(case.case_id)
         self._emit(record, CaseEventType.OFFERED, now, out, agent_id=agent.id)
         self._schedule(record)
@@ -593,6 +595,9 @@ class Engine:
 
     def _unhold(self, agent: AgentState, case: Case) -> None:
         weight = agent.holding.pop(case.case_id, None)
+        if weight is not None and case.hostile and case.state == CaseState.OFFERED:
+            # A hostile offer not taken does not count towards the run of hostile cases.
+            agent.hostile_streak = max(0, agent.hostile_streak - 1)
         if weight is not None:
             agent.load[case.channel] = max(0.0, agent.load.get(case.channel, 0.0) - weight)
             self.index.update(agent, self.rules)
@@ -703,7 +708,6 @@ class Engine:
         if actor.id not in case.agents_involved:
             case.agents_involved = [*case.agents_involved, actor.id]
         actor.last_assigned_at = now
-        actor.hostile_streak = actor.hostile_streak + 1 if case.hostile else 0
         self._touch_agent(actor, out)
         self.index.update(actor, self.rules)
         self._emit(record, CaseEventType.ASSIGNED, now, out, agent_id=actor.id, actor=actor.id)

@@ -64,6 +64,7 @@ def check_invariants(router: Engine) -> None:
             assert abs(used - carried.get(channel, 0.0)) < 1e-9, "load out of step with cases"
         for channel, capacity in state.profile.channels.items():
             assert state.used(channel) <= capacity + 1e-9, (agent_id, channel, state.load)
+        assert state.hostile_streak <= router.rules.max_hostile_streak
         for case_id in state.holding:
             assert case_id not in holders, "a case is held by two agents"
             holders[case_id] = agent_id
