@@ -512,3 +512,39 @@ async def test_every_endpoint_refuses_missing_wrong_and_insufficient_credentials
             assert response.json() == {"detail": "forbidden"}
     stream = await client.get(f"{router.base}/v1/stream", headers={"Authorization": "Bearer x"})
     assert stream.status_code == 401
+
+
+@pytest.mark.timeout(300)
+async def test_a_second_worker_stands_by_and_takes_over_without_loss(
+    broker: EmbeddedBroker,
+    kafka: KafkaSettings,
+    tmp_path: Path,
+    routers: list[Router],
+    client: httpx.AsyncClient,
+) -> None:
+    app_id = f"rt-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka, ALL_TOPICS)
+    first = Router(kafka, tmp_path, app_id)
+    routers.append(first)
+    first.start()
+    first.wait_ready()
+    second = Router(kafka, tmp_path, app_id)
+    routers.append(second)
+    second.start()
+    await asyncio.sleep(10)  # the second worker joins; the one inbox partition stays with one
+    states = {
+        router.port: (await client.get(f"{router.base}/readyz")).status_code
+        for router in (first, second)
+    }
+    assert sorted(states.values()) == [200, 503], "one active worker, one standby"
+    active, standby = (first, second) if states[first.port] == 200 else (second, first)
+    standby_call = await client.get(f"{standby.base}/v1/cases", headers=auth("boss"))
+    assert standby_call.status_code == 503
+
+    await produce(kafka, [record_of(feedback(f"Late {n}", customer=f"s-{n}")) for n in range(5)])
+    await wait_for(client, f"{active.base}/v1/cases", "boss", lambda cs: len(cs) == 5)
+    active.kill()
+    standby.wait_ready(timeout_s=60)
+    await produce(kafka, [record_of(feedback(f"Late {n}", customer=f"s-{n}")) for n in range(5, 8)])
+    cases = await wait_for(client, f"{standby.base}/v1/cases", "boss", lambda cs: len(cs) == 8)
+    assert len({c["case_id"] for c in cases}) == 8
