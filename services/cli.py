@@ -28,6 +28,8 @@ from services.common.kafka import KafkaSettings
 from services.common.logging import configure_logging
 from services.common.settings import ServiceSettings
 
+DEMO_SLA_PATH = Path(__file__).parent / "router" / "config" / "sla-demo.yaml"
+
 
 def _settings_error(exc: ValidationError | SettingsError) -> click.ClickException:
     if isinstance(exc, SettingsError):
@@ -182,6 +184,70 @@ def router(host: str | None, port: int | None) -> None:
     _prepare_router_topics(kafka)
     app, _ = create_app(settings, kafka, build_engine)
     run_faust_worker(app, settings.log_level)
+
+
+class _DemoRun:
+    """The demo in a thread of its own (the supervisor loop keeps the main thread)."""
+
+    def __init__(self, target: Any) -> None:
+        import threading
+
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self.result = target()
+            except BaseException as exc:  # reported by the supervisor loop
+                self.error = exc
+
+        self._thread = threading.Thread(target=run, name="demo", daemon=True)
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def report(self) -> str:
+        if self.error is not None:
+            return f"demo failed: {self.error!r}"
+        stats, figures = self.result
+        posted = sum(stats.posted.values())
+        return (
+            f"demo finished: posted {posted} messages; router: created "
+            f"{figures.get('events_created', 0):g}, assigned "
+            f"{figures.get('offers_accepted', 0):g}, responded "
+            f"{figures.get('events_responded', 0):g}, resolved "
+            f"{figures.get('events_resolved', 0):g}, breaches {figures.get('breaches', 0):g}, "
+            f"escalations {figures.get('escalations', 0):g}"
+        )
+
+
+def _start_demo(
+    ingest: str,
+    router: str,
+    api_key: str,
+    roster: Any,
+    tokens: dict[str, str],
+    *,
+    rate: float,
+    duration: float,
+) -> _DemoRun:
+    import asyncio
+
+    from services.demo.runner import Endpoints, run_demo
+
+    tiers = {agent.id: agent.tier.value for agent in roster.agents if agent.id in tokens}
+    supervisor = next(tokens[a] for a, tier in tiers.items() if tier == "supervisor")
+    where = Endpoints(
+        ingest=ingest,
+        router=router,
+        api_key=api_key,
+        tokens=tokens,
+        tiers=tiers,
+        supervisor=supervisor,
+    )
+    live = sys.stdout.isatty()
+    return _DemoRun(lambda: asyncio.run(run_demo(where, rate=rate, duration_s=duration, live=live)))
 
 
 def _prepare_router_topics(kafka: KafkaSettings) -> None:
@@ -453,7 +519,30 @@ class _Child:
 @click.option("--ingest-port", default=8080, show_default=True, type=int)
 @click.option("--classifier-port", default=8081, show_default=True, type=int)
 @click.option("--router-port", default=8082, show_default=True, type=int)
-def up(broker_port: int, ingest_port: int, classifier_port: int, router_port: int) -> None:
+@click.option("--demo", is_flag=True, help="Add simulated customers and agents, with a live view.")
+@click.option(
+    "--rate",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0.05, 200),
+    help="Demo: customer messages a second on average (bursts go three times higher).",
+)
+@click.option(
+    "--duration",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(5, 7 * 86400),
+    help="Demo: seconds to run; then everything stops.",
+)
+def up(
+    broker_port: int,
+    ingest_port: int,
+    classifier_port: int,
+    router_port: int,
+    demo: bool,
+    rate: float,
+    duration: float,
+) -> None:
     """Run the embedded broker and every service; Ctrl-C stops them all."""
     from services.ingest.settings import DEV_API_KEY, IngestSettings
     from services.router.roster import RosterError, development_tokens, load_roster
@@ -477,12 +566,22 @@ def up(broker_port: int, ingest_port: int, classifier_port: int, router_port: in
         roster = load_roster(router_settings.roster_file)
     except RosterError as exc:
         raise click.ClickException(str(exc)) from exc
+    tokens = development_tokens(roster)
+    if demo and (not tokens or not ingest_settings.development_key_enabled):
+        raise click.ClickException(
+            "--demo plays the development roster's agents with the development API key: "
+            "run it without TRIAGE_ROUTER_ROSTER_FILE and TRIAGE_INGEST_API_KEYS"
+        )
     embedded = EmbeddedBroker(host=DEFAULT_HOST, port=broker_port)
     try:
         embedded.start()
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
     env = {**os.environ, "TRIAGE_KAFKA_BOOTSTRAP": embedded.bootstrap}
+    if demo and "TRIAGE_ROUTER_SLA_FILE" not in os.environ:
+        # Demo time runs about sixty times faster, so service levels come into play.
+        env["TRIAGE_ROUTER_SLA_FILE"] = str(DEMO_SLA_PATH)
+        env.setdefault("TRIAGE_ROUTER_OFFER_TIMEOUT_S", "15")
     base = f"http://{DEFAULT_HOST}:{ingest_port}"
     classifier_base = f"http://{DEFAULT_HOST}:{classifier_port}"
     router_base = f"http://{DEFAULT_HOST}:{router_port}"
@@ -543,7 +642,6 @@ def up(broker_port: int, ingest_port: int, classifier_port: int, router_port: in
         )
         if ingest_settings.development_key_enabled:
             click.echo(f"  API key      Authorization: Bearer {DEV_API_KEY}  (development only)")
-        tokens = development_tokens(roster)
         if tokens:
             click.echo("  agent tokens (development roster; Authorization: Bearer <token>):")
             for profile in roster.agents:
@@ -553,7 +651,17 @@ def up(broker_port: int, ingest_port: int, classifier_port: int, router_port: in
                         f"{profile.tier.value})"
                     )
         click.echo("  Ctrl-C stops everything.\n")
+        demo_run = (
+            _start_demo(
+                base, router_base, DEV_API_KEY, roster, tokens, rate=rate, duration=duration
+            )
+            if demo
+            else None
+        )
         while not stopping:
+            if demo_run is not None and not demo_run.is_alive():
+                click.echo(demo_run.report())
+                break
             time.sleep(0.5)
             if not embedded.running() and not stopping:
                 click.echo("broker exited; restarting it (its in-memory data is lost)", err=True)
