@@ -1,0 +1,261 @@
+"""The Prometheus config, alert rules and Grafana dashboard are valid and use real metrics.
+
+`promtool` comes from PATH or, where it is missing, from Debian's `prometheus` package; a
+failed installation fails the tests rather than skipping them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.classifier.metrics import ClassifierMetrics
+from services.ingest.metrics import IngestMetrics
+from services.router.metrics import RouterMetrics
+
+ROOT = Path(__file__).parents[2]
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+GRAFANA_DIR = ROOT / "deploy" / "grafana"
+DASHBOARD = GRAFANA_DIR / "dashboards" / "triage.json"
+DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+METRIC_NAME = re.compile(r"triage_[a-z_]+")
+
+SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "summary": ("_sum", "_count", "_created"),
+    "info": ("_info",),
+    "gauge": ("",),
+}
+
+# Each panel theme of the dashboard, and the fragments its expressions must contain.
+DASHBOARD_THEMES: dict[str, tuple[str, ...]] = {
+    "intake by channel": ('triage_ingest_events_total{outcome="accepted"}', "by (channel)"),
+    "sentiment": ('triage_classifier_messages_total{tag="sentiment"}',),
+    "category": ('triage_classifier_messages_total{tag="category"}',),
+    "difficult-type mix": ('triage_classifier_messages_total{tag="difficult"}',),
+    "queue depth": ("triage_router_queue_depth", "by (team, priority)"),
+    "oldest age": ("triage_router_queue_oldest_age_seconds",),
+    "first-response attainment": (
+        'triage_router_sla_met_total{metric="first_response"}',
+        'triage_router_sla_completed_total{metric="first_response"}',
+    ),
+    "resolution attainment": (
+        'triage_router_sla_met_total{metric="resolution"}',
+        'triage_router_sla_completed_total{metric="resolution"}',
+    ),
+    "breaches": ("triage_router_sla_breaches_total",),
+    "escalations": ("triage_router_escalations_total",),
+    "utilisation": ("triage_router_agent_utilisation_ratio",),
+    "presence": ("triage_router_agents",),
+    "classification latency p50": (
+        "histogram_quantile(0.5, sum by (le) (rate(triage_classifier_latency_seconds_bucket",
+    ),
+    "classification latency p95": (
+        "histogram_quantile(0.95, sum by (le) (rate(triage_classifier_latency_seconds_bucket",
+    ),
+    "first response p50": (
+        "histogram_quantile(0.5, sum by (le, channel) "
+        "(rate(triage_router_time_to_first_response_seconds_bucket",
+    ),
+    "first response p90": (
+        "histogram_quantile(0.9, sum by (le, channel) "
+        "(rate(triage_router_time_to_first_response_seconds_bucket",
+    ),
+    "classifier dead letters": ("triage_classifier_dead_letters_total",),
+    "router dead letters": ("triage_router_dead_letters_total",),
+    "ingest requests": ("triage_ingest_requests_total",),
+    "ingest 5xx": ('triage_ingest_requests_total{status=~"5.."}',),
+}
+
+EXPECTED_ALERTS = {
+    "ServiceLevelBelowTarget",
+    "BreachesRising",
+    "QueueOldestAgeHigh",
+    "DeadLettersGrowing",
+    "ServiceDown",
+    "IngestBrokerDown",
+    "NeedsReviewShareHigh",
+    "IngestErrors",
+}
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """The path of promtool, installing Debian's `prometheus` package when it is missing."""
+    found = shutil.which("promtool")
+    if found is None:
+        log: list[str] = []
+        for command in (
+            ["apt-get", "update"],
+            ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"],
+        ):
+            result = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=540,
+                check=False,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
+            log.append(f"$ {' '.join(command)} (exit {result.returncode})\n")
+            log.append(result.stdout + result.stderr)
+            if result.returncode != 0:
+                pytest.fail("installing promtool failed:\n" + "".join(log), pytrace=False)
+        found = shutil.which("promtool") or shutil.which("promtool", path="/usr/bin")
+        if found is None:
+            pytest.fail("apt installed prometheus but promtool is not on PATH:\n" + "".join(log))
+    return found
+
+
+def _promtool(promtool: str, *args: str) -> None:
+    result = subprocess.run(
+        [promtool, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, f"promtool {' '.join(args)}:\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.timeout(600)
+def test_prometheus_config_is_valid(promtool: str) -> None:
+    # promtool resolves rule_files relative to the config file, so this checks alerts.yml too.
+    _promtool(promtool, "check", "config", "deploy/prometheus/prometheus.yml")
+
+
+@pytest.mark.timeout(600)
+def test_alert_rules_are_valid(promtool: str) -> None:
+    _promtool(promtool, "check", "rules", "deploy/prometheus/alerts.yml")
+
+
+@pytest.mark.timeout(600)
+def test_alert_rule_unit_tests_pass(promtool: str) -> None:
+    _promtool(promtool, "test", "rules", "deploy/prometheus/alerts_test.yml")
+
+
+def _rules() -> list[dict[str, Any]]:
+    document: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def _dashboard() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return document
+
+
+def _panel_exprs(dashboard: dict[str, Any]) -> list[str]:
+    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+def _exposed_metric_names() -> set[str]:
+    router = RouterMetrics()
+    router.watch(lambda: None)
+    names = {"up"}
+    for registry in (IngestMetrics().registry, ClassifierMetrics().registry, router.registry):
+        for family in registry.collect():
+            # A counter's or histogram's family name is no series of its own: only suffixed.
+            names.update(family.name + suffix for suffix in SUFFIXES.get(family.type, ("",)))
+            names.update(sample.name for sample in family.samples)
+    return names
+
+
+def test_alerts_have_severity_duration_and_annotations() -> None:
+    rules = _rules()
+    assert {rule["alert"] for rule in rules} == EXPECTED_ALERTS
+    for rule in rules:
+        name = rule["alert"]
+        assert rule.get("for"), name
+        assert rule["labels"]["severity"] in ("warning", "critical"), name
+        assert rule["annotations"]["summary"], name
+        assert "{{" in rule["annotations"]["description"], name
+    for rule in rules:
+        if rule["alert"] in ("ServiceLevelBelowTarget", "BreachesRising"):
+            assert "$labels.channel" in rule["annotations"]["description"]
+        if rule["alert"] == "QueueOldestAgeHigh":
+            assert "$labels.team" in rule["annotations"]["description"]
+    severities = {
+        rule["labels"]["severity"] for rule in rules if rule["alert"] == "QueueOldestAgeHigh"
+    }
+    assert severities == {"warning", "critical"}
+
+
+@pytest.mark.parametrize("source", ["alerts", "dashboard"])
+def test_every_referenced_metric_is_exposed(source: str) -> None:
+    exprs = (
+        [rule["expr"] for rule in _rules()] if source == "alerts" else _panel_exprs(_dashboard())
+    )
+    known = _exposed_metric_names()
+    referenced = {name for expr in exprs for name in METRIC_NAME.findall(expr)}
+    assert referenced, source
+    assert referenced <= known, f"unknown metrics in {source}: {sorted(referenced - known)}"
+
+
+def test_dashboard_is_complete() -> None:
+    dashboard = _dashboard()
+    assert dashboard["uid"] == "triage"
+    assert dashboard["title"] == "Complaint triage"
+    assert dashboard["schemaVersion"] == 39
+    panels = dashboard["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    for panel in panels:
+        assert panel.get("title"), panel
+        assert panel["datasource"] == DATASOURCE, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["expr"].strip(), panel["title"]
+            assert target.get("datasource", DATASOURCE) == DATASOURCE, panel["title"]
+    exprs = _panel_exprs(dashboard)
+    for theme, fragments in DASHBOARD_THEMES.items():
+        assert any(all(f in expr for f in fragments) for expr in exprs), theme
+
+
+def test_grafana_provisioning_points_at_prometheus_and_the_dashboards() -> None:
+    datasources = yaml.safe_load(
+        (GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )
+    (source,) = datasources["datasources"]
+    assert source["uid"] == "prometheus"
+    assert source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090"
+    providers = yaml.safe_load(
+        (GRAFANA_DIR / "provisioning" / "dashboards" / "dashboards.yml").read_text()
+    )
+    (provider,) = providers["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_prometheus_scrapes_the_three_services() -> None:
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    assert config["global"]["scrape_interval"] == "15s"
+    assert config["rule_files"] == ["alerts.yml"]
+    targets = {
+        job["job_name"]: [t for static in job["static_configs"] for t in static["targets"]]
+        for job in config["scrape_configs"]
+    }
+    assert targets == {
+        "ingest": ["ingest:8080"],
+        "classifier": ["classifier:8081"],
+        "router": ["router:8082"],
+    }
+
+
+def test_compose_runs_prometheus_and_grafana() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    assert prometheus["image"] == "prom/prometheus:v3.5.0"
+    assert "./deploy/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    assert set(prometheus["depends_on"]) == {"ingest", "classifier", "router"}
+    assert "/-/ready" in " ".join(prometheus["healthcheck"]["test"])
+    assert grafana["image"] == "grafana/grafana:12.1.0"
+    assert grafana["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
+    assert "/api/health" in " ".join(grafana["healthcheck"]["test"])
+    password = grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?.+\}", password)
