@@ -31,6 +31,7 @@ from services.classifier.pipeline import (
 )
 from services.classifier.settings import ClassifierSettings
 from services.common.kafka import KafkaSettings
+from services.common.lag import ConsumerLagCollector
 from services.common.messages import DeadLetter, FeedbackReceived
 from services.common.topics import feedback_classified, feedback_received, feedback_received_dlq
 
@@ -259,6 +260,7 @@ def create_app(
         state.started = True
         log.info("classifier started", model_version=model.version, app_id=settings.app_id)
 
+    metrics.registry.register(ConsumerLagCollector(app))
     app.triage_state = state  # type: ignore[attr-defined]
     app.triage_metrics = metrics  # type: ignore[attr-defined]
     return app

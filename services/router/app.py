@@ -32,6 +32,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from services.common.cases import CaseEvent, SlaMetricName
 from services.common.kafka import KafkaSettings
+from services.common.lag import ConsumerLagCollector
 from services.common.messages import DeadLetter, FeedbackClassified
 from services.common.topics import (
     cases_events,
@@ -419,6 +420,7 @@ def create_app(
     async def revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         runtime.recovered = False
 
+    metrics.registry.register(ConsumerLagCollector(app))
     app.triage_runtime = runtime  # type: ignore[attr-defined]
     return app, runtime
 

@@ -12,12 +12,14 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
 
 from services.classifier.metrics import ClassifierMetrics
+from services.common.lag import ConsumerLagCollector
 from services.ingest.metrics import IngestMetrics
 from services.router.metrics import RouterMetrics
 
@@ -77,6 +79,7 @@ DASHBOARD_THEMES: dict[str, tuple[str, ...]] = {
 }
 
 EXPECTED_ALERTS = {
+    "ConsumerLagHigh",
     "ServiceLevelBelowTarget",
     "BreachesRising",
     "QueueOldestAgeHigh",
@@ -156,6 +159,11 @@ def _panel_exprs(dashboard: dict[str, Any]) -> list[str]:
 def _exposed_metric_names() -> set[str]:
     router = RouterMetrics()
     router.watch(lambda: None)
+    # The workers' lag collector, on a worker that reads nothing yet.
+    idle = SimpleNamespace(
+        monitor=SimpleNamespace(tp_end_offsets={}, tp_committed_offsets={}, tp_read_offsets={})
+    )
+    router.registry.register(ConsumerLagCollector(idle))
     names = {"up"}
     for registry in (IngestMetrics().registry, ClassifierMetrics().registry, router.registry):
         for family in registry.collect():

@@ -28,6 +28,7 @@ from services.common.topics import (
     cases_events,
     feedback_classified,
     feedback_classified_dlq,
+    router_inbox,
 )
 from services.router.roster import hash_token
 from tests.router.factories import feedback
@@ -321,6 +322,9 @@ async def test_case_is_routed_worked_and_published(
     assert 'triage_router_dead_letters_total{topic="feedback.classified"} 1.0' in metrics
     assert 'triage_router_queue_depth{priority="P1",team="care"} 0.0' in metrics
     assert "triage_router_time_to_assign_seconds_count" in metrics
+    assert f'triage_consumer_lag_records{{partition="0",topic="{kafka.topic(router_inbox)}"}}' in (
+        metrics
+    )
 
 
 async def test_timeout_breach_escalation_and_agent_leaving(
