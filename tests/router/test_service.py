@@ -116,14 +116,20 @@ class Router:
     """A `triage router` process on the test broker."""
 
     def __init__(
-        self, kafka: KafkaSettings, tmp: Path, app_id: str, *, offer_timeout_s: float = 30
+        self,
+        kafka: KafkaSettings,
+        tmp: Path,
+        app_id: str,
+        *,
+        offer_timeout_s: float = 30,
+        sla_text: str = SLA,
     ) -> None:
         self.port = free_port()
         self.log = tmp / f"router-{self.port}.log"
         roster = tmp / "roster.yaml"
         roster.write_text(json.dumps(ROSTER))
         sla = tmp / "sla.yaml"
-        sla.write_text(SLA)
+        sla.write_text(sla_text)
         self.env = {
             **os.environ,
             "TRIAGE_KAFKA_BOOTSTRAP": kafka.bootstrap,
