@@ -74,6 +74,7 @@ DASHBOARD_THEMES: dict[str, tuple[str, ...]] = {
     "router dead letters": ("triage_router_dead_letters_total",),
     "ingest requests": ("triage_ingest_requests_total",),
     "ingest 5xx": ('triage_ingest_requests_total{status=~"5.."}',),
+    "consumer lag": ("triage_consumer_lag_records",),
 }
 
 EXPECTED_ALERTS = {
