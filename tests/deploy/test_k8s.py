@@ -155,7 +155,9 @@ def test_kustomize_build_passes_the_kubernetes_schemas(target: Path) -> None:
     elif kubectl:
         command = [kubectl, "kustomize", str(target)]
     else:
-        pytest.skip("neither kustomize nor kubectl is installed")
+        # No registry reachable here ships a kustomize that reads `labels:` (Debian's
+        # kubernetes-client 1.20 predates it); each manifest is still schema-checked above.
+        pytest.skip("kustomize build needs kubectl or kustomize, and neither is installed")
     built = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert built.returncode == 0, built.stderr
     documents = [doc for doc in yaml.safe_load_all(built.stdout) if doc is not None]
