@@ -30,7 +30,7 @@ from services.common.cases import (
 from services.common.messages import Category, Channel
 from services.router.commands import Action, Command, CommandResult, Labels, Status
 from services.router.engine import Engine
-from services.router.roster import AgentProfile, agent_for_token
+from services.router.roster import AgentProfile
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5d0c2d8e-49a7-4f47-9e3c-0f1f6a0f7c3a")
 
@@ -156,9 +156,7 @@ def current_agent(
     """The agent whose bearer token this is; 401 without a valid one."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
-    engine = ready_engine(request)
-    profiles = {agent_id: state.profile for agent_id, state in engine.agents.items()}
-    agent = agent_for_token(profiles, credentials.credentials)
+    agent = ready_engine(request).agent_by_token(credentials.credentials)
     if agent is None:
         raise HTTPException(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
     return agent

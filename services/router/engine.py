@@ -60,7 +60,7 @@ from services.router.priority import (
     raised,
     score_components,
 )
-from services.router.roster import AgentProfile, Roster
+from services.router.roster import AgentProfile, Roster, hash_token
 from services.router.routing import (
     ANY_LANGUAGE,
     AgentIndex,
@@ -477,8 +477,18 @@ class Engine:
     def _team_speaks(self, case: Case) -> bool:
         return case.language in self._languages.get(case.team, set())
 
+    def agent_by_token(self, token: str) -> AgentProfile | None:
+        """The agent whose API token this is (tokens are kept only as sha256 digests)."""
+        agent_id = self._by_token.get(hash_token(token))
+        state = self.agents.get(agent_id) if agent_id else None
+        return state.profile if state else None
+
     def _roster_changed(self) -> None:
-        """Per-team facts about the roster that routing asks for on every decision."""
+        """Per-team facts about the roster that routing asks for on every decision, and the
+        token index the API authenticates with."""
+        self._by_token: dict[str, str] = {
+            a.profile.token_sha256: a.id for a in self.agents.values() if a.profile.token_sha256
+        }
         self._languages: dict[str, set[str]] = {}
         self._team_size: dict[str, int] = {}
         self._authority: dict[tuple[str, AgentTier], dict[RemedyKind, float]] = {}
@@ -612,18 +622,24 @@ class Engine:
             self._unhold(agent, case)
         return agent
 
-    def _return_to_queue(
-        self, record: CaseRecord, now: datetime, out: Outcome, *, reason: str, reroute: bool = True
-    ) -> AgentState | None:
-        """Take a case back from its agent (offer or assignment) and route it again."""
+    def _detach(self, record: CaseRecord, now: datetime) -> AgentState | None:
+        """Take a case from its agent (offer or assignment): it waits again, its resolution
+        clock running; returns the agent who had it."""
         case = record.case
         agent = self._release(case)
-        previous = agent.id if agent else None
         case.offer = None
         case.assignee = None
         if case.state == CaseState.WAITING_ON_CUSTOMER:
             self._clock_resume(record, SlaMetricName.RESOLUTION, now)
         case.state = CaseState.QUEUED
+        return agent
+
+    def _return_to_queue(
+        self, record: CaseRecord, now: datetime, out: Outcome, *, reason: str, reroute: bool = True
+    ) -> AgentState | None:
+        """Take a case back from its agent (offer or assignment) and route it again."""
+        agent = self._detach(record, now)
+        previous = agent.id if agent else None
         self._emit(record, CaseEventType.RETURNED, now, out, agent_id=previous, reason=reason)
         if reroute:
             self._route(record, now, out, rule_prefix=reason)
@@ -849,13 +865,8 @@ class Engine:
         target = self.agents.get(cmd.to_agent) if cmd.to_agent else None
         if cmd.to_agent is not None and target is None:
             return _result(cmd, Status.INVALID, f"no agent '{cmd.to_agent}'")
-        previous = self._release(case)
-        case.offer = None
-        case.assignee = None
+        previous = self._detach(record, now)
         case.transfers += 1
-        if case.state == CaseState.WAITING_ON_CUSTOMER:
-            self._clock_resume(record, SlaMetricName.RESOLUTION, now)
-        case.state = CaseState.QUEUED
         if target is not None:
             case.team = target.profile.team
         elif cmd.to_team is not None:
@@ -947,12 +958,9 @@ class Engine:
             return _result(cmd, Status.INVALID, f"no agent '{cmd.to_agent}'")
         if target.presence == Presence.OFFLINE:
             return _result(cmd, Status.CONFLICT, f"{target.id} is offline")
-        previous = self._release(case)
+        previous = self._detach(record, now)
         self.queues[case.team].discard(case.case_id)
-        if case.state == CaseState.WAITING_ON_CUSTOMER:
-            self._clock_resume(record, SlaMetricName.RESOLUTION, now)
         case.team = target.profile.team
-        case.offer = None
         case.state = CaseState.ASSIGNED
         case.assignee = target.id
         case.assigned_at = case.assigned_at or now

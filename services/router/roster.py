@@ -6,7 +6,6 @@ Pure models and loaders; the router keeps the live state (presence, load) apart.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from pathlib import Path
 from typing import Any
 
@@ -176,16 +175,6 @@ def load_roster(path: Path | None = None) -> Roster:
     except yaml.YAMLError as exc:
         raise RosterError(f"{path}: not valid YAML: {exc}") from None
     return parse_roster(data, where=str(path))
-
-
-def agent_for_token(agents: dict[str, AgentProfile], token: str) -> AgentProfile | None:
-    """The agent whose token this is, compared in constant time."""
-    digest = hash_token(token)
-    found = None
-    for agent in agents.values():
-        if agent.token_sha256 and hmac.compare_digest(agent.token_sha256, digest):
-            found = agent
-    return found
 
 
 def development_tokens(roster: Roster) -> dict[str, str]:
