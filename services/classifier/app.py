@@ -33,6 +33,7 @@ from services.classifier.settings import ClassifierSettings
 from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
 from services.common.messages import DeadLetter, FeedbackReceived
+from services.common.streams import raw_topic
 from services.common.topics import feedback_classified, feedback_received, feedback_received_dlq
 
 log = structlog.get_logger(__name__)
@@ -78,26 +79,9 @@ def create_app(
         topic_partitions=feedback_received.partitions,
         autodiscover=False,
     )
-    source = app.topic(
-        kafka.topic(feedback_received),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=feedback_received.partitions,
-    )
-    output = app.topic(
-        kafka.topic(feedback_classified),
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=feedback_classified.partitions,
-    )
-    dead_letters = app.topic(
-        kafka.topic(feedback_received_dlq),
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=feedback_received_dlq.partitions,
-    )
+    source = raw_topic(app, kafka, feedback_received)
+    output = raw_topic(app, kafka, feedback_classified)
+    dead_letters = raw_topic(app, kafka, feedback_received_dlq)
     # Keyed by customer id like the source topic, and written to the changelog partition of
     # the message being processed, so a customer's history moves with its messages.
     customers = app.Table(

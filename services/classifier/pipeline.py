@@ -7,7 +7,6 @@ Both are pure: the faust agent runs the model between them and does the I/O.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,16 +43,16 @@ class Decoded:
 
 def dead_letter(record: RawRecord, *, reason: str, error_type: str, now: datetime) -> DeadLetter:
     """A dead letter carrying the original bytes and why they were refused."""
-    return DeadLetter(
-        source_topic=record.topic,
+    return DeadLetter.for_record(
+        topic=record.topic,
         partition=record.partition,
         offset=record.offset,
-        key=base64.b64encode(record.key).decode() if record.key is not None else None,
-        value=base64.b64encode(record.value or b"").decode(),
-        reason=reason[:2000],
+        key=record.key,
+        value=record.value,
+        reason=reason,
         error_type=error_type,
-        failed_at=now,
         service=SERVICE,
+        now=now,
     )
 
 

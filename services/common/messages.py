@@ -6,6 +6,7 @@ Every record on a topic is one of these models serialised as JSON. They are stri
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -304,3 +305,30 @@ class DeadLetter(Message):
     error_type: str
     failed_at: UtcDatetime
     service: str
+
+    @classmethod
+    def for_record(
+        cls,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+        error_type: str,
+        service: str,
+        now: datetime,
+    ) -> DeadLetter:
+        """The dead letter of a record: its original bytes and why it was refused."""
+        return cls(
+            source_topic=topic,
+            partition=partition,
+            offset=offset,
+            key=base64.b64encode(key).decode() if key is not None else None,
+            value=base64.b64encode(value or b"").decode(),
+            reason=reason[:2000],
+            error_type=error_type,
+            failed_at=now,
+            service=service,
+        )

@@ -34,6 +34,7 @@ from services.common.cases import CaseEvent, SlaMetricName
 from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
 from services.common.messages import DeadLetter, FeedbackClassified
+from services.common.streams import raw_topic
 from services.common.topics import (
     cases_events,
     feedback_classified,
@@ -178,41 +179,12 @@ def create_app(
         topic_partitions=router_inbox.partitions,
         autodiscover=False,
     )
-    classified = app.topic(
-        kafka.topic(feedback_classified),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=feedback_classified.partitions,
-    )
-    inbox = app.topic(
-        kafka.topic(router_inbox),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=router_inbox.partitions,
-    )
-    events_topic = app.topic(
-        kafka.topic(cases_events),
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=cases_events.partitions,
-    )
+    classified = raw_topic(app, kafka, feedback_classified)
+    inbox = raw_topic(app, kafka, router_inbox)
+    events_topic = raw_topic(app, kafka, cases_events)
     dead = {
-        feedback_classified.name: app.topic(
-            kafka.topic(feedback_classified_dlq),
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=feedback_classified_dlq.partitions,
-        ),
-        router_inbox.name: app.topic(
-            kafka.topic(router_inbox_dlq),
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=router_inbox_dlq.partitions,
-        ),
+        feedback_classified.name: raw_topic(app, kafka, feedback_classified_dlq),
+        router_inbox.name: raw_topic(app, kafka, router_inbox_dlq),
     }
     cases_table = app.Table(
         "cases",
@@ -237,16 +209,16 @@ def create_app(
 
     async def send_dead(spec_name: str, event: EventT[bytes], reason: str, error: str) -> None:
         message = event.message
-        letter = DeadLetter(
-            source_topic=message.topic,
+        letter = DeadLetter.for_record(
+            topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            key=_b64(message.key),
-            value=_b64(message.value) or "",
-            reason=reason[:2000],
+            key=message.key,
+            value=message.value,
+            reason=reason,
             error_type=error,
-            failed_at=_now(),
             service="router",
+            now=_now(),
         )
         await dead[spec_name].send(key=message.key, value=letter.model_dump_json().encode())
         metrics.dead_letters.labels(spec_name).inc()
@@ -423,12 +395,6 @@ def create_app(
     metrics.registry.register(ConsumerLagCollector(app))
     app.triage_runtime = runtime  # type: ignore[attr-defined]
     return app, runtime
-
-
-def _b64(value: bytes | None) -> str | None:
-    import base64
-
-    return base64.b64encode(value).decode() if value is not None else None
 
 
 def _first_error(exc: ValidationError) -> str:
