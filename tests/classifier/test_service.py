@@ -7,20 +7,15 @@ import asyncio
 import base64
 import json
 import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.common.broker import EmbeddedBroker, free_port
-from services.common.health import wait_until_ready
+from services.common.broker import EmbeddedBroker
 from services.common.kafka import KafkaSettings, ensure_topics
 from services.common.messages import Channel, Customer, FeedbackReceived, Source, event_id_for
 from services.common.topics import (
@@ -30,6 +25,7 @@ from services.common.topics import (
     feedback_received_dlq,
 )
 from tests.support.kafka import read_records
+from tests.support.process import ServiceProcess
 
 ROOT = Path(__file__).parents[2]
 
@@ -45,13 +41,11 @@ def feedback(n: int, text: str, customer: str = "cust-1") -> FeedbackReceived:
     )
 
 
-class Worker:
+class Worker(ServiceProcess):
     """A `triage classifier` process on the test broker."""
 
     def __init__(self, kafka: KafkaSettings, tmp: Path, app_id: str) -> None:
-        self.port = free_port()
-        self.log = tmp / f"classifier-{self.port}.log"
-        self.env = {
+        env = {
             **os.environ,
             "TRIAGE_KAFKA_BOOTSTRAP": kafka.bootstrap,
             "TRIAGE_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
@@ -59,39 +53,7 @@ class Worker:
             "TRIAGE_CLASSIFIER_DATA_DIR": str(tmp / "data"),
             "TRIAGE_CLASSIFIER_BATCH_WAIT_S": "0.1",
         }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "classifier", "--port", str(self.port)],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout_s: float = 90) -> None:
-        assert self.process is not None
-        url = f"http://127.0.0.1:{self.port}/readyz"
-        ready = wait_until_ready(url, timeout_s=timeout_s, process=self.process)
-        assert ready, self.log.read_text()[-5000:]
-
-    def metrics(self) -> str:
-        return httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        super().__init__("classifier", env, tmp)
 
 
 pytestmark = pytest.mark.timeout(240)

@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,8 +16,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.common.broker import EmbeddedBroker, free_port
-from services.common.health import wait_until_ready
+from services.common.broker import EmbeddedBroker
 from services.common.kafka import KafkaSettings, ensure_topics
 from services.common.messages import Channel
 from services.common.topics import (
@@ -33,6 +29,7 @@ from services.common.topics import (
 from services.router.roster import hash_token
 from tests.router.factories import feedback
 from tests.support.kafka import read_records
+from tests.support.process import ServiceProcess
 
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.timeout(240)
@@ -112,7 +109,7 @@ targets:
 """
 
 
-class Router:
+class Router(ServiceProcess):
     """A `triage router` process on the test broker."""
 
     def __init__(
@@ -124,13 +121,11 @@ class Router:
         offer_timeout_s: float = 30,
         sla_text: str = SLA,
     ) -> None:
-        self.port = free_port()
-        self.log = tmp / f"router-{self.port}.log"
         roster = tmp / "roster.yaml"
         roster.write_text(json.dumps(ROSTER))
         sla = tmp / "sla.yaml"
         sla.write_text(sla_text)
-        self.env = {
+        env = {
             **os.environ,
             "TRIAGE_KAFKA_BOOTSTRAP": kafka.bootstrap,
             "TRIAGE_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
@@ -141,39 +136,7 @@ class Router:
             "TRIAGE_ROUTER_OFFER_TIMEOUT_S": str(offer_timeout_s),
             "TRIAGE_ROUTER_TICK_INTERVAL_S": "0.2",
         }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "router", "--port", str(self.port)],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout_s: float = 90) -> None:
-        assert self.process is not None
-        ready = wait_until_ready(f"{self.base}/readyz", timeout_s=timeout_s, process=self.process)
-        assert ready, self.log.read_text()[-5000:]
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        super().__init__("router", env, tmp)
 
 
 @pytest.fixture
