@@ -260,12 +260,13 @@ def _prepare_router_topics(kafka: KafkaSettings) -> None:
         cases_events,
         feedback_classified,
         feedback_classified_dlq,
+        feedback_corrections,
         router_inbox,
         router_inbox_dlq,
     )
 
     specs = [feedback_classified, feedback_classified_dlq, router_inbox, router_inbox_dlq]
-    specs.append(cases_events)
+    specs += [cases_events, feedback_corrections]
     try:
         if kafka.create_topics:
             asyncio.run(ensure_topics(kafka, specs))
@@ -363,6 +364,11 @@ def _data_files(data: tuple[Path, ...], files: tuple[Path, ...]) -> list[Path]:
 )
 @click.option("--cache", type=Path, default=None, help="Directory to keep embeddings between runs.")
 @click.option(
+    "--corrections",
+    is_flag=True,
+    help="Add supervisors' corrections from the feedback.corrections topic (TRIAGE_KAFKA_*).",
+)
+@click.option(
     "--heads",
     default="logreg,mlp,mlp_balanced",
     show_default=True,
@@ -379,6 +385,7 @@ def train_command(
     target_precision: float,
     max_review_share: float,
     cache: Path | None,
+    corrections: bool,
     heads: str,
 ) -> None:
     """Train a model from labelled JSONL (text plus any of label_sentiment, label_category,
@@ -404,6 +411,12 @@ def train_command(
     except DataError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{len(examples)} examples from {len(data) + len(files)} file(s)")
+    if corrections:
+        from services.classifier.corrections import as_examples, merge
+
+        corrected = as_examples(_read_corrections().corrections)
+        examples = merge(examples, corrected)
+        click.echo(f"{len(corrected)} corrected messages from the corrections topic")
     embedder = Embedder()
     with Progress(
         "[progress.description]{task.description}",
@@ -448,6 +461,38 @@ def train_command(
     click.echo(f"  thresholds: {result.model.thresholds}")
     for path in written:
         click.echo(f"  report: {path}")
+
+
+def _read_corrections() -> Any:
+    """The corrections topic as configured by TRIAGE_KAFKA_*; a clear error if unreadable."""
+    import asyncio
+
+    from services.classifier.corrections import CorrectionsError, read_corrections
+
+    try:
+        kafka = KafkaSettings()
+    except (ValidationError, SettingsError) as exc:
+        raise _settings_error(exc) from exc
+    try:
+        found = asyncio.run(read_corrections(kafka))
+    except CorrectionsError as exc:
+        raise click.ClickException(f"cannot read the corrections: {exc}") from exc
+    if found.unreadable:
+        click.echo(f"skipped {found.unreadable} unreadable record(s) of the corrections topic")
+    return found
+
+
+@main.command(name="corrections")
+@click.option("--out", type=Path, required=True, help="JSONL file of labelled examples.")
+def corrections_command(out: Path) -> None:
+    """Write supervisors' latest corrections as labelled JSONL (for review or training)."""
+    from services.classifier.corrections import as_examples
+
+    examples = as_examples(_read_corrections().corrections)
+    out.write_text(
+        "".join(e.model_dump_json(exclude_none=True) + "\n" for e in examples), encoding="utf-8"
+    )
+    click.echo(f"{len(examples)} corrected messages written to {out}")
 
 
 @main.command(name="classify")

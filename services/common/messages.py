@@ -332,3 +332,27 @@ class DeadLetter(Message):
             failed_at=now,
             service=service,
         )
+
+
+class Correction(Message):
+    """A supervisor's correction of a message's tags (topic ``feedback.corrections``).
+
+    Corrections are training data: ``triage train --corrections`` reads the topic, and the
+    latest correction of a message outranks any other label of the same text.
+    """
+
+    schema_version: Literal[1] = 1
+    event_type: Literal["Correction"] = "Correction"
+    correction_id: uuid.UUID = Field(description="Stable across replays of the same change.")
+    case_id: uuid.UUID
+    event_id: uuid.UUID = Field(description="The corrected message.")
+    channel: Channel
+    text: str
+    label_sentiment: Sentiment | None = None
+    label_category: Category | None = None
+    label_difficult: DifficultType | None = None
+    predicted_sentiment: str = Field(description="What the classifier had said.")
+    predicted_category: str
+    predicted_difficult: str
+    corrected_by: str = Field(description="The supervisor's agent id.")
+    corrected_at: UtcDatetime

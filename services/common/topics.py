@@ -77,6 +77,13 @@ cases_events = TopicSpec(
     description="The case lifecycle (created, offered, assigned, ... resolved), keyed by case id.",
 )
 
+feedback_corrections = TopicSpec(
+    name="feedback.corrections",
+    partitions=1,
+    retention_ms=10 * 365 * DAY_MS,
+    description="Supervisors' corrections of tags, keyed by case id: training data for the model.",
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     feedback_received,
     feedback_received_dlq,
@@ -85,4 +92,5 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     router_inbox,
     router_inbox_dlq,
     cases_events,
+    feedback_corrections,
 )

@@ -10,12 +10,14 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,9 +32,16 @@ from services.common.cases import (
 from services.common.messages import Category, Channel
 from services.router.commands import Action, Command, CommandResult, Labels, Status
 from services.router.engine import Engine
+from services.router.floor import FloorView, floor_view
 from services.router.roster import AgentProfile
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5d0c2d8e-49a7-4f47-9e3c-0f1f6a0f7c3a")
+CONSOLE_DIR = Path(__file__).parent.parent / "console" / "static"
+# The console is same-origin static files: no inline scripts or styles, no third parties.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 
 
 class Runtime(Protocol):
@@ -100,6 +109,21 @@ class AgentView(BaseModel):
     utilisation: float
     cases: list[uuid.UUID]
     hostile_streak: int
+
+
+class TeamMember(BaseModel):
+    id: str
+    name: str
+    tier: AgentTier
+
+
+class TeamView(BaseModel):
+    """A team, the categories it owns and its agents (for transfers and reassignment)."""
+
+    id: str
+    name: str
+    categories: list[Category]
+    agents: list[TeamMember]
 
 
 class QueueEntry(BaseModel):
@@ -412,6 +436,30 @@ def create_api(runtime: Runtime, *, title: str = "Complaint triage: agent API") 
         result: Case = await run(agent, Action.RELABEL, key=key, case_id=case_id, labels=body)
         return result
 
+    @v1.get("/teams", summary="The teams with their categories and agents")
+    def teams(agent: Agent) -> list[TeamView]:
+        engine = engine_or_503()
+        members: dict[str, list[TeamMember]] = {team_id: [] for team_id in engine.teams}
+        for state in sorted(engine.agents.values(), key=lambda s: s.profile.name):
+            profile = state.profile
+            members.setdefault(profile.team, []).append(
+                TeamMember(id=profile.id, name=profile.name, tier=profile.tier)
+            )
+        return [
+            TeamView(
+                id=team.id,
+                name=team.name,
+                categories=list(team.categories),
+                agents=members.get(team.id, []),
+            )
+            for team in engine.teams.values()
+        ]
+
+    @v1.get("/floor", summary="Supervisor: case counts, service-level attainment, breaches")
+    def floor(agent: Supervisor) -> FloorView:
+        engine = engine_or_503()
+        return floor_view((record.case for record in engine.records.values()), datetime.now(UTC))
+
     @v1.get("/queues", summary="Supervisor: waiting cases per team, by priority")
     def queues(
         agent: Supervisor, team: str | None = Query(default=None, max_length=40)
@@ -504,6 +552,12 @@ def create_api(runtime: Runtime, *, title: str = "Complaint triage: agent API") 
 
     app.include_router(v1)
 
+    app.mount("/console", ConsoleFiles(directory=CONSOLE_DIR, html=True), name="console")
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/console/")
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -519,6 +573,20 @@ def create_api(runtime: Runtime, *, title: str = "Complaint triage: agent API") 
         return Response(runtime.metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+class ConsoleFiles(StaticFiles):
+    """The console's files, with headers that keep it to its own scripts and this origin."""
+
+    async def get_response(self, path: str, scope: Any) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        # Always revalidate, so an upgraded router never runs against a stale console.
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 def _agent_view(engine: Engine, agent_id: str) -> AgentView:

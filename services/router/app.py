@@ -39,6 +39,7 @@ from services.common.topics import (
     cases_events,
     feedback_classified,
     feedback_classified_dlq,
+    feedback_corrections,
     router_inbox,
     router_inbox_dlq,
 )
@@ -182,6 +183,7 @@ def create_app(
     classified = raw_topic(app, kafka, feedback_classified)
     inbox = raw_topic(app, kafka, router_inbox)
     events_topic = raw_topic(app, kafka, cases_events)
+    corrections_topic = raw_topic(app, kafka, feedback_corrections)
     dead = {
         feedback_classified.name: raw_topic(app, kafka, feedback_classified_dlq),
         router_inbox.name: raw_topic(app, kafka, router_inbox_dlq),
@@ -324,6 +326,13 @@ def create_app(
             await events_topic.send(key=str(case_event.case_id).encode(), value=payload)
             metrics.observe_event(case_event)
             runtime.publish(case_event, payload)
+        for correction in outcome.corrections:
+            await corrections_topic.send(
+                key=str(correction.case_id).encode(), value=correction.model_dump_json().encode()
+            )
+            for tag in ("sentiment", "category", "difficult"):
+                if getattr(correction, f"label_{tag}") is not None:
+                    metrics.corrections.labels(tag).inc()
         observe_clocks(outcome, engine)
         if outcome.result is not None:
             runtime.resolve(outcome.result)

@@ -38,6 +38,7 @@ from services.common.cases import (
 )
 from services.common.messages import (
     Category,
+    Correction,
     CustomerTier,
     DifficultType,
     FeedbackClassified,
@@ -49,6 +50,7 @@ from services.router.commands import (
     CommandResult,
     FeedbackIn,
     Inbound,
+    Labels,
     Status,
     Tick,
 )
@@ -72,6 +74,7 @@ from services.router.routing import (
 )
 
 ROUTER = "router"
+CORRECTION_NAMESPACE = uuid.UUID("0f4d1c52-7a0e-4b8e-9a43-3d2f6c1b9e21")
 MAX_MESSAGES = 20
 MAX_ROUTING_LOG = 20
 MAX_COMMAND_IDS = 50
@@ -134,6 +137,7 @@ class Outcome:
     cases: set[uuid.UUID] = field(default_factory=set)
     agents: set[str] = field(default_factory=set)
     result: CommandResult | None = None
+    corrections: list[Correction] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -1033,6 +1037,9 @@ class Engine:
             difficult=case.difficult.value,
             **detail,
         )
+        out.corrections.extend(
+            corrections_for(case, case.messages, labels, actor=actor.id, now=now)
+        )
         return None
 
     def _on_agent_command(
@@ -1416,6 +1423,33 @@ class Engine:
             return []
         cases = [self.records[c].case for c in agent.holding if c in self.records]
         return sorted(cases, key=lambda c: c.updated_at, reverse=True)
+
+
+def corrections_for(
+    case: Case, messages: Iterable[CaseMessage], labels: Labels, *, actor: str, now: datetime
+) -> list[Correction]:
+    """Training examples from a relabelling: every message of the case with the labels the
+    supervisor gave (the case's tags are the tags of all its messages)."""
+    return [
+        Correction(
+            correction_id=uuid.uuid5(
+                CORRECTION_NAMESPACE, f"{case.case_id}\x00{case.version}\x00{message.event_id}"
+            ),
+            case_id=case.case_id,
+            event_id=message.event_id,
+            channel=message.channel,
+            text=message.text,
+            label_sentiment=labels.sentiment,
+            label_category=labels.category,
+            label_difficult=labels.difficult,
+            predicted_sentiment=message.sentiment.label,
+            predicted_category=message.category.label,
+            predicted_difficult=message.difficult.label,
+            corrected_by=actor,
+            corrected_at=now,
+        )
+        for message in messages
+    ]
 
 
 _CASE_HANDLERS = {

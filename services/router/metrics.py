@@ -114,6 +114,12 @@ class RouterMetrics:
             "Classified messages seen before and ignored.",
             registry=r,
         )
+        self.corrections = Counter(
+            "triage_router_corrections",
+            "Corrected messages sent to feedback.corrections, by corrected tag.",
+            ["tag"],
+            registry=r,
+        )
 
     def observe_event(self, event: CaseEvent) -> None:
         """Count one case event."""

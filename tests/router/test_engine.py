@@ -301,6 +301,21 @@ def test_supervisor_reassigns_and_relabels() -> None:
     )
     assert types(out) == ["relabelled"]
     assert router.case(case_id).hostile  # type: ignore[union-attr]
+    (correction,) = out.corrections
+    message = router.case(case_id).messages[0]  # type: ignore[union-attr]
+    assert correction.case_id == case_id
+    assert correction.event_id == message.event_id
+    assert correction.text == message.text
+    assert correction.label_difficult == "angry"
+    assert correction.label_category is None, "only the labels the supervisor gave"
+    assert correction.predicted_difficult == message.difficult.label
+    assert correction.corrected_by == "sup"
+    # A replay of the same change names the same correction; a later one a new one.
+    again = router.apply(
+        command("sup", Action.RELABEL, case_id, labels=Labels(category="billing")), T0
+    )
+    assert again.corrections[0].correction_id != correction.correction_id
+    assert again.corrections[0].label_category == "billing"
 
 
 def test_escalate_on_request_and_transfer_to_team() -> None:

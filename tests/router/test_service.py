@@ -18,12 +18,13 @@ from aiokafka import AIOKafkaProducer
 
 from services.common.broker import EmbeddedBroker
 from services.common.kafka import KafkaSettings, ensure_topics
-from services.common.messages import Channel
+from services.common.messages import Channel, Correction
 from services.common.topics import (
     ALL_TOPICS,
     cases_events,
     feedback_classified,
     feedback_classified_dlq,
+    feedback_corrections,
     router_inbox,
 )
 from services.router.roster import hash_token
@@ -282,6 +283,30 @@ async def test_case_is_routed_worked_and_published(
     dead = await read_records(kafka, kafka.topic(feedback_classified_dlq), expected=1)
     assert dead[0].json()["reason"].startswith("invalid record")
 
+    # A supervisor's correction of the tags becomes training data on feedback.corrections.
+    relabel = f"{base}/v1/cases/{case_id}/relabel"
+    assert (await client.post(relabel, headers=auth("amy"), json={})).status_code == 403
+    corrected = await client.post(
+        relabel, headers=auth("boss"), json={"category": "billing", "sentiment": "negative"}
+    )
+    assert corrected.status_code == 200, corrected.text
+    assert corrected.json()["category"] == "billing"
+    (record,) = await read_records(kafka, kafka.topic(feedback_corrections), expected=1)
+    correction = Correction.model_validate_json(record.value)
+    assert record.key == case_id.encode()
+    assert correction.text == "My order is two weeks late."
+    assert (correction.label_category, correction.label_sentiment) == ("billing", "negative")
+    assert correction.label_difficult is None
+    assert correction.predicted_category == "delay"
+    assert correction.corrected_by == "boss"
+    floor = await client.get(f"{base}/v1/floor", headers=auth("boss"))
+    assert floor.status_code == 200
+    assert floor.json()["cases"]["resolved"] == 1
+    assert (await client.get(f"{base}/v1/floor", headers=auth("amy"))).status_code == 403
+    teams = (await client.get(f"{base}/v1/teams", headers=auth("amy"))).json()
+    assert [t["id"] for t in teams] == ["care", "trust"]
+    assert {a["id"] for a in teams[0]["agents"]} == {"amy", "bob", "sue", "boss"}
+
     metrics = (await client.get(f"{base}/metrics")).text
     assert 'triage_router_offers_total{outcome="accepted"} 1.0' in metrics
     assert 'triage_router_resolved_total{channel="email",first_contact="true"} 1.0' in metrics
@@ -289,6 +314,7 @@ async def test_case_is_routed_worked_and_published(
         'triage_router_sla_met_total{channel="email",metric="first_response",priority=' in metrics
     )
     assert 'triage_router_dead_letters_total{topic="feedback.classified"} 1.0' in metrics
+    assert 'triage_router_corrections_total{tag="category"} 1.0' in metrics
     assert 'triage_router_queue_depth{priority="P1",team="care"} 0.0' in metrics
     assert "triage_router_time_to_assign_seconds_count" in metrics
     assert f'triage_consumer_lag_records{{partition="0",topic="{kafka.topic(router_inbox)}"}}' in (

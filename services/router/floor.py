@@ -1,0 +1,114 @@
+"""The supervisor's view of the floor: case counts, service-level attainment, breaches.
+
+Computed from the cases the router keeps (open ones and those resolved within the retention
+period), so the figures cover the same window as the routing state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from services.common.cases import Case, CaseState, Priority, SlaMetricName
+from services.common.messages import UtcDatetime
+
+RECENT_BREACHES = 20
+
+
+class Attainment(BaseModel):
+    """One service-level metric: clocks decided (stopped, or breached while running) and met."""
+
+    metric: SlaMetricName
+    completed: int
+    met: int
+    share: float | None
+
+
+class Breach(BaseModel):
+    """A deadline that passed."""
+
+    case_id: uuid.UUID
+    metric: SlaMetricName
+    at: UtcDatetime
+    team: str
+    priority: Priority
+    assignee: str | None
+
+
+class FloorView(BaseModel):
+    """The floor now."""
+
+    at: UtcDatetime
+    cases: dict[CaseState, int]
+    attainment: list[Attainment]
+    warnings: int
+    breaches: int
+    escalations: int
+    first_contact_resolution: float | None
+    csat_average: float | None
+    recent_breaches: list[Breach]
+
+
+def floor_view(cases: Iterable[Case], now: datetime) -> FloorView:
+    """Summarise the kept cases."""
+    states = dict.fromkeys(CaseState, 0)
+    decided = dict.fromkeys(SlaMetricName, 0)
+    met = dict.fromkeys(SlaMetricName, 0)
+    warnings = breaches = escalations = resolved = first_contact = 0
+    scores: list[int] = []
+    recent: list[Breach] = []
+    for case in cases:
+        states[case.state] += 1
+        escalations += case.escalations
+        if case.state == CaseState.RESOLVED:
+            resolved += 1
+            first_contact += case.first_contact_resolution
+        if case.csat is not None:
+            scores.append(case.csat)
+        for deadline in case.deadlines:
+            warnings += deadline.warned
+            if deadline.met is not None or deadline.breached:
+                decided[deadline.metric] += 1
+                met[deadline.metric] += bool(deadline.met)
+            if deadline.breached:
+                breaches += 1
+                recent.append(
+                    Breach(
+                        case_id=case.case_id,
+                        metric=deadline.metric,
+                        at=_breached_at(deadline.due_at, deadline.stopped_at, case.updated_at),
+                        team=case.team,
+                        priority=case.priority,
+                        assignee=case.assignee,
+                    )
+                )
+    recent.sort(key=lambda b: b.at, reverse=True)
+    return FloorView(
+        at=now,
+        cases=states,
+        attainment=[
+            Attainment(
+                metric=metric,
+                completed=decided[metric],
+                met=met[metric],
+                share=round(met[metric] / decided[metric], 4) if decided[metric] else None,
+            )
+            for metric in SlaMetricName
+        ],
+        warnings=warnings,
+        breaches=breaches,
+        escalations=escalations,
+        first_contact_resolution=round(first_contact / resolved, 4) if resolved else None,
+        csat_average=round(sum(scores) / len(scores), 2) if scores else None,
+        recent_breaches=recent[:RECENT_BREACHES],
+    )
+
+
+def _breached_at(
+    due_at: datetime | None, stopped_at: datetime | None, fallback: datetime
+) -> datetime:
+    """When the deadline passed: its due time while it runs, else the best time known."""
+    return due_at or stopped_at or fallback
