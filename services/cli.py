@@ -681,6 +681,7 @@ def up(
         click.echo(f"  broker       {embedded.bootstrap} (embedded, in memory)")
         click.echo(f"  ingest API   {base}/v1/feedback   docs: {base}/docs")
         click.echo(f"  classifier   {classifier_base}/readyz   metrics: {classifier_base}/metrics")
+        click.echo(f"  console      {router_base}/console/   (sign in with an agent token)")
         click.echo(f"  agent API    {router_base}/v1/cases   docs: {router_base}/docs")
         click.echo(
             f"  metrics      {base}/metrics  {classifier_base}/metrics  {router_base}/metrics"

@@ -244,6 +244,10 @@ def test_up_runs_the_services_and_stops_cleanly(
     # Through the router: the message became a case offered to an agent, who accepts it.
     assert "dev-kate" in text
     router = f"http://127.0.0.1:{router_port}"
+    assert f"{router}/console/" in text
+    console = httpx.get(f"{router}/", follow_redirects=True)
+    assert console.status_code == 200
+    assert "Triage console" in console.text
     deadline = time.monotonic() + 60
     cases: list[dict[str, object]] = []
     while time.monotonic() < deadline and not cases:

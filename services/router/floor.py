@@ -16,6 +16,9 @@ from services.common.cases import Case, CaseState, Priority, SlaMetricName
 from services.common.messages import UtcDatetime
 
 RECENT_BREACHES = 20
+# The follow-up clock is a reminder to contact the customer after resolution, not a promise
+# made to them: its passing is counted as due, never as a breach.
+SERVICE_LEVELS = tuple(m for m in SlaMetricName if m != SlaMetricName.FOLLOW_UP)
 
 
 class Attainment(BaseModel):
@@ -47,6 +50,7 @@ class FloorView(BaseModel):
     warnings: int
     breaches: int
     escalations: int
+    follow_ups_due: int
     first_contact_resolution: float | None
     csat_average: float | None
     recent_breaches: list[Breach]
@@ -55,9 +59,9 @@ class FloorView(BaseModel):
 def floor_view(cases: Iterable[Case], now: datetime) -> FloorView:
     """Summarise the kept cases."""
     states = dict.fromkeys(CaseState, 0)
-    decided = dict.fromkeys(SlaMetricName, 0)
-    met = dict.fromkeys(SlaMetricName, 0)
-    warnings = breaches = escalations = resolved = first_contact = 0
+    decided = dict.fromkeys(SERVICE_LEVELS, 0)
+    met = dict.fromkeys(SERVICE_LEVELS, 0)
+    warnings = breaches = escalations = resolved = first_contact = follow_ups = 0
     scores: list[int] = []
     recent: list[Breach] = []
     for case in cases:
@@ -69,6 +73,9 @@ def floor_view(cases: Iterable[Case], now: datetime) -> FloorView:
         if case.csat is not None:
             scores.append(case.csat)
         for deadline in case.deadlines:
+            if deadline.metric == SlaMetricName.FOLLOW_UP:
+                follow_ups += deadline.breached
+                continue
             warnings += deadline.warned
             if deadline.met is not None or deadline.breached:
                 decided[deadline.metric] += 1
@@ -96,11 +103,12 @@ def floor_view(cases: Iterable[Case], now: datetime) -> FloorView:
                 met=met[metric],
                 share=round(met[metric] / decided[metric], 4) if decided[metric] else None,
             )
-            for metric in SlaMetricName
+            for metric in SERVICE_LEVELS
         ],
         warnings=warnings,
         breaches=breaches,
         escalations=escalations,
+        follow_ups_due=follow_ups,
         first_contact_resolution=round(first_contact / resolved, 4) if resolved else None,
         csat_average=round(sum(scores) / len(scores), 2) if scores else None,
         recent_breaches=recent[:RECENT_BREACHES],

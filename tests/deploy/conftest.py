@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 
 import pytest
+
+from tests.support.debian import ensure_program
 
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
     """The path of promtool, installing Debian's `prometheus` package when it is missing."""
-    found = shutil.which("promtool")
-    if found is None:
-        log: list[str] = []
-        for command in (
-            ["apt-get", "update"],
-            ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"],
-        ):
-            result = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                timeout=540,
-                check=False,
-                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            )
-            log.append(f"$ {' '.join(command)} (exit {result.returncode})\n")
-            log.append(result.stdout + result.stderr)
-            if result.returncode != 0:
-                pytest.fail("installing promtool failed:\n" + "".join(log), pytrace=False)
-        found = shutil.which("promtool") or shutil.which("promtool", path="/usr/bin")
-        if found is None:
-            pytest.fail("apt installed prometheus but promtool is not on PATH:\n" + "".join(log))
-    return found
+    return ensure_program("promtool", "prometheus")
 
 
 @pytest.fixture(scope="session")

@@ -51,3 +51,17 @@ def test_an_empty_floor_has_no_shares() -> None:
     assert all(a.share is None for a in view.attainment)
     assert view.first_contact_resolution is None
     assert view.csat_average is None
+
+
+def test_a_follow_up_coming_due_is_not_a_breach() -> None:
+    router = engine(agent("front", skills={"delay": 5}))
+    case_id = only_case(router.apply(feedback(customer="c1"), T0))
+    router.apply(command("front", Action.ACCEPT, case_id), T0)
+    router.apply(command("front", Action.RESOLVE, case_id), T0 + timedelta(minutes=1))
+    later = T0 + timedelta(days=2)
+    router.apply(Tick(at=later), later)
+    view = floor_view((r.case for r in router.records.values()), later)
+    assert view.follow_ups_due == 1
+    assert view.breaches == 0
+    assert view.recent_breaches == []
+    assert "follow_up" not in {a.metric for a in view.attainment}

@@ -1,0 +1,16 @@
+// Marks shared by the views. Each says in words what its colour shows.
+import { h } from "../dom.js";
+
+export function priorityBadge(priority) {
+  return h(
+    "span",
+    { class: `priority priority-${priority.toLowerCase()}` },
+    h("span", { class: "visually-hidden" }, "Priority "),
+    priority,
+  );
+}
+
+export function breachTag() {
+  const icon = h("span", { "aria-hidden": "true" }, "⚠ ");
+  return h("span", { class: "breach-tag" }, icon, "Breached");
+}

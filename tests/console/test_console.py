@@ -1,0 +1,255 @@
+"""The console in a real browser (Debian's chromium) against the running stack on the broker:
+an agent is offered the case of a posted e-mail and works it, a supervisor watches the queue
+and reassigns and corrects a case, agents cannot see each other's cases, and the pages are
+usable by keyboard at 1280x800 with labelled controls and readable contrast."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from services.common.messages import Correction
+from services.common.topics import feedback_corrections
+from tests.console.conftest import Stack, token
+from tests.support.kafka import read_records
+
+pytestmark = pytest.mark.timeout(300)
+VIEWPORT = {"width": 1280, "height": 800}
+ARRIVAL_MS = 90_000  # ingest → classifier → router → the offer in the browser
+
+
+@pytest.fixture
+async def pages(browser: Browser) -> AsyncIterator[list[Page]]:
+    """Fresh browser contexts (one per signed-in person), closed after the test."""
+    opened: list[Page] = []
+    yield opened
+    for page in opened:
+        await page.context.close()
+
+
+async def sign_in(browser: Browser, stack: Stack, agent_id: str, pages: list[Page]) -> Page:
+    context = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+    page = await context.new_page()
+    pages.append(page)
+    await page.goto(f"{stack.router.base}/console/")
+    await page.get_by_label("Agent token").fill(token(agent_id))
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    return page
+
+
+def case_by_subject(stack: Stack, agent_id: str, subject: str) -> dict[str, Any]:
+    with stack.api(agent_id) as api:
+        cases = api.get("/v1/cases").json()
+    (case,) = [c for c in cases if c["subject"] == subject]
+    return dict(case)
+
+
+async def test_agent_accepts_an_offer_from_an_email_and_resolves_it(
+    browser: Browser, stack: Stack, pages: list[Page]
+) -> None:
+    stack.set_presence(ana="available", ben="away")
+    page = await sign_in(browser, stack, "ana", pages)
+    await expect(page.get_by_role("heading", name="Offers")).to_be_visible()
+    await expect(page.get_by_role("heading", name="My cases")).to_be_visible()
+
+    subject = f"Blender arrived broken {uuid.uuid4().hex[:6]}"
+    stack.post_email(
+        subject,
+        "Hello,\r\n\r\nThe blender I ordered (order #48213) arrived with a cracked jug. "
+        "I paid £89.99 and would like a replacement.\r\n\r\nThanks,\r\nDana",
+        sender="Dana Smith <dana.smith@example.com>",
+    )
+    offer = page.get_by_role("listitem").filter(has_text=subject)
+    await expect(offer).to_be_visible(timeout=ARRIVAL_MS)
+    await expect(offer).to_contain_text("Expires in")
+    await offer.get_by_role("button", name="Accept").click()
+
+    await expect(page.get_by_role("heading", level=2, name=subject)).to_be_visible()
+    case = case_by_subject(stack, "ana", subject)
+    assert case["state"] == "assigned"
+    assert case["assignee"] == "ana"
+    await expect(page.get_by_role("heading", name="Handling guidance")).to_be_visible()
+    await expect(page.get_by_text(case["guidance"], exact=False).first).to_be_visible()
+    await expect(page.get_by_text("48213").first).to_be_visible()
+    await expect(page.get_by_text("89.99").first).to_be_visible()
+    category = case["messages"][0]["category"]
+    percent = f"{round(category['probability'] * 100)}%"
+    await expect(page.get_by_text(percent).first).to_be_visible()
+
+    await page.get_by_label("Reply").fill("Sorry, Dana: a new jug is on its way today.")
+    await page.get_by_role("button", name="Respond").click()
+    await expect(page.get_by_role("status")).not_to_be_empty()
+    await page.get_by_label("Resolution note").fill("Replacement jug sent.")
+    await page.get_by_role("button", name="Resolve").click()
+    await expect(page.get_by_role("button", name="Resolve")).to_have_count(0)
+    case = case_by_subject(stack, "ana", subject)
+    assert case["state"] == "resolved"
+    assert case["first_response_at"] is not None
+    assert case["resolution_note"] == "Replacement jug sent."
+    my_cases = page.get_by_role("region", name="My cases")
+    await expect(my_cases.get_by_text(subject)).to_have_count(0)
+
+    # Another agent cannot open it, not even by its address.
+    other = await sign_in(browser, stack, "ben", pages)
+    await other.goto(f"{stack.router.base}/console/#/cases/{case['case_id']}")
+    await expect(other.get_by_role("alert")).to_contain_text("You cannot open this case")
+    await expect(other.get_by_text("cracked jug")).to_have_count(0)
+
+
+async def test_supervisor_sees_the_queue_reassigns_and_corrects_tags(
+    browser: Browser, stack: Stack, pages: list[Page]
+) -> None:
+    stack.set_presence(ana="away", ben="away")
+    page = await sign_in(browser, stack, "kate", pages)
+    await page.get_by_role("navigation").get_by_role("link", name="Floor").click()
+    queues = page.get_by_role("table", name="Team queues")
+    care = queues.get_by_role("row").filter(has_text="Customer care")
+    depth = care.get_by_role("cell").last  # the team's total waiting
+    await expect(depth).to_have_text("0")
+
+    subject = f"Charged twice {uuid.uuid4().hex[:6]}"
+    stack.post_email(
+        subject,
+        "Hi, I was charged twice for invoice 7731 this month. Please refund the duplicate.",
+        sender="Lee Park <lee.park@example.com>",
+    )
+    with stack.api("kate") as api:
+        case = await _wait_for_case(api, subject)
+    short = case["case_id"][:8]
+    assert case["state"] == "queued", "nobody is available"
+    await expect(depth).to_have_text("1", timeout=15_000)
+    await expect(care).to_contain_text("oldest wait")
+
+    await page.get_by_label(f"Reassign {short} to").select_option("ben")
+    row = (
+        page.get_by_role("table", name="Open cases")
+        .get_by_role("row")
+        .filter(has=page.get_by_label(f"Reassign {short} to"))
+    )
+    await row.get_by_role("button", name="Reassign").click()
+    await expect(page.get_by_role("status")).not_to_be_empty()
+    with stack.api("kate") as api:
+        reassigned = api.get(f"/v1/cases/{case['case_id']}").json()
+        assert reassigned["assignee"] == "ben"
+        assert reassigned["state"] == "assigned"
+        (care_queue,) = [q for q in api.get("/v1/queues").json() if q["team"] == "care"]
+        assert care_queue["depth"] == 0
+    await expect(depth).to_have_text("0", timeout=15_000)
+
+    await row.get_by_role("button", name="Correct tags").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_be_visible()
+    new_category = "policy" if case["category"] != "policy" else "billing"
+    await dialog.get_by_label("Category").select_option(new_category)
+    await dialog.get_by_role("button", name="Save correction").click()
+    await expect(dialog).to_be_hidden()
+    with stack.api("kate") as api:
+        assert api.get(f"/v1/cases/{case['case_id']}").json()["category"] == new_category
+    records = await read_records(
+        stack.kafka, stack.kafka.topic(feedback_corrections), expected=1, timeout_s=15
+    )
+    corrections = [Correction.model_validate_json(r.value) for r in records]
+    mine = [c for c in corrections if str(c.case_id) == case["case_id"]]
+    assert [(c.label_category, c.corrected_by) for c in mine] == [(new_category, "kate")]
+
+
+async def _wait_for_case(api: Any, subject: str) -> dict[str, Any]:
+    for _ in range(300):
+        cases = [c for c in api.get("/v1/cases").json() if c["subject"] == subject]
+        if cases:
+            return dict(cases[0])
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"no case for {subject!r}")
+
+
+ACCESSIBILITY_AUDIT = """
+() => {
+  const problems = [];
+  const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+  for (const el of document.querySelectorAll('input, select, textarea, button')) {
+    if (!visible(el) || el.type === 'hidden') continue;
+    const name = el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')
+      || (el.labels && el.labels.length) || (el.tagName === 'BUTTON' && el.textContent.trim());
+    if (!name) problems.push('unlabelled ' + el.outerHTML.slice(0, 120));
+  }
+  const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92
+      : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const background = (el) => {
+    for (let node = el; node; node = node.parentElement) {
+      const value = rgb(getComputedStyle(node).backgroundColor);
+      if (value.length === 3 || (value.length === 4 && value[3] > 0.9)) return value.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  for (const el of document.querySelectorAll('body *')) {
+    if (!visible(el)) continue;
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own) continue;
+    const style = getComputedStyle(el);
+    const fg = rgb(style.color).slice(0, 3);
+    const [a, b] = [lum(fg), lum(background(el))].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    const large = parseFloat(style.fontSize) >= 24
+      || (parseFloat(style.fontSize) >= 18.66 && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) {
+      const text = el.textContent.trim().slice(0, 40);
+      problems.push(`contrast ${ratio.toFixed(2)} ${el.tagName} "${text}"`);
+    }
+  }
+  if (document.documentElement.scrollWidth > window.innerWidth) {
+    problems.push('horizontal scroll: ' + document.documentElement.scrollWidth);
+  }
+  return problems;
+}
+"""
+
+
+async def test_keyboard_sign_in_labels_contrast_and_fit_at_1280x800(
+    browser: Browser, stack: Stack, pages: list[Page]
+) -> None:
+    context = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+    page = await context.new_page()
+    pages.append(page)
+    await page.goto(f"{stack.router.base}/console/")
+    await expect(page.get_by_label("Agent token")).to_be_visible()
+    assert await page.evaluate(ACCESSIBILITY_AUDIT) == []
+
+    # Keyboard only: Tab reaches the token field, Enter signs in.
+    for _ in range(10):
+        if await page.evaluate("document.activeElement?.labels?.[0]?.textContent") == "Agent token":
+            break
+        await page.keyboard.press("Tab")
+    else:
+        raise AssertionError("Tab never reached the token field")
+    await page.keyboard.type("wrong-token")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("alert")).to_contain_text("not accepted")
+    await page.get_by_label("Agent token").fill(token("kate"))
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    assert await page.evaluate(ACCESSIBILITY_AUDIT) == []
+
+    await page.get_by_role("link", name="Floor").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("table", name="Team queues")).to_be_visible()
+    await expect(page.get_by_role("table", name="Agents")).to_be_visible()
+    assert await page.evaluate(ACCESSIBILITY_AUDIT) == []
+    focus_ring = await page.evaluate(
+        "() => { const b = document.querySelector('button'); b.focus();"
+        " const s = getComputedStyle(b); return s.outlineStyle + ' ' + s.outlineWidth; }"
+    )
+    assert not focus_ring.startswith("none"), "focused controls show a ring"
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_label("Agent token")).to_be_visible()
+    assert await page.evaluate("sessionStorage.length") == 0, "the token is forgotten"
