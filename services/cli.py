@@ -370,9 +370,11 @@ def _data_files(data: tuple[Path, ...], files: tuple[Path, ...]) -> list[Path]:
 )
 @click.option(
     "--heads",
-    default="logreg,mlp,mlp_balanced",
-    show_default=True,
-    help="Head kinds to try per tag; the best on a validation share of the training data wins.",
+    default=None,
+    help=(
+        "Head kinds to try per tag (logreg, svc, mlp, mlp_balanced, vote) [logreg,mlp,"
+        "mlp_balanced]; the best on a validation share of the training data wins."
+    ),
 )
 def train_command(
     data: tuple[Path, ...],
@@ -386,7 +388,7 @@ def train_command(
     max_review_share: float,
     cache: Path | None,
     corrections: bool,
-    heads: str,
+    heads: str | None,
 ) -> None:
     """Train a model from labelled JSONL (text plus any of label_sentiment, label_category,
     label_difficult) and write it with a held-out report."""
@@ -394,6 +396,7 @@ def train_command(
 
     from services.classifier.model import Embedder
     from services.classifier.training import (
+        DEFAULT_HEAD_KINDS,
         HEAD_KINDS,
         DataError,
         EmbeddingCache,
@@ -402,7 +405,11 @@ def train_command(
         write_report,
     )
 
-    kinds = [kind.strip() for kind in heads.split(",") if kind.strip()]
+    kinds = (
+        [kind.strip() for kind in heads.split(",") if kind.strip()]
+        if heads is not None
+        else list(DEFAULT_HEAD_KINDS)
+    )
     if not kinds or any(kind not in HEAD_KINDS for kind in kinds):
         raise click.BadParameter(f"choose from {', '.join(HEAD_KINDS)}", param_hint="--heads")
 

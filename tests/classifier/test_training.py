@@ -127,3 +127,21 @@ def test_shipped_model_metadata() -> None:
     assert "semeval2019_task9_suggestions" not in metadata["training_sources"]
     assert metadata["metrics"]["category"]["macro_f1"] > 0.5
     assert set(metadata["thresholds"]) == {"sentiment", "category", "difficult"}
+
+
+def test_a_vote_head_averages_its_members() -> None:
+    import numpy as np
+
+    from services.classifier.training import SoftVote, fit_head, select_head
+
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(0, 1, (60, 4)), rng.normal(2, 1, (60, 4))])
+    y = ["a"] * 60 + ["b"] * 60
+    vote = fit_head(x, y, kind="vote", c=1.0, seed=1)
+    assert isinstance(vote, SoftVote)
+    assert [str(c) for c in vote.classes_] == ["a", "b"]
+    members = [m.predict_proba(x[:5]) for m in vote.members]
+    assert np.allclose(vote.predict_proba(x[:5]), (members[0] + members[1]) / 2)
+    kind, scores = select_head(x, y, kinds=["logreg", "mlp", "vote"], c=1.0, seed=1)
+    assert set(scores) == {"logreg", "mlp", "vote"}
+    assert kind in scores
