@@ -135,8 +135,10 @@ def test_corrections_are_read_from_the_topic_and_train_the_model(
     model = tmp_path / "model"
     result = CliRunner().invoke(
         main,
-        ["train", "--data", str(data), "--corrections", "--out", str(model)]
-        + ["--heads", "logreg", "--holdout", "0"],
+        [
+            *("train", "--data", str(data), "--corrections", "--out", str(model)),
+            *("--heads", "logreg", "--holdout", "0"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "2 corrected messages from the corrections topic" in result.output

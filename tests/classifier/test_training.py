@@ -135,7 +135,7 @@ def test_a_vote_head_averages_its_members() -> None:
     from services.classifier.training import SoftVote, fit_head, select_head
 
     rng = np.random.default_rng(0)
-    x = np.vstack([rng.normal(0, 1, (60, 4)), rng.normal(2, 1, (60, 4))])
+    x = np.vstack([rng.normal(0, 1, (60, 4)), rng.normal(2, 1, (60, 4))]).astype(np.float32)
     y = ["a"] * 60 + ["b"] * 60
     vote = fit_head(x, y, kind="vote", c=1.0, seed=1)
     assert isinstance(vote, SoftVote)
