@@ -57,6 +57,21 @@ def configure_logging(*, level: str = "INFO", fmt: LogFormat = "console") -> Non
     kafka_log = logging.getLogger("aiokafka")
     kafka_log.setLevel(max(logging.WARNING, root.level))
     kafka_log.filters[:] = [RepeatFilter(interval_s=60.0)]
+    # faust logs every record it sends, value and all, at DEBUG: those lines are dropped at any
+    # level, so customer text never reaches the logs.
+    for name in RECORD_LOGGERS:
+        logging.getLogger(name).filters[:] = [RecordValueFilter()]
+
+
+#: Loggers of faust that write whole record values.
+RECORD_LOGGERS = ("faust.topics", "faust.transport.drivers.aiokafka")
+
+
+class RecordValueFilter(logging.Filter):
+    """Drops log records that carry a Kafka record's value (faust's ``send: ... v=%r`` lines)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and "v=%r" in record.msg)
 
 
 class RepeatFilter(logging.Filter):

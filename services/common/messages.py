@@ -27,7 +27,11 @@ def event_id_for(platform: str, source_event_id: str) -> uuid.UUID:
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # A time at the very edge of the calendar (year 1 or 9999) whose offset moves it out.
+        raise ValueError("the time is out of range once converted to UTC") from None
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
@@ -291,6 +295,11 @@ class FeedbackClassified(Message):
     classified_at: UtcDatetime
 
 
+#: The most bytes of a refused record's value a dead letter carries: in base64 it stays well
+#: under Kafka's default largest record (1 MB) even when the value was as large as that.
+DEAD_LETTER_VALUE_BYTES = 512 * 1024
+
+
 class DeadLetter(Message):
     """A record that could not be processed (topic ``<topic>.dlq``), with the reason."""
 
@@ -300,7 +309,14 @@ class DeadLetter(Message):
     partition: int
     offset: int
     key: str | None = Field(default=None, description="The record's key, base64.")
-    value: str = Field(description="The record's value as received, base64.")
+    value: str = Field(
+        description="The record's value as received, base64; only its first "
+        "DEAD_LETTER_VALUE_BYTES when it was larger (see value_truncated)."
+    )
+    value_bytes: int | None = Field(default=None, ge=0, description="The value's full size.")
+    value_truncated: bool = Field(
+        default=False, description="The value was larger than it could be carried whole."
+    )
     reason: str = Field(max_length=2000)
     error_type: str
     failed_at: UtcDatetime
@@ -320,13 +336,18 @@ class DeadLetter(Message):
         service: str,
         now: datetime,
     ) -> DeadLetter:
-        """The dead letter of a record: its original bytes and why it was refused."""
+        """The dead letter of a record: its original bytes (the first DEAD_LETTER_VALUE_BYTES
+        of a larger value, which whole would not fit in a record once in base64) and why it was
+        refused."""
+        value = value or b""
         return cls(
             source_topic=topic,
             partition=partition,
             offset=offset,
             key=base64.b64encode(key).decode() if key is not None else None,
-            value=base64.b64encode(value or b"").decode(),
+            value=base64.b64encode(value[:DEAD_LETTER_VALUE_BYTES]).decode(),
+            value_bytes=len(value),
+            value_truncated=len(value) > DEAD_LETTER_VALUE_BYTES,
             reason=reason[:2000],
             error_type=error_type,
             failed_at=now,

@@ -44,6 +44,7 @@ from services.ingest.models import (
     Status,
 )
 from services.ingest.publisher import Publisher, Record
+from services.ingest.ratelimit import RateLimiter, retry_after_header
 from services.ingest.settings import IngestSettings
 
 log = structlog.get_logger(__name__)
@@ -52,6 +53,15 @@ M = TypeVar("M", bound=BaseModel)
 JSON_TYPES = ("application/json",)
 CLOUDEVENTS_TYPE = "application/cloudevents+json"
 EMAIL_TYPE = "message/rfc822"
+EMAIL_EXAMPLE = (
+    "From: Jane Doe <jane@example.com>\r\n"
+    "To: help@acme.example\r\n"
+    "Subject: Order A-5521 arrived broken\r\n"
+    "Message-ID: <a5521-1@example.com>\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "\r\n"
+    "My order arrived broken and nobody answers my emails.\r\n"
+)
 
 
 @dataclass
@@ -63,6 +73,7 @@ class IngestState:
     publisher: Publisher
     accepted: AcceptedEvents
     metrics: IngestMetrics
+    limiter: RateLimiter
 
 
 class ApiError(Exception):
@@ -127,18 +138,32 @@ async def authenticate(
         ),
     ] = None,
 ) -> str:
-    """The calling platform, or 401 with no detail."""
+    """The calling platform, or 401 with no detail; then 429 when the platform is over its rate
+    limit (checked before the body is parsed; refused requests never take a platform's tokens)."""
+    signature_use = None
     try:
         platform = state.authenticator.platform_for(authorization)
         if state.authenticator.requires_signature(platform):
             body = await request.body()
-            state.authenticator.verify_signature(
-                platform, body, timestamp=timestamp, signature=signature
+            signature_use = state.authenticator.verify_signature(
+                platform, body, timestamp=timestamp, signature=signature, remember=False
             )
     except AuthFailure as failure:
         state.metrics.auth_failures.labels(failure.reason.value).inc()
         log.info("request refused", reason=failure.reason.value, path=request.url.path)
         raise ApiError(401, "unauthorized", {"WWW-Authenticate": "Bearer"}) from None
+    wait_s = state.limiter.acquire(platform)
+    if wait_s > 0:
+        state.metrics.rate_limited.labels(platform).inc()
+        log.debug("request rate limited", platform=platform, path=request.url.path)
+        raise ApiError(
+            429,
+            "too many requests: this API key is over its rate limit; retry after Retry-After "
+            "seconds",
+            {"Retry-After": retry_after_header(wait_s)},
+        )
+    if signature_use is not None:
+        state.authenticator.use(signature_use)
     request.state.platform = platform
     return platform
 
@@ -250,15 +275,28 @@ def _body_doc(*schemas: tuple[str, str]) -> dict[str, Any]:
     }
 
 
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong credentials."},
     413: {"model": ErrorBody, "description": "The body is larger than the documented limit."},
     415: {"model": ErrorBody, "description": "Unsupported Content-Type."},
     422: {"model": ErrorBody, "description": "Invalid input: which field and why."},
+    429: {
+        "model": ErrorBody,
+        "description": "This API key is over its rate limit (TRIAGE_INGEST_RATE_LIMIT_PER_S, "
+        "TRIAGE_INGEST_RATE_LIMIT_BURST); nothing was read. Retry after Retry-After seconds.",
+        "headers": RETRY_AFTER,
+    },
     503: {
         "model": ErrorBody,
         "description": "The broker did not acknowledge the event; nothing was accepted. "
         "Retry after the Retry-After header's seconds.",
+        "headers": RETRY_AFTER,
     },
 }
 ACCEPTED: dict[int | str, dict[str, Any]] = {
@@ -313,7 +351,12 @@ async def post_feedback(request: Request, state: StateDep, platform: PlatformDep
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {EMAIL_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                EMAIL_TYPE: {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": EMAIL_EXAMPLE,
+                }
+            },
         }
     },
     summary="Post a raw RFC 822 e-mail",

@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.http import BodyLimit
 from services.common.kafka import KafkaSettings
 from services.common.topics import feedback_received
 from services.ingest.api import (
@@ -29,6 +30,7 @@ from services.ingest.dedup import AcceptedEvents
 from services.ingest.metrics import IngestMetrics
 from services.ingest.models import BatchIn, ChatIn, CloudEventIn, ErrorBody, FeedbackIn, SocialIn
 from services.ingest.publisher import Publisher
+from services.ingest.ratelimit import RateLimiter
 from services.ingest.settings import IngestSettings
 
 log = structlog.get_logger(__name__)
@@ -42,58 +44,14 @@ normalised to one `FeedbackReceived` event on the `feedback.received` topic.
 `X-Triage-Timestamp` (Unix seconds) and `X-Triage-Signature: sha256=<hex HMAC-SHA256 of
 "<timestamp>." + body>`; stale (older than the tolerance) or replayed signatures are refused.
 
+**Rate limit**: each API key may post `TRIAGE_INGEST_RATE_LIMIT_PER_S` requests a second with
+bursts of `TRIAGE_INGEST_RATE_LIMIT_BURST` (per ingest process); beyond that the answer is `429`
+with `Retry-After`, before the body is read.
+
 **Delivery**: `202` means the broker durably accepted the event. `503` with `Retry-After` means it
 did not; retry. A repeated source event id (`id`) is answered `200` with the original event id and
 produces nothing.
 """
-
-
-class BodyLimit:
-    """Reads the request body up to a per-path limit before the application sees it.
-
-    A body over the limit (declared or streamed) is answered 413 without being read further;
-    otherwise the buffered body is replayed to the application.
-    """
-
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
-        self.app = app
-        self.limit_for = limit_for
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
-            return
-        limit = self.limit_for(scope["path"])
-        too_large = error_response(ApiError(413, f"the body is larger than {limit} bytes"))
-        for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-                await too_large(scope, receive, send)
-                return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await too_large(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
 
 
 class RequestMetrics:
@@ -195,6 +153,7 @@ def create_app(
         publisher=publisher,
         accepted=AcceptedEvents(ttl_s=settings.dedup_ttl_s, max_entries=settings.dedup_max_entries),
         metrics=metrics,
+        limiter=RateLimiter(rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst),
     )
 
     @asynccontextmanager

@@ -11,6 +11,7 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from enum import StrEnum
 
 from services.ingest.settings import DEV_API_KEY, DEV_PLATFORM, IngestSettings
@@ -29,6 +30,14 @@ class AuthFailureReason(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     STALE_SIGNATURE = "stale_signature"
     REPLAYED_SIGNATURE = "replayed_signature"
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureUse:
+    """A verified signature, and until when it must be remembered to refuse its replay."""
+
+    digest: str
+    until: float
 
 
 class AuthFailure(Exception):
@@ -101,11 +110,17 @@ class Authenticator:
         timestamp: str | None,
         signature: str | None,
         now: float | None = None,
-    ) -> None:
-        """Accept the body's signature once, and only while it is fresh."""
+        remember: bool = True,
+    ) -> SignatureUse | None:
+        """Accept the body's signature once, and only while it is fresh.
+
+        With ``remember=False`` the signature is checked but not yet used up: the caller passes
+        the returned :class:`SignatureUse` to :meth:`use` once it accepts the request (a request
+        refused for another reason, such as the rate limit, may then be retried as it was).
+        """
         secret = self._secrets.get(platform)
         if secret is None:
-            return
+            return None
         if not timestamp or not signature:
             raise AuthFailure(AuthFailureReason.MISSING_SIGNATURE)
         if not timestamp.isdigit() or len(timestamp) > 12:
@@ -119,7 +134,14 @@ class Authenticator:
         self._forget_expired(current)
         if expected in self._seen:
             raise AuthFailure(AuthFailureReason.REPLAYED_SIGNATURE)
-        self._seen[expected] = int(timestamp) + self._tolerance_s
+        signature_use = SignatureUse(expected, int(timestamp) + self._tolerance_s)
+        if remember:
+            self.use(signature_use)
+        return signature_use
+
+    def use(self, signature: SignatureUse) -> None:
+        """Remember a verified signature, so it is never accepted again."""
+        self._seen[signature.digest] = signature.until
         while len(self._seen) > self._replay_capacity:
             self._seen.popitem(last=False)
 

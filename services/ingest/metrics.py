@@ -36,6 +36,12 @@ class IngestMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.rate_limited = Counter(
+            "triage_ingest_rate_limited_total",
+            "Requests refused with 429 because the platform's rate limit was exceeded.",
+            ["platform"],
+            registry=self.registry,
+        )
         self.produce_seconds = Histogram(
             "triage_ingest_produce_duration_seconds",
             "Time from sending records to the broker's acknowledgement.",

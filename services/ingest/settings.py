@@ -76,6 +76,18 @@ class IngestSettings(ServiceSettings):
     linger_ms: int = Field(
         default=5, ge=0, le=1000, description="Producer linger: batches concurrent requests."
     )
+    rate_limit_per_s: float = Field(
+        default=200,
+        gt=0,
+        le=1_000_000,
+        description="Requests a second one platform (API key) may post, sustained, per process.",
+    )
+    rate_limit_burst: int = Field(
+        default=400,
+        ge=1,
+        le=10_000_000,
+        description="Requests one platform may post at once before the sustained rate applies.",
+    )
     dedup_ttl_s: int = Field(
         default=24 * 3600,
         ge=60,

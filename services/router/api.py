@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.cases import (
     AgentTier,
@@ -29,9 +32,11 @@ from services.common.cases import (
     Presence,
     Priority,
 )
+from services.common.http import BodyLimit
 from services.common.messages import Category, Channel
 from services.router.commands import Action, Command, CommandResult, Labels, Status
 from services.router.engine import Engine
+from services.router.errors import CASE_ERRORS, DEFAULT_MAX_BODY_BYTES, ERRORS, Problem
 from services.router.floor import FloorView, floor_view
 from services.router.roster import AgentProfile
 
@@ -115,6 +120,7 @@ class TeamMember(BaseModel):
     id: str
     name: str
     tier: AgentTier
+    presence: Presence
 
 
 class TeamView(BaseModel):
@@ -186,6 +192,17 @@ def current_agent(
     return agent
 
 
+async def refusal(request: Request) -> Response | None:
+    """The 401 (or 503) a /v1 request gets before anything about its body is said."""
+    if not request.url.path.startswith("/v1/"):
+        return None
+    try:
+        current_agent(request, await bearer(request))
+    except HTTPException as refused:
+        return await http_exception_handler(request, refused)
+    return None
+
+
 def supervisor(agent: Annotated[AgentProfile, Depends(current_agent)]) -> AgentProfile:
     """The calling agent if a supervisor; 403 otherwise."""
     if not agent.is_supervisor:
@@ -205,8 +222,13 @@ IdempotencyKey = Annotated[
 ]
 
 
-def create_api(runtime: Runtime, *, title: str = "Complaint triage: agent API") -> FastAPI:
-    """The FastAPI app of the router."""
+def create_api(
+    runtime: Runtime,
+    *,
+    title: str = "Complaint triage: agent API",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """The FastAPI app of the router; bodies over ``max_body_bytes`` are answered 413."""
     app = FastAPI(
         title=title,
         version="1",
@@ -216,7 +238,20 @@ def create_api(runtime: Runtime, *, title: str = "Complaint triage: agent API") 
         ),
     )
     app.state.runtime = runtime
-    v1 = APIRouter(prefix="/v1")
+    app.add_middleware(BodyLimit, limit_for=lambda path: max_body_bytes)
+
+    # The body is read before the token is checked: a caller without a valid token is answered
+    # 401 even when the body is malformed, and learns nothing about it.
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return await refusal(request) or await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def unreadable_body(request: Request, exc: StarletteHTTPException) -> Response:
+        refused = await refusal(request) if exc.status_code == 400 else None
+        return refused or await http_exception_handler(request, exc)
+
+    v1 = APIRouter(prefix="/v1", responses=ERRORS)
 
     def engine_or_503() -> Engine:
         return _engine_of(runtime)
@@ -296,7 +331,11 @@ def create_api(runtime: Runtime, *, title: str = "Complaint triage: agent API") 
         cases.sort(key=lambda c: c.updated_at, reverse=True)
         return cases[:limit]
 
-    @v1.get("/cases/{case_id}", summary="One case", responses={403: {}, 404: {}})
+    @v1.get(
+        "/cases/{case_id}",
+        summary="One case",
+        responses={403: CASE_ERRORS[403], 404: CASE_ERRORS[404]},
+    )
     def get_case(agent: Agent, case_id: uuid.UUID) -> Case:
         engine = engine_or_503()
         case = engine.case(case_id)
@@ -306,11 +345,7 @@ def create_api(runtime: Runtime, *, title: str = "Complaint triage: agent API") 
             raise HTTPException(403, "forbidden")
         return case
 
-    case_responses: dict[int | str, dict[str, Any]] = {
-        403: {"description": "Not your case"},
-        404: {"description": "No such case"},
-        409: {"description": "Not possible in the case's state"},
-    }
+    case_responses = CASE_ERRORS
 
     @v1.post("/cases/{case_id}/accept", summary="Accept an offer", responses=case_responses)
     async def accept(agent: Agent, case_id: uuid.UUID, key: IdempotencyKey = None) -> Case:
@@ -443,7 +478,9 @@ def create_api(runtime: Runtime, *, title: str = "Complaint triage: agent API") 
         for state in sorted(engine.agents.values(), key=lambda s: s.profile.name):
             profile = state.profile
             members.setdefault(profile.team, []).append(
-                TeamMember(id=profile.id, name=profile.name, tier=profile.tier)
+                TeamMember(
+                    id=profile.id, name=profile.name, tier=profile.tier, presence=state.presence
+                )
             )
         return [
             TeamView(
@@ -518,11 +555,19 @@ def create_api(runtime: Runtime, *, title: str = "Complaint triage: agent API") 
             raise HTTPException(422, "the body's id must match the path")
         return await run(agent, Action.UPSERT_AGENT, key=key, profile=body)
 
-    @v1.delete("/agents/{agent_id}", summary="Supervisor: remove an agent (work returns to queue)")
+    @v1.delete(
+        "/agents/{agent_id}",
+        summary="Supervisor: remove an agent (work returns to queue)",
+        responses={404: {"model": Problem, "description": "No such agent."}},
+    )
     async def delete_agent(agent: Supervisor, agent_id: str, key: IdempotencyKey = None) -> Any:
         return await run(agent, Action.REMOVE_AGENT, key=key, to_agent=agent_id)
 
-    @v1.put("/agents/{agent_id}/presence", summary="Supervisor: set an agent's presence")
+    @v1.put(
+        "/agents/{agent_id}/presence",
+        summary="Supervisor: set an agent's presence",
+        responses={404: {"model": Problem, "description": "No such agent."}},
+    )
     async def put_presence(
         agent: Supervisor, agent_id: str, body: PresenceBody, key: IdempotencyKey = None
     ) -> Any:

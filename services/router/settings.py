@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
 from services.router.engine import EngineSettings
+from services.router.errors import DEFAULT_MAX_BODY_BYTES
 
 
 class RouterSettings(ServiceSettings):
@@ -62,6 +63,12 @@ class RouterSettings(ServiceSettings):
     )
     command_timeout_s: float = Field(
         default=10, gt=0, le=120, description="Longest an API call waits for its command."
+    )
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        ge=1024,
+        le=64 * 1_048_576,
+        description="Largest request body the agent API reads (413 beyond).",
     )
     store: str = Field(
         default="memory://",

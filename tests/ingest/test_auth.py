@@ -172,3 +172,61 @@ def test_keys_and_secrets_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     assert settings.environment == "production"
     assert settings.api_keys == KEYS
     assert SECRET not in repr(settings)
+
+
+ENDPOINTS = {
+    "/v1/feedback": ("application/json", BODY),
+    "/v1/feedback/email": (
+        "message/rfc822",
+        b"From: jane@example.com\r\nMessage-ID: <m-1@example.com>\r\n\r\nIt broke.\r\n",
+    ),
+    "/v1/feedback/chat": (
+        "application/json",
+        json.dumps(
+            {"id": "ch-1", "customer": {"id": "c"}, "turns": [{"role": "customer", "text": "x"}]}
+        ).encode(),
+    ),
+    "/v1/feedback/social": (
+        "application/json",
+        json.dumps(
+            {"id": "so-1", "network": "x", "author": {"handle": "@a"}, "text": "x"}
+        ).encode(),
+    ),
+    "/v1/feedback/batch": ("application/json", json.dumps({"items": [json.loads(BODY)]}).encode()),
+}
+
+
+def _refusals(media: str, body: bytes) -> dict[str, dict[str, str]]:
+    now = int(time.time())
+    signed = _signed_headers(body)
+    return {
+        "no credentials": {"Content-Type": media},
+        "wrong key": {"Content-Type": media, "Authorization": "Bearer tk_wrong"},
+        "development key": {"Content-Type": media, "Authorization": f"Bearer {DEV_API_KEY}"},
+        "missing signature": {"Content-Type": media, "Authorization": f"Bearer {SIGNED_KEY}"},
+        "expired signature": {**_signed_headers(body, ts=now - 400), "Content-Type": media},
+        "signature from the future": {**_signed_headers(body, ts=now + 400), "Content-Type": media},
+        "signature of another body": {**_signed_headers(body + b" "), "Content-Type": media},
+        "signature with another secret": {
+            **_signed_headers(body, secret="x"),
+            "Content-Type": media,
+        },
+        "malformed timestamp": {**signed, "X-Triage-Timestamp": "soon", "Content-Type": media},
+    }
+
+
+@pytest.mark.parametrize("path", list(ENDPOINTS))
+async def test_every_endpoint_refuses_every_kind_of_bad_credentials(
+    secured: httpx.AsyncClient, kafka: KafkaSettings, topic: str, path: str
+) -> None:
+    media, body = ENDPOINTS[path]
+    for what, headers in _refusals(media, body).items():
+        response = await secured.post(path, content=body, headers=headers)
+        assert response.status_code == 401, (what, response.text)
+        assert response.json() == {"detail": "unauthorized"}, what
+    good = {**_signed_headers(body), "Content-Type": media}
+    accepted = await secured.post(path, content=body, headers=good)
+    assert accepted.status_code == 202, accepted.text
+    replayed = await secured.post(path, content=body, headers=good)
+    assert replayed.status_code == 401, "a signature is good for one request"
+    assert len(await read_records(kafka, topic, expected=1, settle_s=0.5)) == 1
