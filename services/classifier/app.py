@@ -97,11 +97,10 @@ def create_app(
     def past_of(customer_id: str) -> list[history.Entry]:
         return history.parse_entries(customers.get(customer_id))
 
-    def remember(partition: int, customer_id: str, entries: list[history.Entry]) -> None:
+    def remember(partition: int, customer_id: str) -> None:
         # A batch mixes partitions, so the changelog partition is given explicitly: the
         # partition of the message, which faust co-assigns with the table's partition.
-        customers.send_changelog(partition, customer_id, entries)
-        customers.data[customer_id] = entries
+        customers.send_changelog(partition, customer_id, customers.data[customer_id])
 
     async def send_dead(letter: DeadLetter, key: bytes | None) -> None:
         await dead_letters.send(key=key, value=letter.model_dump_json().encode())
@@ -142,9 +141,10 @@ def create_app(
             done.append((event, prediction))
         return done
 
-    async def emit(
-        event: FeedbackReceived, prediction: Prediction, partition: int, now: datetime
-    ) -> None:
+    async def emit(event: FeedbackReceived, prediction: Prediction, now: datetime) -> Any:
+        """Send the classified message; return its delivery (awaitable). The customer's history
+        takes the message at once (a later message of the batch sees it), but its changelog is
+        written by the caller only once the delivery is acknowledged."""
         customer = event.customer.id
         past = past_of(customer)
         classified = assemble(
@@ -156,15 +156,16 @@ def create_app(
             repeat_threshold=settings.repeat_threshold,
             now=now,
         )
-        await output.send(key=customer.encode(), value=classified.model_dump_json().encode())
-        entries = history.remember(
+        delivery = await output.send(
+            key=customer.encode(), value=classified.model_dump_json().encode()
+        )
+        customers.data[customer] = history.remember(
             past,
             history_entry(event, prediction, now=now),
             now=now,
             window_days=settings.history_window_days,
             max_entries=settings.history_max_entries,
         )
-        remember(partition, customer, entries)
         _observe(metrics, classified.needs_review, prediction)
         metrics.latency.observe(max(0.0, (now - event.received_at).total_seconds()))
         log.info(
@@ -173,6 +174,7 @@ def create_app(
             category=prediction.category.label,
             needs_review=classified.needs_review,
         )
+        return delivery
 
     async def process(events: Sequence[EventT[bytes]]) -> None:
         records = [_raw(event) for event in events]
@@ -198,13 +200,28 @@ def create_app(
             tagged = await predict_each(decoded.events)
         finished = _now()
         record_of = {str(event.event_id): record for record, event in decoded.events}
+        deliveries: list[tuple[FeedbackReceived, int, Any]] = []
         for event, prediction in tagged:
             record = record_of[str(event.event_id)]
             try:
-                await emit(event, prediction, record.partition, finished)
+                deliveries.append(
+                    (event, record.partition, await emit(event, prediction, finished))
+                )
             except Exception as exc:  # this message fails alone; the batch goes on
                 log.exception("message failed", event_id=str(event.event_id))
                 await send_failed(record, exc, "classification failed")
+        # The history's changelog marks a message done, and a restarted worker skips what it
+        # marks: write it only after the broker acknowledged the classified message, or a worker
+        # killed in between would lose the message instead of classifying it again.
+        acked = await asyncio.gather(*(d for _, _, d in deliveries), return_exceptions=True)
+        written: set[str] = set()
+        for (event, partition, _), outcome in zip(deliveries, acked, strict=True):
+            if isinstance(outcome, BaseException):
+                log.error("classified message not delivered", event_id=str(event.event_id))
+                continue
+            if event.customer.id not in written:
+                written.add(event.customer.id)
+                remember(partition, event.customer.id)
         state.batches += 1
         state.last_batch_at = time.time()
 

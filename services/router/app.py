@@ -321,18 +321,28 @@ def create_app(
         metrics.inbox_seconds.labels(message.kind).observe(time.perf_counter() - started)
         if outcome.stats.get("duplicate"):
             metrics.duplicates.inc()
-        store(outcome, engine)
+        deliveries = []
         for case_event, payload in zip(outcome.events, outcome.payloads, strict=True):
-            await events_topic.send(key=str(case_event.case_id).encode(), value=payload)
+            deliveries.append(
+                await events_topic.send(key=str(case_event.case_id).encode(), value=payload)
+            )
             metrics.observe_event(case_event)
             runtime.publish(case_event, payload)
         for correction in outcome.corrections:
-            await corrections_topic.send(
-                key=str(correction.case_id).encode(), value=correction.model_dump_json().encode()
+            deliveries.append(
+                await corrections_topic.send(
+                    key=str(correction.case_id).encode(),
+                    value=correction.model_dump_json().encode(),
+                )
             )
             for tag in ("sentiment", "category", "difficult"):
                 if getattr(correction, f"label_{tag}") is not None:
                     metrics.corrections.labels(tag).inc()
+        # The tables mark this message applied (a replay after a crash changes nothing twice):
+        # write them only once the broker has the message's events, or a worker killed in
+        # between would replay it as a repeat and never publish them.
+        await asyncio.gather(*deliveries)
+        store(outcome, engine)
         observe_clocks(outcome, engine)
         if outcome.result is not None:
             runtime.resolve(outcome.result)
@@ -374,7 +384,7 @@ def create_app(
             runtime.tick_in_flight = False
             raise
 
-    api = create_api(runtime)
+    api = create_api(runtime, max_body_bytes=settings.max_body_bytes)
     server = _EmbeddedServer(
         uvicorn.Config(
             api,

@@ -1313,7 +1313,26 @@ class Engine:
         clock = record.clocks.get(metric)
         if clock is None or clock.stopped_at is not None:
             return
-        stopped = sla.stop_clock(clock, self._calendar(record.case), now)
+        calendar = self._calendar(record.case)
+        # A deadline that passed before the clock's tick fired it (the step was done between
+        # the deadline and the tick, or while the router was down) still fires, once, as the
+        # clock stops; its actions are not taken, as the step they would hurry is done.
+        for kind in sla.due_events(clock, calendar, self.config.policy.warning_share, now):
+            clock = sla.mark_fired(clock, kind)
+            record.clocks[metric] = clock
+            case = record.case
+            self._emit(
+                record,
+                CaseEventType.SLA_WARNING if kind == "warning" else CaseEventType.SLA_BREACHED,
+                now,
+                out,
+                agent_id=case.assignee or (case.offer.agent_id if case.offer else None),
+                metric=metric.value,
+                actions="",
+                notify=False,
+                late=True,
+            )
+        stopped = sla.stop_clock(clock, calendar, now)
         record.clocks[metric] = stopped
         out.stats.setdefault("clocks_stopped", []).append((record.case.case_id, metric))
 

@@ -1,0 +1,293 @@
+"""The whole product as separate processes (ingest, classifier workers, router workers) on an
+embedded broker of its own: the stack that the fault and load runs drive (``bench/chaos.py``,
+``bench/soak.py``, ``tests/chaos``). Every process is a :class:`ServiceProcess`; only processes
+started here are ever signalled, by their own PID."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+from services.common.broker import EmbeddedBroker, free_port
+from tests.support.process import ServiceProcess
+
+Kind = Literal["ingest", "classifier", "router"]
+
+#: Service levels of the fault runs: short enough that warnings and breaches fall during a run of
+#: a few minutes, and only the clocks that start once per case (first response and resolution;
+#: the runs send no replies in threads, so no case reopens), so "each deadline fires once" is
+#: exact per case and metric.
+CHAOS_SLA = """
+warning_share: 0.5
+on_warning: [notify, raise_priority]
+on_breach: [notify, escalate, reoffer]
+calendars:
+  always: {timezone: UTC, always_open: true}
+  emea: {timezone: UTC, always_open: true}
+targets:
+  chat:
+    "*": {first_response: 8s, resolution: 40s}
+  social:
+    "*": {first_response: 12s, resolution: 60s}
+  "*":
+    P1: {first_response: 10s, resolution: 45s}
+    "*": {first_response: 20s, resolution: 90s}
+"""
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """How many workers of each kind and how they are tuned."""
+
+    classifiers: int = 1
+    routers: int = 1
+    sla_text: str = CHAOS_SLA
+    offer_timeout_s: float = 10.0
+    tick_interval_s: float = 0.5
+    torch_threads: int = 1
+    log_level: str = "INFO"
+    classifier_batch_wait_s: float = 0.1
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of a process and its descendants (psutil when installed, else /proc)."""
+    try:
+        import psutil  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        return _proc_rss(pid)
+    try:
+        process = psutil.Process(pid)
+        total = int(process.memory_info().rss)
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                total += int(child.memory_info().rss)
+    except psutil.Error:
+        return None
+    return total
+
+
+def _proc_rss(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    total = 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            total = int(line.split()[1]) * 1024
+    for child in _children(pid):
+        total += _proc_rss(child) or 0
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found.extend(int(p) for p in (task / "children").read_text().split())
+    return found
+
+
+async def wait_http(
+    url: str,
+    *,
+    timeout_s: float,
+    process: subprocess.Popen[bytes] | None = None,
+) -> bool:
+    """Poll ``url`` until it answers 200, without blocking the event loop; False on timeout or
+    when ``process`` exits first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    async with httpx.AsyncClient(timeout=2) as http:
+        while loop.time() < deadline:
+            if process is not None and process.poll() is not None:
+                return False
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(url)).status_code == 200:
+                    return True
+            await asyncio.sleep(0.2)
+    return False
+
+
+class StackError(RuntimeError):
+    """A service of the stack did not start."""
+
+
+class Stack:
+    """Broker, ingest, classifier workers and router workers as separate processes."""
+
+    def __init__(
+        self, workdir: Path, options: StackOptions, *, bootstrap: str | None = None
+    ) -> None:
+        self.workdir = workdir
+        self.options = options
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.broker: EmbeddedBroker | None = None
+        if bootstrap is None:
+            self.broker = EmbeddedBroker(port=free_port(), log_path=workdir / "broker.log")
+            bootstrap = self.broker.bootstrap
+        self.bootstrap = bootstrap
+        self.run_id = uuid.uuid4().hex[:8]
+        self.topic_prefix = f"r{self.run_id}."
+        sla_path = workdir / "sla.yaml"
+        sla_path.write_text(options.sla_text)
+        self.env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TRIAGE_KAFKA_BOOTSTRAP": bootstrap,
+            "TRIAGE_KAFKA_TOPIC_PREFIX": self.topic_prefix,
+            "TRIAGE_INGEST_LOG_LEVEL": options.log_level,
+            "TRIAGE_CLASSIFIER_APP_ID": f"cl-{self.run_id}",
+            "TRIAGE_CLASSIFIER_DATA_DIR": str(workdir / "classifier"),
+            "TRIAGE_CLASSIFIER_TORCH_THREADS": str(options.torch_threads),
+            "TRIAGE_CLASSIFIER_BATCH_WAIT_S": str(options.classifier_batch_wait_s),
+            "TRIAGE_CLASSIFIER_LOG_LEVEL": options.log_level,
+            "TRIAGE_ROUTER_APP_ID": f"rt-{self.run_id}",
+            "TRIAGE_ROUTER_DATA_DIR": str(workdir / "router"),
+            "TRIAGE_ROUTER_SLA_FILE": str(sla_path),
+            "TRIAGE_ROUTER_OFFER_TIMEOUT_S": str(options.offer_timeout_s),
+            "TRIAGE_ROUTER_TICK_INTERVAL_S": str(options.tick_interval_s),
+            "TRIAGE_ROUTER_LOG_LEVEL": options.log_level,
+        }
+        self.ingest: ServiceProcess | None = None
+        self.classifiers: list[ServiceProcess] = []
+        self.routers: list[ServiceProcess] = []
+        self.started: list[ServiceProcess] = []
+
+    # ------------------------------------------------------------------ processes
+
+    def _spawn(self, kind: Kind) -> ServiceProcess:
+        process = ServiceProcess(kind, self.env, self.workdir)
+        process.start()
+        self.started.append(process)
+        return process
+
+    async def start(self, *, timeout_s: float = 180) -> None:
+        """Start the broker and every service; return when all are ready (one router active,
+        the others standing by)."""
+        if self.broker is not None:
+            self.broker.start()
+        self.ingest = self._spawn("ingest")
+        self.classifiers = [self._spawn("classifier") for _ in range(self.options.classifiers)]
+        self.routers = [self._spawn("router") for _ in range(self.options.routers)]
+        waits = [self._ready(self.ingest, timeout_s)]
+        waits += [self._ready(worker, timeout_s) for worker in self.classifiers]
+        waits += [self._alive(router, timeout_s) for router in self.routers]
+        await asyncio.gather(*waits)
+        if self.routers and await self.wait_active_router(timeout_s) is None:
+            raise StackError("no router became active")
+
+    async def _ready(self, process: ServiceProcess, timeout_s: float) -> None:
+        if not await wait_http(
+            f"{process.base}/readyz", timeout_s=timeout_s, process=process.process
+        ):
+            raise StackError(f"{process.command} not ready: {_tail(process.log)}")
+
+    async def _alive(self, process: ServiceProcess, timeout_s: float) -> None:
+        if not await wait_http(
+            f"{process.base}/healthz", timeout_s=timeout_s, process=process.process
+        ):
+            raise StackError(f"{process.command} did not start: {_tail(process.log)}")
+
+    async def active_router(self) -> ServiceProcess | None:
+        """The router worker that owns the inbox now (its /readyz answers 200), if any."""
+        async with httpx.AsyncClient(timeout=2) as http:
+            for router in self.routers:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"{router.base}/readyz")).status_code == 200:
+                        return router
+        return None
+
+    async def wait_active_router(self, timeout_s: float) -> ServiceProcess | None:
+        """Wait until some router worker is active."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            active = await self.active_router()
+            if active is not None:
+                return active
+            await asyncio.sleep(0.2)
+        return None
+
+    def router_bases(self) -> list[str]:
+        """Base URLs of the router workers now running."""
+        return [router.base for router in self.routers]
+
+    async def kill_and_restart(
+        self,
+        kind: Kind,
+        index: int,
+        *,
+        timeout_s: float = 180,
+        after_kill: Callable[[], Awaitable[None]] | None = None,
+    ) -> float:
+        """SIGKILL one worker and start a new process in its place (``after_kill`` runs in
+        between); return the seconds until the service works again (the classifier worker
+        ready; a router worker active, which is the standby taking over when there is one)."""
+        slots = self.classifiers if kind == "classifier" else self.routers
+        killed_at = time.monotonic()
+        slots[index].kill()
+        if after_kill is not None:
+            await after_kill()
+        slots[index] = self._spawn(kind)
+        if kind == "classifier":
+            await self._ready(slots[index], timeout_s)
+            return time.monotonic() - killed_at
+        active = await self.wait_active_router(timeout_s)
+        if active is None:
+            raise StackError(f"no router active after a kill: {_tail(slots[index].log)}")
+        recovered = time.monotonic() - killed_at
+        await self._alive(slots[index], timeout_s)
+        return recovered
+
+    def pids(self) -> dict[str, int]:
+        """The running processes by name (ingest, classifier-0, router-1, broker)."""
+        found: dict[str, int] = {}
+        if self.broker is not None and self.broker.pid is not None:
+            found["broker"] = self.broker.pid
+        named: list[tuple[str, ServiceProcess | None]] = [("ingest", self.ingest)]
+        named += [(f"classifier-{n}", p) for n, p in enumerate(self.classifiers)]
+        named += [(f"router-{n}", p) for n, p in enumerate(self.routers)]
+        for name, process in named:
+            popen = process.process if process is not None else None
+            if popen is not None and popen.poll() is None:
+                found[name] = popen.pid
+        return found
+
+    def stop(self) -> None:
+        """Stop every process this stack started (SIGTERM, SIGKILL after 15 s), then the
+        broker."""
+        running = [
+            p.process for p in self.started if p.process is not None and p.process.poll() is None
+        ]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in running:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        if self.broker is not None:
+            self.broker.stop()
+
+
+def _tail(path: Path, chars: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no log)"
