@@ -33,7 +33,7 @@ from services.classifier.settings import ClassifierSettings
 from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
 from services.common.messages import DeadLetter, FeedbackReceived
-from services.common.streams import raw_topic
+from services.common.streams import raw_topic, send_acknowledged
 from services.common.topics import feedback_classified, feedback_received, feedback_received_dlq
 
 log = structlog.get_logger(__name__)
@@ -103,7 +103,7 @@ def create_app(
         customers.send_changelog(partition, customer_id, customers.data[customer_id])
 
     async def send_dead(letter: DeadLetter, key: bytes | None) -> None:
-        await dead_letters.send(key=key, value=letter.model_dump_json().encode())
+        await send_acknowledged(dead_letters, [(key, letter.model_dump_json().encode())])
         metrics.dead_letters.labels(letter.error_type).inc()
         log.warning(
             "record sent to dead letters",
@@ -141,10 +141,10 @@ def create_app(
             done.append((event, prediction))
         return done
 
-    async def emit(event: FeedbackReceived, prediction: Prediction, now: datetime) -> Any:
-        """Send the classified message; return its delivery (awaitable). The customer's history
-        takes the message at once (a later message of the batch sees it), but its changelog is
-        written by the caller only once the delivery is acknowledged."""
+    def emit(event: FeedbackReceived, prediction: Prediction, now: datetime) -> tuple[bytes, bytes]:
+        """The classified message's record (key, value). The customer's history takes the
+        message at once (a later message of the batch sees it), but its changelog is written
+        by the caller only once the broker has acknowledged the record."""
         customer = event.customer.id
         past = past_of(customer)
         classified = assemble(
@@ -155,9 +155,6 @@ def create_app(
             window_days=settings.history_window_days,
             repeat_threshold=settings.repeat_threshold,
             now=now,
-        )
-        delivery = await output.send(
-            key=customer.encode(), value=classified.model_dump_json().encode()
         )
         customers.data[customer] = history.remember(
             past,
@@ -174,7 +171,7 @@ def create_app(
             category=prediction.category.label,
             needs_review=classified.needs_review,
         )
-        return delivery
+        return customer.encode(), classified.model_dump_json().encode()
 
     async def process(events: Sequence[EventT[bytes]]) -> None:
         records = [_raw(event) for event in events]
@@ -200,25 +197,24 @@ def create_app(
             tagged = await predict_each(decoded.events)
         finished = _now()
         record_of = {str(event.event_id): record for record, event in decoded.events}
-        deliveries: list[tuple[FeedbackReceived, int, Any]] = []
+        done: list[tuple[FeedbackReceived, int]] = []
+        outputs: list[tuple[bytes | None, bytes]] = []
         for event, prediction in tagged:
             record = record_of[str(event.event_id)]
             try:
-                deliveries.append(
-                    (event, record.partition, await emit(event, prediction, finished))
-                )
+                outputs.append(emit(event, prediction, finished))
             except Exception as exc:  # this message fails alone; the batch goes on
                 log.exception("message failed", event_id=str(event.event_id))
                 await send_failed(record, exc, "classification failed")
+                continue
+            done.append((event, record.partition))
         # The history's changelog marks a message done, and a restarted worker skips what it
         # marks: write it only after the broker acknowledged the classified message, or a worker
-        # killed in between would lose the message instead of classifying it again.
-        acked = await asyncio.gather(*(d for _, _, d in deliveries), return_exceptions=True)
+        # killed in between would lose the message instead of classifying it again. The batch's
+        # input is acknowledged only after this returns.
+        await send_acknowledged(output, outputs)
         written: set[str] = set()
-        for (event, partition, _), outcome in zip(deliveries, acked, strict=True):
-            if isinstance(outcome, BaseException):
-                log.error("classified message not delivered", event_id=str(event.event_id))
-                continue
+        for event, partition in done:
             if event.customer.id not in written:
                 written.add(event.customer.id)
                 remember(partition, event.customer.id)

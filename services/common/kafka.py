@@ -86,7 +86,10 @@ class KafkaSettings(BaseSettings):
         return ";".join(f"kafka://{server}" for server in self.bootstrap.split(","))
 
     def faust_options(self) -> dict[str, Any]:
-        """faust App settings for this cluster."""
+        """faust App settings for this cluster (and faust's fetch loop made safe for them)."""
+        from services.common import faust_offsets
+
+        faust_offsets.install()
         options: dict[str, Any] = {
             "broker": self.faust_broker_url(),
             "topic_replication_factor": self.replication_factor,

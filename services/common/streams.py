@@ -4,10 +4,16 @@ topic instead of failing inside faust)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
+
+import structlog
 
 from services.common.kafka import KafkaSettings
 from services.common.topics import TopicSpec
+
+log = structlog.get_logger(__name__)
 
 
 def raw_topic(app: Any, kafka: KafkaSettings, spec: TopicSpec) -> Any:
@@ -20,3 +26,36 @@ def raw_topic(app: Any, kafka: KafkaSettings, spec: TopicSpec) -> Any:
         value_serializer="raw",
         partitions=spec.partitions,
     )
+
+
+async def send_acknowledged(
+    topic: Any, records: Sequence[tuple[bytes | None, bytes]], *, retry_s: float = 1.0
+) -> list[Any]:
+    """Send the records and return only once the broker has acknowledged every one.
+
+    A worker acknowledges its input only after this returns, so its committed offset never
+    passes a record whose output is still in a producer buffer (a killed worker would lose it).
+    A record whose delivery failed (the broker away longer than the producer retries) is sent
+    again after ``retry_s``, until it is acknowledged; readers skip repeats by id.
+    """
+    results: list[Any] = [None] * len(records)
+    pending = list(range(len(records)))
+    while pending:
+        deliveries = [await topic.send(key=records[n][0], value=records[n][1]) for n in pending]
+        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+        failed = []
+        for n, outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                failed.append(n)
+            else:
+                results[n] = outcome
+        if failed:
+            log.warning(
+                "records not acknowledged by the broker; sending them again",
+                topic=topic.get_topic_name(),
+                count=len(failed),
+                error=type(next(o for o in outcomes if isinstance(o, Exception))).__name__,
+            )
+            await asyncio.sleep(retry_s)
+        pending = failed
+    return results

@@ -34,7 +34,7 @@ from services.common.cases import CaseEvent, SlaMetricName
 from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
 from services.common.messages import DeadLetter, FeedbackClassified
-from services.common.streams import raw_topic
+from services.common.streams import raw_topic, send_acknowledged
 from services.common.topics import (
     cases_events,
     feedback_classified,
@@ -54,6 +54,8 @@ log = structlog.get_logger(__name__)
 INBOX = TypeAdapter[Inbound](Inbound)
 FLOOR_KEY = b"floor"
 SUBSCRIBER_BUFFER = 1000
+FORWARD_BATCH = 100  # classified records forwarded to the inbox together
+FORWARD_WAIT_S = 0.05  # the longest a classified record waits for its batch
 DEFAULT_SLA_PATH = Path(__file__).with_name("config") / "sla.yaml"
 
 
@@ -222,7 +224,7 @@ def create_app(
             service="router",
             now=_now(),
         )
-        await dead[spec_name].send(key=message.key, value=letter.model_dump_json().encode())
+        await send_acknowledged(dead[spec_name], [(message.key, letter.model_dump_json().encode())])
         metrics.dead_letters.labels(spec_name).inc()
         log.warning(
             "record sent to dead letters",
@@ -265,18 +267,25 @@ def create_app(
     @app.agent(classified, name="forward-feedback")
     async def forward_feedback(stream: faust.StreamT[bytes]) -> None:
         assert isinstance(stream, faust.Stream)
-        async for event in stream.events():
-            try:
-                message = FeedbackClassified.model_validate_json(event.value)
-            except ValidationError as exc:
-                await send_dead(
-                    feedback_classified.name, event, _first_error(exc), "ValidationError"
-                )
-                continue
-            except ValueError as exc:
-                await send_dead(feedback_classified.name, event, str(exc), type(exc).__name__)
-                continue
-            await send_inbox(FeedbackIn(at=_now(), feedback=message))
+        # The batch's classified records are acknowledged when the next batch is taken, so
+        # their inbox records must be acknowledged by the broker before this loop goes on.
+        batches = stream.take_events(FORWARD_BATCH, within=FORWARD_WAIT_S)
+        async for events in batches:
+            forwarded: list[tuple[bytes | None, bytes]] = []
+            for event in events:
+                try:
+                    message = FeedbackClassified.model_validate_json(event.value)
+                except ValidationError as exc:
+                    await send_dead(
+                        feedback_classified.name, event, _first_error(exc), "ValidationError"
+                    )
+                    continue
+                except ValueError as exc:
+                    await send_dead(feedback_classified.name, event, str(exc), type(exc).__name__)
+                    continue
+                inbound = FeedbackIn(at=_now(), feedback=message)
+                forwarded.append((FLOOR_KEY, inbound.model_dump_json().encode()))
+            await send_acknowledged(inbox, forwarded)
 
     def store(outcome: Outcome, engine: Engine) -> None:
         for case_id in outcome.cases:

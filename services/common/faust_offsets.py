@@ -1,0 +1,135 @@
+"""Never commit past a record that was not processed.
+
+faust-streaming's fetch loop (``Consumer._drain_messages``) treats a jump in offsets within a
+partition as a *gap* (records removed by compaction, or transaction markers) and counts the
+missing offsets as acknowledged, so the next commit moves past them. The same jump also happens
+when records were fetched but never delivered: a batch cut short by a rebalance, or a fetch that
+was in flight while the worker recovered and sought back to its committed offsets. Those records
+were then committed unprocessed: a complaint lost at a worker restart or a rebalance.
+
+None of this product's consumed topics is compacted or transactional, so a jump is always a
+skipped record. This loop, otherwise faust's own, seeks the partition back to the first offset
+it has not delivered and drops the rest of the batch for that partition; the records come
+again from the broker and are processed (the workers are idempotent, so a repeat is harmless).
+A jump that is still there after a rewind to the same offset is a real hole in the log and is
+accepted as faust would.
+
+``install()`` replaces the method on faust's base consumer class once per process; the
+workers call it when they build their apps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, cast
+
+from faust.transport import consumer as faust_consumer
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.types import TP
+from mode import Service
+
+log = logging.getLogger(__name__)
+
+_installed = False
+
+
+def first_skipped(read_offset: int | None, offset: int) -> int | None:
+    """The first offset skipped before ``offset``, given the last delivered one, or None.
+
+    faust's read offset is the last offset delivered, or after a seek the next one to read,
+    so only a jump of more than one is a skip (as faust itself decides).
+    """
+    if read_offset is None or offset - read_offset <= 1:
+        return None
+    return read_offset + 1
+
+
+async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - faust's loop
+    callback = self.callback
+    getmany = self.getmany
+    consumer_should_stop = cast(Service, self)._stopped.is_set
+    fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    set_flag = self.diag.set_flag
+    unset_flag = self.diag.unset_flag
+    commit_every = self._commit_every
+    acks_enabled_for = self.app.topics.acks_enabled_for
+    # Partition -> offset it was last sought back to, to tell a skip from a hole in the log.
+    rewound: dict[TP, int] = {}
+
+    yield_every = 100
+    num_since_yield = 0
+    sleep = asyncio.sleep
+
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            set_flag(CONSUMER_FETCHING)
+            ait = getmany(timeout=1.0)
+            await self.sleep(0)
+            if not self.should_stop:
+                dropped: set[TP] = set()
+                async for tp, message in ait:
+                    num_since_yield += 1
+                    if num_since_yield > yield_every:
+                        await sleep(0)
+                        num_since_yield = 0
+                    if tp in dropped:
+                        continue
+                    offset = message.offset
+                    r_offset = get_read_offset(tp)
+                    if r_offset is None or offset >= r_offset:
+                        skipped = first_skipped(r_offset, offset)
+                        if skipped is not None and acks_enabled_for(message.topic):
+                            if rewound.get(tp) != skipped:
+                                log.warning(
+                                    "records %s-%s of %s were fetched but not delivered; "
+                                    "reading them again",
+                                    skipped,
+                                    offset - 1,
+                                    tp,
+                                )
+                                rewound[tp] = skipped
+                                dropped.add(tp)
+                                await self.seek_wait({tp: skipped})
+                                set_read_offset(tp, skipped - 1)
+                                continue
+                            log.warning(
+                                "offsets %s-%s of %s are not in the log; skipping them",
+                                skipped,
+                                offset - 1,
+                                tp,
+                            )
+                            await self._add_gap(tp, skipped, offset - 1)
+                        rewound.pop(tp, None)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                        set_read_offset(tp, offset)
+                unset_flag(CONSUMER_FETCHING)
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            self.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            self.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        unset_flag(CONSUMER_FETCHING)
+
+
+def install() -> None:
+    """Make every faust consumer in this process read skipped records again."""
+    global _installed
+    if not _installed:
+        faust_consumer.Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+        _installed = True
