@@ -32,7 +32,7 @@ from services.classifier.pipeline import (
 from services.classifier.settings import ClassifierSettings
 from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
-from services.common.messages import DeadLetter, FeedbackReceived
+from services.common.messages import DeadLetter, FeedbackReceived, dead_letter_key
 from services.common.streams import raw_topic, send_acknowledged
 from services.common.topics import feedback_classified, feedback_received, feedback_received_dlq
 
@@ -103,7 +103,17 @@ def create_app(
         customers.send_changelog(partition, customer_id, customers.data[customer_id])
 
     async def send_dead(letter: DeadLetter, key: bytes | None) -> None:
-        await send_acknowledged(dead_letters, [(key, letter.model_dump_json().encode())])
+        record = (dead_letter_key(key), letter.model_dump_json().encode())
+        (refused,) = await send_acknowledged(dead_letters, [record])
+        if refused is not None:
+            log.error(
+                "dead letter refused by the broker",
+                topic=letter.source_topic,
+                partition=letter.partition,
+                offset=letter.offset,
+                error_type=type(refused).__name__,
+            )
+            return
         metrics.dead_letters.labels(letter.error_type).inc()
         log.warning(
             "record sent to dead letters",
@@ -197,7 +207,7 @@ def create_app(
             tagged = await predict_each(decoded.events)
         finished = _now()
         record_of = {str(event.event_id): record for record, event in decoded.events}
-        done: list[tuple[FeedbackReceived, int]] = []
+        done: list[tuple[FeedbackReceived, RawRecord]] = []
         outputs: list[tuple[bytes | None, bytes]] = []
         for event, prediction in tagged:
             record = record_of[str(event.event_id)]
@@ -207,17 +217,19 @@ def create_app(
                 log.exception("message failed", event_id=str(event.event_id))
                 await send_failed(record, exc, "classification failed")
                 continue
-            done.append((event, record.partition))
+            done.append((event, record))
         # The history's changelog marks a message done, and a restarted worker skips what it
         # marks: write it only after the broker acknowledged the classified message, or a worker
         # killed in between would lose the message instead of classifying it again. The batch's
         # input is acknowledged only after this returns.
-        await send_acknowledged(output, outputs)
+        refusals = await send_acknowledged(output, outputs)
         written: set[str] = set()
-        for event, partition in done:
-            if event.customer.id not in written:
+        for (event, record), refused in zip(done, refusals, strict=True):
+            if refused is not None:
+                await send_failed(record, refused, "classified message refused by the broker")
+            elif event.customer.id not in written:
                 written.add(event.customer.id)
-                remember(partition, event.customer.id)
+                remember(record.partition, event.customer.id)
         state.batches += 1
         state.last_batch_at = time.time()
 

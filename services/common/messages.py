@@ -298,6 +298,12 @@ class FeedbackClassified(Message):
 #: The most bytes of a refused record's value a dead letter carries: in base64 it stays well
 #: under Kafka's default largest record (1 MB) even when the value was as large as that.
 DEAD_LETTER_VALUE_BYTES = 512 * 1024
+DEAD_LETTER_KEY_BYTES = 1024
+
+
+def dead_letter_key(key: bytes | None) -> bytes | None:
+    """The key a dead letter is sent with: the record's own, cut to DEAD_LETTER_KEY_BYTES."""
+    return None if key is None else key[:DEAD_LETTER_KEY_BYTES]
 
 
 class DeadLetter(Message):
@@ -308,7 +314,14 @@ class DeadLetter(Message):
     source_topic: str
     partition: int
     offset: int
-    key: str | None = Field(default=None, description="The record's key, base64.")
+    key: str | None = Field(
+        default=None,
+        description="The record's key, base64; only its first DEAD_LETTER_KEY_BYTES when it "
+        "was larger (see key_truncated).",
+    )
+    key_truncated: bool = Field(
+        default=False, description="The key was larger than it could be carried whole."
+    )
     value: str = Field(
         description="The record's value as received, base64; only its first "
         "DEAD_LETTER_VALUE_BYTES when it was larger (see value_truncated)."
@@ -337,14 +350,15 @@ class DeadLetter(Message):
         now: datetime,
     ) -> DeadLetter:
         """The dead letter of a record: its original bytes (the first DEAD_LETTER_VALUE_BYTES
-        of a larger value, which whole would not fit in a record once in base64) and why it was
-        refused."""
+        of a larger value and DEAD_LETTER_KEY_BYTES of a larger key, which whole would not fit
+        in a record once in base64) and why it was refused."""
         value = value or b""
         return cls(
             source_topic=topic,
             partition=partition,
             offset=offset,
-            key=base64.b64encode(key).decode() if key is not None else None,
+            key=base64.b64encode(key[:DEAD_LETTER_KEY_BYTES]).decode() if key is not None else None,
+            key_truncated=key is not None and len(key) > DEAD_LETTER_KEY_BYTES,
             value=base64.b64encode(value[:DEAD_LETTER_VALUE_BYTES]).decode(),
             value_bytes=len(value),
             value_truncated=len(value) > DEAD_LETTER_VALUE_BYTES,

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from services.common.kafka import KafkaSettings
 from services.common.topics import TopicSpec
@@ -28,33 +29,45 @@ def raw_topic(app: Any, kafka: KafkaSettings, spec: TopicSpec) -> Any:
     )
 
 
+def retriable(exc: BaseException) -> bool:
+    """Whether a failed delivery may succeed if sent again: the broker away or slow, a leader
+    moving. A record the broker refuses for what it is (too large, say) never will."""
+    if isinstance(exc, KafkaTimeoutError | ConnectionError | asyncio.TimeoutError):
+        return True
+    return isinstance(exc, KafkaError) and bool(exc.retriable)
+
+
 async def send_acknowledged(
     topic: Any, records: Sequence[tuple[bytes | None, bytes]], *, retry_s: float = 1.0
-) -> list[Any]:
-    """Send the records and return only once the broker has acknowledged every one.
+) -> list[Exception | None]:
+    """Send the records and return only once the broker has acknowledged or refused each one:
+    for each record, None, or the error the broker refused it with (too large, say).
 
     A worker acknowledges its input only after this returns, so its committed offset never
     passes a record whose output is still in a producer buffer (a killed worker would lose it).
-    A record whose delivery failed (the broker away longer than the producer retries) is sent
-    again after ``retry_s``, until it is acknowledged; readers skip repeats by id.
+    A record whose delivery failed for a passing reason (the broker away longer than the
+    producer retries) is sent again after ``retry_s`` until it is acknowledged; readers skip
+    repeats by id.
     """
-    results: list[Any] = [None] * len(records)
+    results: list[Exception | None] = [None] * len(records)
     pending = list(range(len(records)))
     while pending:
         deliveries = [await topic.send(key=records[n][0], value=records[n][1]) for n in pending]
         outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
         failed = []
         for n, outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome  # cancelled: the worker is stopping
             if isinstance(outcome, Exception):
-                failed.append(n)
-            else:
-                results[n] = outcome
+                if retriable(outcome):
+                    failed.append(n)
+                else:
+                    results[n] = outcome
         if failed:
             log.warning(
                 "records not acknowledged by the broker; sending them again",
                 topic=topic.get_topic_name(),
                 count=len(failed),
-                error=type(next(o for o in outcomes if isinstance(o, Exception))).__name__,
             )
             await asyncio.sleep(retry_s)
         pending = failed

@@ -33,7 +33,7 @@ from pydantic import TypeAdapter, ValidationError
 from services.common.cases import CaseEvent, SlaMetricName
 from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
-from services.common.messages import DeadLetter, FeedbackClassified
+from services.common.messages import DeadLetter, FeedbackClassified, dead_letter_key
 from services.common.streams import raw_topic, send_acknowledged
 from services.common.topics import (
     cases_events,
@@ -224,7 +224,17 @@ def create_app(
             service="router",
             now=_now(),
         )
-        await send_acknowledged(dead[spec_name], [(message.key, letter.model_dump_json().encode())])
+        record = (dead_letter_key(message.key), letter.model_dump_json().encode())
+        (refused,) = await send_acknowledged(dead[spec_name], [record])
+        if refused is not None:
+            log.error(
+                "dead letter refused by the broker",
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                error_type=type(refused).__name__,
+            )
+            return
         metrics.dead_letters.labels(spec_name).inc()
         log.warning(
             "record sent to dead letters",
@@ -271,6 +281,7 @@ def create_app(
         # their inbox records must be acknowledged by the broker before this loop goes on.
         batches = stream.take_events(FORWARD_BATCH, within=FORWARD_WAIT_S)
         async for events in batches:
+            taken: list[EventT[bytes]] = []
             forwarded: list[tuple[bytes | None, bytes]] = []
             for event in events:
                 try:
@@ -284,8 +295,13 @@ def create_app(
                     await send_dead(feedback_classified.name, event, str(exc), type(exc).__name__)
                     continue
                 inbound = FeedbackIn(at=_now(), feedback=message)
+                taken.append(event)
                 forwarded.append((FLOOR_KEY, inbound.model_dump_json().encode()))
-            await send_acknowledged(inbox, forwarded)
+            refusals = await send_acknowledged(inbox, forwarded)
+            for event, refused in zip(taken, refusals, strict=True):
+                if refused is not None:
+                    reason = f"refused by the broker: {type(refused).__name__}: {refused}"
+                    await send_dead(feedback_classified.name, event, reason, type(refused).__name__)
 
     def store(outcome: Outcome, engine: Engine) -> None:
         for case_id in outcome.cases:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from services.common.broker import EmbeddedBroker
 from services.common.kafka import KafkaSettings, ensure_topics
 from services.common.messages import (
+    DEAD_LETTER_KEY_BYTES,
     DEAD_LETTER_VALUE_BYTES,
     Channel,
     Customer,
@@ -74,6 +75,7 @@ def poison(valid: bytes) -> list[tuple[str, bytes | None, bytes]]:
         ("a json list", b"k-list", b"[" + valid + b"]"),
         ("a wrong field", b"k-field", valid.replace(b'"schema_version":1', b'"schema_version":9')),
         ("huge", b"k-huge", b'{"text": "' + b"x" * HUGE + b'"}'),
+        ("a huge key", b"k-key" + b"k" * 400_000, b'{"text": "' + b"y" * 480_000 + b'"}'),
         ("deeply nested", b"k-nested", nested(10_000)),
         ("empty", None, b""),
         ("a time out of range", b"k-time", re.sub(rb'"received_at":"[^"]*"', EDGE, valid, count=1)),
@@ -103,7 +105,9 @@ async def check_dead_letters(
     by_key = {letter.json()["key"]: letter.json() for letter in letters}
     assert len(letters) == len(sent), [letter.json()["reason"][:80] for letter in letters]
     for what, key, value in sent:
-        letter = by_key[base64.b64encode(key).decode() if key is not None else None]
+        carried_key = key[:DEAD_LETTER_KEY_BYTES] if key is not None else None
+        letter = by_key[base64.b64encode(carried_key).decode() if carried_key is not None else None]
+        assert letter["key_truncated"] == (key is not None and len(key) > DEAD_LETTER_KEY_BYTES)
         assert letter["source_topic"] == kafka.topic(spec), what
         assert letter["reason"], what
         assert letter["error_type"], what

@@ -1,0 +1,61 @@
+"""Delivery before acknowledgement: which failures are sent again, and what a caller gets back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
+
+from services.common.streams import retriable, send_acknowledged
+
+
+def test_passing_failures_are_retried_and_refusals_are_not() -> None:
+    assert retriable(KafkaTimeoutError())
+    assert retriable(KafkaConnectionError())
+    assert retriable(ConnectionResetError())
+    assert not retriable(MessageSizeTooLargeError())
+    assert not retriable(ValueError("bad"))
+
+
+class FlakyTopic:
+    """A topic whose deliveries fail as scripted: value -> errors of its successive sends."""
+
+    def __init__(self, script: dict[bytes, list[Exception]]) -> None:
+        self.script = script
+        self.sent: list[bytes] = []
+
+    def get_topic_name(self) -> str:
+        return "flaky"
+
+    async def send(self, *, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
+        self.sent.append(value)
+        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        errors = self.script.get(value, [])
+        if errors:
+            delivery.set_exception(errors.pop(0))
+        else:
+            delivery.set_result("metadata")
+        return delivery
+
+
+async def test_a_passing_failure_is_sent_again_until_acknowledged() -> None:
+    topic = FlakyTopic(
+        {
+            b"slow": [KafkaTimeoutError(), KafkaConnectionError()],
+            b"huge": [MessageSizeTooLargeError()],
+        }
+    )
+    outcomes = await send_acknowledged(
+        topic, [(b"k", b"fine"), (b"k", b"slow"), (None, b"huge")], retry_s=0.01
+    )
+    assert outcomes[0] is None
+    assert outcomes[1] is None
+    assert isinstance(outcomes[2], MessageSizeTooLargeError)
+    assert topic.sent.count(b"slow") == 3
+    assert topic.sent.count(b"fine") == 1
+    assert topic.sent.count(b"huge") == 1
+
+
+async def test_nothing_to_send_returns_at_once() -> None:
+    assert await send_acknowledged(FlakyTopic({}), []) == []
