@@ -14,6 +14,11 @@ again from the broker and are processed (the workers are idempotent, so a repeat
 A jump that is still there after a rewind to the same offset is a real hole in the log and is
 accepted as faust would.
 
+After a seek to the committed offsets (every rebalance and recovery), faust sets the read
+offset to the committed offset itself, the next one to read, so a first record one past it
+looked consecutive and the record at the committed offset was committed unprocessed. The
+read offset is set one lower here, to the last offset processed, as everywhere else.
+
 ``install()`` replaces the method on faust's base consumer class once per process; the
 workers call it when they build their apps.
 """
@@ -25,7 +30,7 @@ import logging
 from typing import Any, cast
 
 from faust.transport import consumer as faust_consumer
-from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.types import TP
 from mode import Service
 
@@ -127,9 +132,30 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         unset_flag(CONSUMER_FETCHING)
 
 
+async def _perform_seek(self: Any) -> None:  # pragma: no cover - faust's own, but for one line
+    read_offset = self._read_offset
+    committed = await self.seek_to_committed()
+    for tp, offset in committed.items():
+        if offset is None or offset < 0:
+            read_offset[tp] = None
+        elif self.app.topics.acks_enabled_for(tp.topic):
+            read_offset[tp] = offset - 1  # the last offset processed, not the next to read
+        else:
+            read_offset[tp] = offset
+    self._committed_offset.update(
+        {
+            ensure_TP(tp): offset if offset else None
+            for tp, offset in committed.items()
+            if offset is not None
+        }
+    )
+
+
 def install() -> None:
     """Make every faust consumer in this process read skipped records again."""
     global _installed
     if not _installed:
-        faust_consumer.Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+        consumer = faust_consumer.Consumer
+        consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+        consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
         _installed = True

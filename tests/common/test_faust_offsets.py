@@ -37,7 +37,8 @@ async def test_records_fetched_but_not_delivered_are_read_again(
 ) -> None:
     """The fetcher moves past records the stream never saw (what a batch cut short by a
     rebalance, or a fetch in flight during recovery, leaves). faust alone counts them as a
-    gap in the log and commits past them; the worker must read them again instead."""
+    gap in the log and commits past them, and right after a seek to the committed offset does
+    not even see a jump of one; the worker must read them again instead."""
     spec = TopicSpec(name="offsets-input", partitions=1, retention_ms=3_600_000, description="")
     await ensure_topics(kafka, [spec])
     name = kafka.topic(spec)
@@ -89,6 +90,17 @@ async def test_records_fetched_but_not_delivered_are_read_again(
         assert len(seen) == 25, "no record delivered twice"
         await app.consumer.commit()
         assert consumer._committed_offset[partition] == 25
+
+        # A rebalance seeks to the committed offset (25), and a fetch then starts one past it:
+        # record 25 must not look consecutive to the last one processed (24).
+        await consumer.perform_seek()
+        after_seek = consumer._read_offset[partition]
+        await consumer._thread.seek_wait({partition: 26})
+        consumer._read_offset[partition] = after_seek
+        await produce(5)
+        await _until(lambda: 29 in seen, what=lambda: seen)
+        await asyncio.sleep(1.0)
+        assert sorted(set(seen)) == list(range(30)), "record 25 was skipped"
     finally:
         await app.stop()
         await producer.stop()
