@@ -32,8 +32,8 @@ from services.classifier.pipeline import (
 from services.classifier.settings import ClassifierSettings
 from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
-from services.common.messages import DeadLetter, FeedbackReceived, dead_letter_key
-from services.common.streams import raw_topic, send_acknowledged
+from services.common.messages import DeadLetter, FeedbackReceived
+from services.common.streams import raw_topic, send_acknowledged, send_dead_letter
 from services.common.topics import feedback_classified, feedback_received, feedback_received_dlq
 
 log = structlog.get_logger(__name__)
@@ -103,16 +103,7 @@ def create_app(
         customers.send_changelog(partition, customer_id, customers.data[customer_id])
 
     async def send_dead(letter: DeadLetter, key: bytes | None) -> None:
-        record = (dead_letter_key(key), letter.model_dump_json().encode())
-        (refused,) = await send_acknowledged(dead_letters, [record])
-        if refused is not None:
-            log.error(
-                "dead letter refused by the broker",
-                topic=letter.source_topic,
-                partition=letter.partition,
-                offset=letter.offset,
-                error_type=type(refused).__name__,
-            )
+        if not await send_dead_letter(dead_letters, letter, key):
             return
         metrics.dead_letters.labels(letter.error_type).inc()
         log.warning(

@@ -12,6 +12,7 @@ import structlog
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from services.common.kafka import KafkaSettings
+from services.common.messages import DeadLetter, dead_letter_key
 from services.common.topics import TopicSpec
 
 log = structlog.get_logger(__name__)
@@ -72,3 +73,20 @@ async def send_acknowledged(
             await asyncio.sleep(retry_s)
         pending = failed
     return results
+
+
+async def send_dead_letter(topic: Any, letter: DeadLetter, key: bytes | None) -> bool:
+    """Send a dead letter (with the record's key, cut to its carried length) and wait for the
+    broker; False, and an error logged, when the broker refuses it."""
+    record = (dead_letter_key(key), letter.model_dump_json().encode())
+    (refused,) = await send_acknowledged(topic, [record])
+    if refused is None:
+        return True
+    log.error(
+        "dead letter refused by the broker",
+        topic=letter.source_topic,
+        partition=letter.partition,
+        offset=letter.offset,
+        error_type=type(refused).__name__,
+    )
+    return False

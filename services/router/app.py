@@ -33,8 +33,8 @@ from pydantic import TypeAdapter, ValidationError
 from services.common.cases import CaseEvent, SlaMetricName
 from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
-from services.common.messages import DeadLetter, FeedbackClassified, dead_letter_key
-from services.common.streams import raw_topic, send_acknowledged
+from services.common.messages import DeadLetter, FeedbackClassified
+from services.common.streams import raw_topic, send_acknowledged, send_dead_letter
 from services.common.topics import (
     cases_events,
     feedback_classified,
@@ -224,16 +224,7 @@ def create_app(
             service="router",
             now=_now(),
         )
-        record = (dead_letter_key(message.key), letter.model_dump_json().encode())
-        (refused,) = await send_acknowledged(dead[spec_name], [record])
-        if refused is not None:
-            log.error(
-                "dead letter refused by the broker",
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                error_type=type(refused).__name__,
-            )
+        if not await send_dead_letter(dead[spec_name], letter, message.key):
             return
         metrics.dead_letters.labels(spec_name).inc()
         log.warning(
