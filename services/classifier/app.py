@@ -34,6 +34,7 @@ from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
 from services.common.messages import DeadLetter, FeedbackReceived
 from services.common.streams import raw_topic, send_acknowledged, send_dead_letter
+from services.common.tables import acknowledged_table
 from services.common.topics import feedback_classified, feedback_received, feedback_received_dlq
 
 log = structlog.get_logger(__name__)
@@ -84,7 +85,8 @@ def create_app(
     dead_letters = raw_topic(app, kafka, feedback_received_dlq)
     # Keyed by customer id like the source topic, and written to the changelog partition of
     # the message being processed, so a customer's history moves with its messages.
-    customers = app.Table(
+    customers = acknowledged_table(
+        app,
         "customer-history",
         default=list,
         partitions=feedback_received.partitions,
@@ -221,6 +223,7 @@ def create_app(
             elif event.customer.id not in written:
                 written.add(event.customer.id)
                 remember(record.partition, event.customer.id)
+        await customers.acknowledged()
         state.batches += 1
         state.last_batch_at = time.time()
 

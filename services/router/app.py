@@ -35,6 +35,7 @@ from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
 from services.common.messages import DeadLetter, FeedbackClassified
 from services.common.streams import raw_topic, send_acknowledged, send_dead_letter
+from services.common.tables import acknowledged_table
 from services.common.topics import (
     cases_events,
     feedback_classified,
@@ -190,14 +191,16 @@ def create_app(
         feedback_classified.name: raw_topic(app, kafka, feedback_classified_dlq),
         router_inbox.name: raw_topic(app, kafka, router_inbox_dlq),
     }
-    cases_table = app.Table(
+    cases_table = acknowledged_table(
+        app,
         "cases",
         default=None,
         partitions=router_inbox.partitions,
         key_type=str,
         help="Every case with its clocks, by case id.",
     )
-    agents_table = app.Table(
+    agents_table = acknowledged_table(
+        app,
         "agents",
         default=None,
         partitions=router_inbox.partitions,
@@ -359,6 +362,9 @@ def create_app(
         # between would replay it as a repeat and never publish them.
         await asyncio.gather(*deliveries)
         store(outcome, engine)
+        # The inbox record is acknowledged when this returns, so the changes must be on the
+        # broker first: a commit may pass changes still in the producer's buffer.
+        await asyncio.gather(cases_table.acknowledged(), agents_table.acknowledged())
         observe_clocks(outcome, engine)
         if outcome.result is not None:
             runtime.resolve(outcome.result)
