@@ -7,13 +7,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import faust
 from aiokafka import AIOKafkaProducer
 from faust.types import TP
 
 from services.common.faust_offsets import first_skipped
-from services.common.kafka import KafkaSettings, ensure_topics
-from services.common.topics import TopicSpec
+from services.common.kafka import KafkaSettings
+from tests.support.kafka import inprocess_app
 
 
 def test_only_a_jump_of_more_than_one_is_a_skip() -> None:
@@ -39,27 +38,8 @@ async def test_records_fetched_but_not_delivered_are_read_again(
     rebalance, or a fetch in flight during recovery, leaves). faust alone counts them as a
     gap in the log and commits past them, and right after a seek to the committed offset does
     not even see a jump of one; the worker must read them again instead."""
-    spec = TopicSpec(name="offsets-input", partitions=1, retention_ms=3_600_000, description="")
-    await ensure_topics(kafka, [spec])
-    name = kafka.topic(spec)
-    app = faust.App(
-        kafka.topic_prefix + "offsets",
-        **kafka.faust_options(),
-        store="memory://",
-        datadir=str(tmp_path),
-        web_enabled=False,
-        consumer_auto_offset_reset="earliest",
-        topic_partitions=1,
-        autodiscover=False,
-    )
-    topic = app.topic(
-        name,
-        partitions=1,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    app, topic = await inprocess_app(kafka, "offsets", tmp_path)
+    name = topic.get_topic_name()
     seen: list[int] = []
 
     @app.agent(topic)

@@ -7,32 +7,19 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from services.common.kafka import KafkaSettings, ensure_topics
+from services.common.kafka import KafkaSettings
 from services.common.tables import acknowledged_table
-from services.common.topics import TopicSpec
+from tests.support.kafka import inprocess_app
 
 
 async def test_changes_are_on_the_changelog_when_acknowledged_returns(
     kafka: KafkaSettings, tmp_path: Path
 ) -> None:
-    spec = TopicSpec(name="tables-input", partitions=1, retention_ms=3_600_000, description="")
-    await ensure_topics(kafka, [spec])
-    name = kafka.topic(spec)
-    app = faust.App(
-        kafka.topic_prefix + "tables",
-        **kafka.faust_options(),
-        store="memory://",
-        datadir=str(tmp_path),
-        web_enabled=False,
-        consumer_auto_offset_reset="earliest",
-        topic_partitions=1,
-        autodiscover=False,
-    )
-    topic = app.topic(name, partitions=1, key_type=bytes, value_type=bytes, value_serializer="raw")
+    app, topic = await inprocess_app(kafka, "tables", tmp_path)
+    name = topic.get_topic_name()
     table = acknowledged_table(app, "counts", default=None, partitions=1, key_type=str)
     changelog = TopicPartition(table.changelog_topic.get_topic_name(), 0)
     # For each record: how many changes were written, and how many the changelog then held.

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.common.kafka import KafkaSettings
+from services.common.kafka import KafkaSettings, ensure_topics
+from services.common.topics import TopicSpec
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,29 @@ async def _partitions(
             raise AssertionError(f"topic {topic} does not exist")
         await consumer._client.force_metadata_update()  # refresh for a new topic
         await asyncio.sleep(0.1)
+
+
+async def inprocess_app(kafka: KafkaSettings, name: str, datadir: Path) -> tuple[faust.App, Any]:
+    """A faust app in this process on the real broker, and its one-partition input topic of
+    raw bytes (created first, so the broker does not make it with its own partition count)."""
+    spec = TopicSpec(name=f"{name}-input", partitions=1, retention_ms=3_600_000, description="")
+    await ensure_topics(kafka, [spec])
+    app = faust.App(
+        kafka.topic_prefix + name,
+        **kafka.faust_options(),
+        store="memory://",
+        datadir=str(datadir),
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=1,
+        autodiscover=False,
+    )
+    topic = app.topic(
+        kafka.topic(spec),
+        partitions=1,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    return app, topic
