@@ -164,6 +164,7 @@ async def authenticate(
         )
     if signature_use is not None:
         state.authenticator.use(signature_use)
+        request.state.signature_use = signature_use
     request.state.platform = platform
     return platform
 
@@ -211,7 +212,15 @@ def _dedup_key(event: FeedbackReceived) -> str:
     return f"{event.source.platform}\x00{event.source.event_id}"
 
 
-def _unavailable(state: IngestState) -> ApiError:
+def _release_signature(request: Request, state: IngestState) -> None:
+    """Nothing was accepted (503): the platform may send the same signed request again."""
+    signature_use = getattr(request.state, "signature_use", None)
+    if signature_use is not None:
+        state.authenticator.release(signature_use)
+
+
+def _unavailable(request: Request, state: IngestState) -> ApiError:
+    _release_signature(request, state)
     return ApiError(
         503,
         "the event was not accepted: the message broker is unavailable; retry later",
@@ -241,7 +250,7 @@ async def accept(request: Request, state: IngestState, event: FeedbackReceived) 
     except BrokerUnavailable:
         state.metrics.events.labels(event.channel.value, Status.UNAVAILABLE.value).inc()
         log.warning("event not accepted: broker unavailable", event_id=str(event.event_id))
-        raise _unavailable(state) from None
+        raise _unavailable(request, state) from None
     if outcome.duplicate:
         state.metrics.duplicates.labels(event.channel.value).inc()
         state.metrics.events.labels(event.channel.value, Status.DUPLICATE.value).inc()
@@ -549,6 +558,7 @@ async def post_batch(request: Request, state: StateDep, platform: PlatformDep) -
     headers: dict[str, str] = {}
     if summary.unavailable and not summary.accepted and not summary.duplicates:
         status_code = 503
+        _release_signature(request, state)
         headers["Retry-After"] = str(state.settings.retry_after_s)
     elif summary.accepted + summary.duplicates == len(results):
         status_code = 202

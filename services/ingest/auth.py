@@ -145,6 +145,11 @@ class Authenticator:
         while len(self._seen) > self._replay_capacity:
             self._seen.popitem(last=False)
 
+    def release(self, signature: SignatureUse) -> None:
+        """Forget a signature whose request was not accepted (the broker was down), so its
+        sender may send the same request again; the event id still makes it count once."""
+        self._seen.pop(signature.digest, None)
+
     def _forget_expired(self, now: float) -> None:
         # Signatures arrive in roughly timestamp order, so the oldest sit at the front.
         while self._seen:

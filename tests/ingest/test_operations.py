@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from services.common.kafka import KafkaSettings
 from services.common.logging import configure_logging
 from services.common.topics import feedback_received
 from services.ingest.app import create_app
+from services.ingest.auth import compute_signature, generate_key, hash_key
 from services.ingest.settings import IngestSettings
 from tests.ingest.conftest import DEV_AUTH, running_ingest
 from tests.support.kafka import read_records
@@ -59,6 +61,55 @@ async def test_broker_outage_gives_503_and_recovers(own_broker: EmbeddedBroker) 
     # after it came back, with nothing half-written from the outage.
     records = await read_records(kafka, topic, expected=2, settle_s=1.0)
     assert sorted(r.json()["source"]["event_id"] for r in records) == ["after", "during"]
+
+
+async def test_a_signed_request_refused_in_an_outage_may_be_sent_again_unchanged(
+    own_broker: EmbeddedBroker,
+) -> None:
+    """Nothing was accepted, so the platform's retry of the very same signed request must not
+    be refused as a replay; once accepted, a replay is refused again."""
+    kafka = KafkaSettings(bootstrap=own_broker.bootstrap, topic_prefix="signed-outage.")
+    key = generate_key()
+    secret = "outage-signing-secret"
+    body = json.dumps(_event("signed-during")).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "Content-Type": "application/json",
+        "X-Triage-Timestamp": timestamp,
+        "X-Triage-Signature": compute_signature(secret, timestamp, body),
+    }
+    async with running_ingest(
+        kafka,
+        environment="production",
+        api_keys={"signed": hash_key(key)},
+        hmac_secrets={"signed": secret},
+        produce_timeout_s=1.0,
+    ) as client:
+        own_broker.kill()
+        try:
+            batch = json.dumps({"items": [_event("signed-during")]}).encode()
+            for path, content in (("/v1/feedback", body), ("/v1/feedback/batch", batch)):
+                signed = {
+                    **headers,
+                    "X-Triage-Signature": compute_signature(secret, timestamp, content),
+                }
+                first = await client.post(path, content=content, headers=signed)
+                assert first.status_code == 503, first.text
+                again = await client.post(path, content=content, headers=signed)
+                assert again.status_code == 503, (
+                    f"{path}: a retry after a 503 was refused as a replay"
+                )
+        finally:  # a stopped broker would hold the shutdown of ingest
+            own_broker.start()
+        publisher = client.app.state.ingest.publisher  # type: ignore[attr-defined]
+        assert await publisher.wait_ready(20)
+        accepted = await client.post("/v1/feedback", content=body, headers=headers)
+        assert accepted.status_code == 202, accepted.text
+        replayed = await client.post("/v1/feedback", content=body, headers=headers)
+        assert replayed.status_code == 401, "an accepted signed request must not be replayable"
+    records = await read_records(kafka, kafka.topic(feedback_received), expected=1, settle_s=1.0)
+    assert [r.json()["source"]["event_id"] for r in records] == ["signed-during"]
 
 
 async def test_starts_without_a_broker_and_becomes_ready(own_broker: EmbeddedBroker) -> None:
