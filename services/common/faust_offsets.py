@@ -19,8 +19,12 @@ offset to the committed offset itself, the next one to read, so a first record o
 looked consecutive and the record at the committed offset was committed unprocessed. The
 read offset is set one lower here, to the last offset processed, as everywhere else.
 
-``install()`` replaces the method on faust's base consumer class once per process; the
-workers call it when they build their apps.
+faust also fixes the fetch wait of its consumer at 1.5 s. The embedded broker holds a fetch
+for a good part of that wait even when records arrive, and every hop of the pipeline (ingest
+to classifier to router, and each agent command) paid it; ``set_fetch_max_wait_ms`` sets it.
+
+``install()`` replaces the methods on faust's classes once per process; the workers call it
+when they build their apps.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any, cast
 
 from faust.transport import consumer as faust_consumer
 from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 from mode import Service
 
@@ -151,6 +156,23 @@ async def _perform_seek(self: Any) -> None:  # pragma: no cover - faust's own, b
     )
 
 
+_fetch_max_wait_ms: int | None = None
+_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
+
+
+def set_fetch_max_wait_ms(wait_ms: int | None) -> None:
+    """The fetch wait of faust consumers created from now on in this process (None: faust's)."""
+    global _fetch_max_wait_ms
+    _fetch_max_wait_ms = wait_ms
+
+
+def _worker_consumer(self: Any, transport: Any) -> Any:  # pragma: no cover - faust's own
+    consumer = _create_worker_consumer(self, transport)
+    if _fetch_max_wait_ms is not None:
+        consumer._fetch_max_wait_ms = _fetch_max_wait_ms  # read when the consumer starts
+    return consumer
+
+
 def install() -> None:
     """Make every faust consumer in this process read skipped records again."""
     global _installed
@@ -158,4 +180,5 @@ def install() -> None:
         consumer = faust_consumer.Consumer
         consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
         consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
+        AIOKafkaConsumerThread._create_worker_consumer = _worker_consumer  # type: ignore[method-assign]
         _installed = True

@@ -7,8 +7,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaProducer
 from faust.types import TP
+from pydantic import ValidationError
 
 from services.common.faust_offsets import first_skipped
 from services.common.kafka import KafkaSettings
@@ -20,6 +22,18 @@ def test_only_a_jump_of_more_than_one_is_a_skip() -> None:
     assert first_skipped(6, 7) is None
     assert first_skipped(7, 7) is None  # after a seek, the read offset is the next to read
     assert first_skipped(6, 9) == 7
+
+
+def test_fetch_wait_is_short_on_the_embedded_broker_and_faust_s_on_kafka(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert KafkaSettings().worker_fetch_max_wait_ms() == 100
+    assert KafkaSettings(profile="kafka").worker_fetch_max_wait_ms() is None
+    monkeypatch.setenv("TRIAGE_KAFKA_FETCH_MAX_WAIT_MS", "250")
+    assert KafkaSettings(profile="kafka").worker_fetch_max_wait_ms() == 250
+    monkeypatch.setenv("TRIAGE_KAFKA_FETCH_MAX_WAIT_MS", "0")
+    with pytest.raises(ValidationError, match="fetch_max_wait_ms"):
+        KafkaSettings()
 
 
 async def _until(condition: Any, timeout: float = 30.0, what: Any = None) -> None:
@@ -58,6 +72,8 @@ async def test_records_fetched_but_not_delivered_are_read_again(
 
         await produce(10)
         await _until(lambda: len(seen) == 10)
+        fetcher = app.consumer._thread._consumer._fetcher  # type: ignore[attr-defined]
+        assert fetcher._fetch_max_wait_ms == kafka.worker_fetch_max_wait_ms() == 100
         partition = TP(name, 0)
         consumer: Any = app.consumer  # the aiokafka driver's consumer, with its internals
         # The fetch position jumps ahead of the last delivered record (offset 9).
