@@ -19,6 +19,12 @@ offset to the committed offset itself, the next one to read, so a first record o
 looked consecutive and the record at the committed offset was committed unprocessed. The
 read offset is set one lower here, to the last offset processed, as everywhere else.
 
+faust also empties every stream buffer whenever it resumes the flow after a rebalance or a
+recovery, and at the end of a recovery it does so *after* seeking to the committed offsets,
+so records fetched in between were dropped although the read offset had passed them: a hole
+that nothing read again, and that no commit could pass. The buffers' records are noted before
+they are dropped, and the fetch loop seeks back to the first of them.
+
 faust also fixes the fetch wait of its consumer at 1.5 s. The embedded broker holds a fetch
 for a good part of that wait even when records arrive, and every hop of the pipeline (ingest
 to classifier to router, and each agent command) paid it; ``set_fetch_max_wait_ms`` sets it.
@@ -31,12 +37,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any, cast
 
+from aiokafka.errors import IllegalStateError
 from faust.transport import consumer as faust_consumer
 from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-from faust.types import TP
+from faust.types import TP, Message
 from mode import Service
 
 log = logging.getLogger(__name__)
@@ -55,7 +63,61 @@ def first_skipped(read_offset: int | None, offset: int) -> int | None:
     return read_offset + 1
 
 
+def first_dropped(items: Iterable[Any], acks_enabled_for: Any) -> dict[TP, int]:
+    """The lowest offset per partition among buffered stream items (events and messages) of
+    topics whose offsets are acknowledged."""
+    lowest: dict[TP, int] = {}
+    for item in items:
+        message = item if isinstance(item, Message) else getattr(item, "message", None)
+        if not isinstance(message, Message) or not acks_enabled_for(message.topic):
+            continue
+        tp = message.tp
+        if tp not in lowest or message.offset < lowest[tp]:
+            lowest[tp] = message.offset
+    return lowest
+
+
+def _keep_dropped_records(consumer: Any) -> None:
+    """Make the app's flow control set read offsets back before the records it drops."""
+    flow = consumer.app.flow_control
+    if getattr(flow, "_triage_keeps_dropped", False):
+        return
+    clear = flow.clear
+
+    def clear_and_read_again() -> None:
+        items = [item for queue in list(flow._queues) for item in list(queue._queue)]
+        dropped = first_dropped(items, consumer.app.topics.acks_enabled_for)
+        clear()
+        rewinds: dict[TP, int] = consumer._triage_rewinds
+        for tp, offset in dropped.items():
+            read = consumer._read_offset.get(tp)
+            if read is not None and read >= offset:
+                log.warning(
+                    "records from %s of %s were dropped from a stream buffer; reading them again",
+                    offset,
+                    tp,
+                )
+                rewinds[tp] = min(offset, rewinds.get(tp, offset))
+
+    consumer._triage_rewinds = {}
+    flow.clear = clear_and_read_again
+    flow._triage_keeps_dropped = True
+
+
+async def _rewind(consumer: Any, tp: TP) -> None:
+    """Seek a partition back to the first record dropped from a stream buffer."""
+    offset = consumer._triage_rewinds.pop(tp)
+    if tp not in consumer.assignment():
+        return  # revoked: its next owner starts from the committed offset
+    try:
+        await consumer.seek_wait({tp: offset})
+    except IllegalStateError:
+        return  # revoked meanwhile
+    consumer._read_offset[tp] = offset - 1
+
+
 async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - faust's loop
+    _keep_dropped_records(self)
     callback = self.callback
     getmany = self.getmany
     consumer_should_stop = cast(Service, self)._stopped.is_set
@@ -76,6 +138,8 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
 
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
+            for tp in list(self._triage_rewinds):
+                await _rewind(self, tp)
             set_flag(CONSUMER_FETCHING)
             ait = getmany(timeout=1.0)
             await self.sleep(0)
@@ -86,6 +150,9 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                     if num_since_yield > yield_every:
                         await sleep(0)
                         num_since_yield = 0
+                    if tp in self._triage_rewinds:
+                        await _rewind(self, tp)
+                        dropped.add(tp)
                     if tp in dropped:
                         continue
                     offset = message.offset

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from faust.types import TP
+from faust.types import TP, Message
 from pydantic import ValidationError
 
-from services.common.faust_offsets import first_skipped
+from services.common.faust_offsets import first_dropped, first_skipped
 from services.common.kafka import KafkaSettings
 from tests.support.kafka import inprocess_app
 
@@ -22,6 +22,25 @@ def test_only_a_jump_of_more_than_one_is_a_skip() -> None:
     assert first_skipped(6, 7) is None
     assert first_skipped(7, 7) is None  # after a seek, the read offset is the next to read
     assert first_skipped(6, 9) == 7
+
+
+def test_the_first_dropped_record_per_partition_counts_acknowledged_topics_only() -> None:
+    def message(topic: str, partition: int, offset: int) -> Message:
+        return Message(topic, partition, offset, 0.0, 0, None, None, b"", None)
+
+    class Event:
+        def __init__(self, message: Message) -> None:
+            self.message = message
+
+    items = [
+        Event(message("in", 0, 7)),
+        message("in", 0, 5),
+        Event(message("in", 1, 3)),
+        Event(message("other", 0, 1)),
+        object(),
+    ]
+    dropped = first_dropped(items, lambda topic: topic == "in")
+    assert dropped == {TP("in", 0): 5, TP("in", 1): 3}
 
 
 def test_fetch_wait_is_short_on_the_embedded_broker_and_faust_s_on_kafka(
@@ -97,6 +116,44 @@ async def test_records_fetched_but_not_delivered_are_read_again(
         await _until(lambda: 29 in seen, what=lambda: seen)
         await asyncio.sleep(1.0)
         assert sorted(set(seen)) == list(range(30)), "record 25 was skipped"
+    finally:
+        await app.stop()
+        await producer.stop()
+
+
+async def test_records_dropped_from_a_stream_buffer_are_read_again(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    """faust empties the stream buffers when it resumes the flow, which at the end of a
+    recovery comes after the seek to the committed offsets: what was fetched in between is
+    dropped. Those records must be read again, and the commit must reach the end."""
+    app, topic = await inprocess_app(kafka, "dropped", tmp_path)
+    name = topic.get_topic_name()
+    processed: list[int] = []
+    go_on = asyncio.Event()
+
+    @app.agent(topic)
+    async def read(stream: Any) -> None:
+        async for event in stream.events():
+            await go_on.wait()  # the rest of the records wait in the stream's buffer
+            processed.append(event.message.offset)
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    await app.start()
+    try:
+        for n in range(10):
+            await producer.send_and_wait(name, f"record {n}".encode())
+        partition = TP(name, 0)
+        consumer: Any = app.consumer
+        await _until(lambda: consumer._read_offset.get(partition) == 9)
+        app.flow_control.resume()  # what the end of a recovery does: the buffers are emptied
+        go_on.set()
+        await _until(lambda: 9 in processed, what=lambda: processed)
+        await asyncio.sleep(1.0)
+        assert sorted(set(processed)) == list(range(10)), "dropped records were not read again"
+        await app.consumer.commit()
+        assert consumer._committed_offset[partition] == 10
     finally:
         await app.stop()
         await producer.stop()
