@@ -42,7 +42,7 @@ def config(max_examples: int, command_examples: int, command_coverage: bool) -> 
 
     Operations that change something (every one but GET) get ``command_examples`` and run the
     coverage phase only when ``command_coverage``: on the agent API each such call that passes
-    validation waits for its command's round trip through the router's inbox topic (about 0.75 s
+    validation waits for its command's round trip through the router's inbox topic (about 60 ms
     on the embedded broker).
     """
     checks: dict[str, Any] = {"enabled": False, **{name: {"enabled": True} for name in CHECKS}}
