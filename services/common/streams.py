@@ -38,6 +38,25 @@ def retriable(exc: BaseException) -> bool:
     return isinstance(exc, KafkaError) and bool(exc.retriable)
 
 
+async def deliveries_settled(
+    futures: Sequence[Any],
+) -> tuple[list[int], dict[int, Exception]]:
+    """Wait for deliveries; the positions of those to send again (a passing failure), and the
+    errors of those the broker refused outright. A cancellation is raised (the worker stops)."""
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    again: list[int] = []
+    refused: dict[int, Exception] = {}
+    for n, outcome in enumerate(outcomes):
+        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+            raise outcome
+        if isinstance(outcome, Exception):
+            if retriable(outcome):
+                again.append(n)
+            else:
+                refused[n] = outcome
+    return again, refused
+
+
 async def send_acknowledged(
     topic: Any, records: Sequence[tuple[bytes | None, bytes]], *, retry_s: float = 1.0
 ) -> list[Exception | None]:
@@ -54,16 +73,10 @@ async def send_acknowledged(
     pending = list(range(len(records)))
     while pending:
         deliveries = [await topic.send(key=records[n][0], value=records[n][1]) for n in pending]
-        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
-        failed = []
-        for n, outcome in zip(pending, outcomes, strict=True):
-            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-                raise outcome  # cancelled: the worker is stopping
-            if isinstance(outcome, Exception):
-                if retriable(outcome):
-                    failed.append(n)
-                else:
-                    results[n] = outcome
+        again, refused = await deliveries_settled(deliveries)
+        for position, error in refused.items():
+            results[pending[position]] = error
+        failed = [pending[position] for position in again]
         if failed:
             log.warning(
                 "records not acknowledged by the broker; sending them again",

@@ -18,13 +18,17 @@ import faust
 import structlog
 from faust.types import FutureMessage
 
-from services.common.streams import retriable
+from services.common.streams import deliveries_settled
 
 log = structlog.get_logger(__name__)
 
 
 class AcknowledgedTable(faust.Table[Any, Any]):
     """A faust table that remembers its changelog writes until the broker acknowledged them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending_writes: list[tuple[int | None, Any, FutureMessage]] = []
 
     def send_changelog(
         self,
@@ -35,16 +39,8 @@ class AcknowledgedTable(faust.Table[Any, Any]):
         value_serializer: Any = None,
     ) -> FutureMessage:
         future = super().send_changelog(partition, key, value, key_serializer, value_serializer)
-        self._unacknowledged().append((future.message.partition, key, future))
+        self._pending_writes.append((future.message.partition, key, future))
         return future
-
-    def _unacknowledged(self) -> list[tuple[int | None, Any, FutureMessage]]:
-        pending: list[tuple[int | None, Any, FutureMessage]] | None = self.__dict__.get(
-            "_pending_writes"
-        )
-        if pending is None:
-            pending = self.__dict__["_pending_writes"] = []
-        return pending
 
     async def acknowledged(self, *, retry_s: float = 1.0) -> None:
         """Return once the broker has acknowledged every change written so far.
@@ -53,29 +49,20 @@ class AcknowledgedTable(faust.Table[Any, Any]):
         value as it is now (a later change of the key would have been sent after it anyway);
         a change the broker refuses outright raises its error.
         """
-        while True:
-            pending = self._unacknowledged()
-            if not pending:
-                return
-            self.__dict__["_pending_writes"] = []
-            outcomes = await asyncio.gather(*(f for _, _, f in pending), return_exceptions=True)
-            failed: list[tuple[int | None, Any]] = []
-            for (partition, key, _), outcome in zip(pending, outcomes, strict=True):
-                if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-                    raise outcome  # cancelled: the worker is stopping
-                if isinstance(outcome, Exception):
-                    if not retriable(outcome):
-                        raise outcome
-                    failed.append((partition, key))
-            if not failed:
+        while self._pending_writes:
+            pending, self._pending_writes = self._pending_writes, []
+            again, refused = await deliveries_settled([future for _, _, future in pending])
+            if refused:
+                raise next(iter(refused.values()))
+            if not again:
                 continue
             log.warning(
                 "table changes not acknowledged by the broker; writing them again",
                 table=self.name,
-                count=len(failed),
+                count=len(again),
             )
             await asyncio.sleep(retry_s)
-            for partition, key in failed:
+            for partition, key, _ in (pending[n] for n in again):
                 if key in self.data:
                     self.send_changelog(partition, key, self.data[key])
                 else:
