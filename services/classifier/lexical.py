@@ -39,33 +39,18 @@ def fit_vectorizer(texts: Sequence[str]) -> Any:
     from sklearn.pipeline import FeatureUnion
 
     prune = len(texts) >= MIN_TEXTS_FOR_PRUNING
-    union = FeatureUnion(
-        [
-            (
-                "words",
-                TfidfVectorizer(
-                    ngram_range=(1, 2),
-                    min_df=2 if prune else 1,
-                    max_features=WORD_FEATURES,
-                    sublinear_tf=True,
-                    strip_accents="unicode",
-                    dtype=np.float32,
-                ),
-            ),
-            (
-                "chars",
-                TfidfVectorizer(
-                    analyzer="char_wb",
-                    ngram_range=(3, 5),
-                    min_df=3 if prune else 1,
-                    max_features=CHAR_FEATURES,
-                    sublinear_tf=True,
-                    strip_accents="unicode",
-                    dtype=np.float32,
-                ),
-            ),
-        ]
+    shared: dict[str, Any] = {"sublinear_tf": True, "strip_accents": "unicode", "dtype": np.float32}
+    words = TfidfVectorizer(
+        ngram_range=(1, 2), min_df=2 if prune else 1, max_features=WORD_FEATURES, **shared
     )
+    chars = TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=(3, 5),
+        min_df=3 if prune else 1,
+        max_features=CHAR_FEATURES,
+        **shared,
+    )
+    union = FeatureUnion([("words", words), ("chars", chars)])
     union.fit([clip(text) for text in texts])
     for _, vectorizer in union.transformer_list:
         # The terms cut by min_df and max_features are kept for introspection only and can
