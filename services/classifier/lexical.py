@@ -33,8 +33,9 @@ class LexicalError(ConfigurationError):
     """Lexical heads that do not match the embedding heads they are blended with."""
 
 
-def fit_vectorizer(texts: Sequence[str]) -> Any:
-    """A word and character n-gram TF-IDF vocabulary fitted on the texts."""
+def fit_vectorizer(texts: Sequence[str]) -> tuple[Any, Any]:
+    """A word and character n-gram TF-IDF vocabulary fitted on the texts, and the texts'
+    features (read once for both)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
 
@@ -51,13 +52,13 @@ def fit_vectorizer(texts: Sequence[str]) -> Any:
         **shared,
     )
     union = FeatureUnion([("words", words), ("chars", chars)])
-    union.fit([clip(text) for text in texts])
+    features = union.fit_transform([clip(text) for text in texts])
     for _, vectorizer in union.transformer_list:
         # The terms cut by min_df and max_features are kept for introspection only and can
         # weigh more than the vocabulary itself.
         if hasattr(vectorizer, "stop_words_"):
             delattr(vectorizer, "stop_words_")
-    return union
+    return union, features
 
 
 def fit_lexical_head(features: Any, y: Sequence[str], *, c: float, seed: int) -> Any:

@@ -280,16 +280,15 @@ class TriageModel:
             raise ModelError(f"{directory} is not a model directory (heads.joblib, metadata.json)")
         payload = json.loads(meta_path.read_text())
         expected = payload.pop("heads_sha256", None)
-        if expected and hashlib.sha256(heads_path.read_bytes()).hexdigest() != expected:
-            raise ModelError(f"{heads_path} does not match its metadata (checksum)")
+        if expected:
+            _check_digest(heads_path, expected)
         lexical_expected = payload.pop("lexical_sha256", None)
         lexical: LexicalHeads | None = None
         if lexical_expected:
             lexical_path = directory / "lexical.joblib"
             if not lexical_path.is_file():
                 raise ModelError(f"{directory} has no lexical.joblib, which its metadata names")
-            if hashlib.sha256(lexical_path.read_bytes()).hexdigest() != lexical_expected:
-                raise ModelError(f"{lexical_path} does not match its metadata (checksum)")
+            _check_digest(lexical_path, lexical_expected)
             lexical = joblib.load(lexical_path)
         metadata = ModelMetadata.model_validate(payload)
         heads: dict[str, Estimator] = joblib.load(heads_path)
@@ -300,6 +299,11 @@ class TriageModel:
             thresholds=thresholds,
             lexical=lexical,
         )
+
+
+def _check_digest(path: Path, expected: str) -> None:
+    if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+        raise ModelError(f"{path} does not match its metadata (checksum)")
 
 
 def _library_versions() -> dict[str, str]:

@@ -458,9 +458,7 @@ def train(
     lexical: LexicalHeads | None = None
     lexical_parameters: dict[str, Any] = {"weight": 0.0}
     if lexical_weight > 0:
-        train_texts = [e.text for e in train_set]
-        vectorizer = fit_vectorizer(train_texts)
-        words = vectorizer.transform(train_texts)
+        vectorizer, words = fit_vectorizer([e.text for e in train_set])
         lexical_heads: dict[str, Any] = {}
         for position, tag in enumerate(TAGS):
             rows = tag_rows[tag]

@@ -26,8 +26,8 @@ LABELS = ["staff_conduct"] * 8 + ["communication"] * 8
 
 
 def lexical_heads(weight: float = 0.5) -> LexicalHeads:
-    vectorizer = fit_vectorizer(TEXTS)
-    head = fit_lexical_head(vectorizer.transform(TEXTS), LABELS, c=10.0, seed=1)
+    vectorizer, features = fit_vectorizer(TEXTS)
+    head = fit_lexical_head(features, LABELS, c=10.0, seed=1)
     return LexicalHeads(vectorizer=vectorizer, heads={"category": head}, weight=weight)
 
 
@@ -128,7 +128,7 @@ def test_a_saved_model_keeps_its_lexical_heads_and_checks_them(tmp_path: Path) -
 
 
 def test_the_vocabulary_keeps_rare_terms_only_on_large_data() -> None:
-    vectorizer = fit_vectorizer(["zxqv once", "plain text", "plain words"])
+    vectorizer, _ = fit_vectorizer(["zxqv once", "plain text", "plain words"])
     words = dict(vectorizer.transformer_list)["words"]
     assert "zxqv" in words.vocabulary_
     assert not hasattr(words, "stop_words_")
