@@ -19,6 +19,14 @@ offset to the committed offset itself, the next one to read, so a first record o
 looked consecutive and the record at the committed offset was committed unprocessed. The
 read offset is set one lower here, to the last offset processed, as everywhere else.
 
+faust's seek to the committed offsets (aiokafka's ``seek_to_committed``) leaves a partition
+with no committed offset where the fetcher stands. A worker that restarts before its first
+commit on a partition fetches that partition's records while its tables recover, skips them
+because the partition is paused, and then starts from the end of what it fetched: those
+records were never processed, and no later jump shows them, because nothing was delivered
+before. Such partitions are sought to their beginning instead, which is where a group with
+no committed offset starts (``consumer_auto_offset_reset="earliest"``).
+
 faust also empties every stream buffer whenever it resumes the flow after a rebalance or a
 recovery, and at the end of a recovery it does so *after* seeking to the committed offsets,
 so records fetched in between were dropped although the read offset had passed them: a hole
@@ -37,7 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from aiokafka.errors import IllegalStateError
@@ -61,6 +69,18 @@ def first_skipped(read_offset: int | None, offset: int) -> int | None:
     if read_offset is None or offset - read_offset <= 1:
         return None
     return read_offset + 1
+
+
+def never_committed(
+    committed: Mapping[Any, int | None], acks_enabled_for: Callable[[str], bool]
+) -> list[Any]:
+    """The partitions of acknowledged topics with nothing committed yet (no offset, or 0),
+    which a seek to the committed offsets leaves where the fetcher stands."""
+    return [
+        tp
+        for tp, offset in committed.items()
+        if (offset is None or offset <= 0) and acks_enabled_for(tp.topic)
+    ]
 
 
 def first_dropped(items: Iterable[Any], acks_enabled_for: Any) -> dict[TP, int]:
@@ -204,9 +224,15 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         unset_flag(CONSUMER_FETCHING)
 
 
-async def _perform_seek(self: Any) -> None:  # pragma: no cover - faust's own, but for one line
+async def _perform_seek(self: Any) -> None:  # pragma: no cover - faust's own, but for the seeks
     read_offset = self._read_offset
     committed = await self.seek_to_committed()
+    unread = never_committed(committed, self.app.topics.acks_enabled_for)
+    if unread and self.app.conf.consumer_auto_offset_reset == "earliest":
+        try:
+            await self._thread.seek_to_beginning(*unread)
+        except IllegalStateError:
+            log.warning("partitions %s were revoked before their seek to the beginning", unread)
     for tp, offset in committed.items():
         if offset is None or offset < 0:
             read_offset[tp] = None

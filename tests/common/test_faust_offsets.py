@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TP, Message
 from pydantic import ValidationError
 
-from services.common.faust_offsets import first_dropped, first_skipped
+from services.common.faust_offsets import first_dropped, first_skipped, never_committed
 from services.common.kafka import KafkaSettings
 from tests.support.kafka import inprocess_app
 
@@ -22,6 +22,11 @@ def test_only_a_jump_of_more_than_one_is_a_skip() -> None:
     assert first_skipped(6, 7) is None
     assert first_skipped(7, 7) is None  # after a seek, the read offset is the next to read
     assert first_skipped(6, 9) == 7
+
+
+def test_partitions_with_nothing_committed_are_those_of_acknowledged_topics() -> None:
+    committed = {TP("in", 0): None, TP("in", 1): 0, TP("in", 2): 4, TP("changelog", 0): None}
+    assert never_committed(committed, lambda topic: topic == "in") == [TP("in", 0), TP("in", 1)]
 
 
 def test_the_first_dropped_record_per_partition_counts_acknowledged_topics_only() -> None:
@@ -154,6 +159,47 @@ async def test_records_dropped_from_a_stream_buffer_are_read_again(
         assert sorted(set(processed)) == list(range(10)), "dropped records were not read again"
         await app.consumer.commit()
         assert consumer._committed_offset[partition] == 10
+    finally:
+        await app.stop()
+        await producer.stop()
+
+
+async def test_records_fetched_before_the_first_commit_are_read_after_a_recovery(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    """A worker that restarts before anything was committed on a partition fetches its
+    records while the tables recover, and skips them because the partition is paused. The
+    seek to the committed offsets at the end of the recovery must still bring them back,
+    although there is no committed offset to seek to."""
+    app, topic = await inprocess_app(kafka, "uncommitted", tmp_path)
+    name = topic.get_topic_name()
+    seen: list[int] = []
+
+    @app.agent(topic)
+    async def read(stream: Any) -> None:
+        async for event in stream.events():
+            seen.append(event.message.offset)
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    await app.start()
+    try:
+        partition = TP(name, 0)
+        consumer: Any = app.consumer  # the aiokafka driver's consumer, with its internals
+        await _until(lambda: partition in consumer.assignment())
+        consumer.pause_partitions({partition})  # what a recovery does to stream partitions
+        for n in range(5):
+            await producer.send_and_wait(name, f"record {n}".encode())
+        # The fetch went past the five records and getmany skipped them: the state a restarted
+        # worker is in when its recovery ends.
+        await consumer._thread.seek_wait({partition: 5})
+        consumer._read_offset[partition] = None
+        consumer.resume_partitions({partition})
+        await consumer.perform_seek()  # the end of the recovery
+        await _until(lambda: 4 in seen, what=lambda: seen)
+        assert seen == [0, 1, 2, 3, 4]
+        await app.consumer.commit()
+        assert consumer._committed_offset[partition] == 5
     finally:
         await app.stop()
         await producer.stop()
