@@ -4,9 +4,12 @@ broker, with a faust app in this process)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import faust
 import pytest
 from aiokafka import AIOKafkaProducer
 from faust.types import TP, Message
@@ -69,15 +72,13 @@ async def _until(condition: Any, timeout: float = 30.0, what: Any = None) -> Non
         await asyncio.sleep(0.05)
 
 
-async def test_records_fetched_but_not_delivered_are_read_again(
-    kafka: KafkaSettings, tmp_path: Path
-) -> None:
-    """The fetcher moves past records the stream never saw (what a batch cut short by a
-    rebalance, or a fetch in flight during recovery, leaves). faust alone counts them as a
-    gap in the log and commits past them, and right after a seek to the committed offset does
-    not even see a jump of one; the worker must read them again instead."""
-    app, topic = await inprocess_app(kafka, "offsets", tmp_path)
-    name = topic.get_topic_name()
+@asynccontextmanager
+async def _reading_app(
+    kafka: KafkaSettings, name: str, datadir: Path
+) -> AsyncIterator[tuple[faust.App, str, list[int], AIOKafkaProducer]]:
+    """A started faust app whose agent notes the offset of every record it is given, its
+    topic's name, those offsets, and a producer."""
+    app, topic = await inprocess_app(kafka, name, datadir)
     seen: list[int] = []
 
     @app.agent(topic)
@@ -89,6 +90,20 @@ async def test_records_fetched_but_not_delivered_are_read_again(
     await producer.start()
     await app.start()
     try:
+        yield app, topic.get_topic_name(), seen, producer
+    finally:
+        await app.stop()
+        await producer.stop()
+
+
+async def test_records_fetched_but_not_delivered_are_read_again(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    """The fetcher moves past records the stream never saw (what a batch cut short by a
+    rebalance, or a fetch in flight during recovery, leaves). faust alone counts them as a
+    gap in the log and commits past them, and right after a seek to the committed offset does
+    not even see a jump of one; the worker must read them again instead."""
+    async with _reading_app(kafka, "offsets", tmp_path) as (app, name, seen, producer):
 
         async def produce(count: int) -> None:
             for n in range(count):
@@ -121,9 +136,6 @@ async def test_records_fetched_but_not_delivered_are_read_again(
         await _until(lambda: 29 in seen, what=lambda: seen)
         await asyncio.sleep(1.0)
         assert sorted(set(seen)) == list(range(30)), "record 25 was skipped"
-    finally:
-        await app.stop()
-        await producer.stop()
 
 
 async def test_records_dropped_from_a_stream_buffer_are_read_again(
@@ -171,19 +183,7 @@ async def test_records_fetched_before_the_first_commit_are_read_after_a_recovery
     records while the tables recover, and skips them because the partition is paused. The
     seek to the committed offsets at the end of the recovery must still bring them back,
     although there is no committed offset to seek to."""
-    app, topic = await inprocess_app(kafka, "uncommitted", tmp_path)
-    name = topic.get_topic_name()
-    seen: list[int] = []
-
-    @app.agent(topic)
-    async def read(stream: Any) -> None:
-        async for event in stream.events():
-            seen.append(event.message.offset)
-
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
-    await producer.start()
-    await app.start()
-    try:
+    async with _reading_app(kafka, "uncommitted", tmp_path) as (app, name, seen, producer):
         partition = TP(name, 0)
         consumer: Any = app.consumer  # the aiokafka driver's consumer, with its internals
         await _until(lambda: partition in consumer.assignment())
@@ -200,6 +200,3 @@ async def test_records_fetched_before_the_first_commit_are_read_after_a_recovery
         assert seen == [0, 1, 2, 3, 4]
         await app.consumer.commit()
         assert consumer._committed_offset[partition] == 5
-    finally:
-        await app.stop()
-        await producer.stop()
