@@ -472,7 +472,13 @@ def train_command(
         )
         if "real_data" in entry:
             real = entry["real_data"]
-            line += f"; real data only: R {real['macro_recall']:.3f} F1 {real['macro_f1']:.3f}"
+            band = {
+                k: "-".join(f"{v:.3f}" for v in pair) for k, pair in real["interval_95"].items()
+            }
+            line += (
+                f"; real data only: R {real['macro_recall']:.3f} ({band['macro_recall']})"
+                f" F1 {real['macro_f1']:.3f} ({band['macro_f1']}), 95% intervals"
+            )
         click.echo(line)
     click.echo(f"  thresholds: {result.model.thresholds}")
     for path in written:
@@ -545,23 +551,76 @@ def classify_command(
 @click.option("--data", multiple=True, type=Path, help="Labelled JSONL file (repeatable).")
 @click.argument("files", nargs=-1, type=Path)
 @click.option("--model", "model_dir", type=Path, default=None, help="Model directory [shipped].")
+@click.option(
+    "--held-out",
+    is_flag=True,
+    help="Only the texts `triage train` holds out of these files (same --holdout and --seed).",
+)
+@click.option("--holdout", type=click.FloatRange(0.01, 0.9), default=0.2, show_default=True)
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--by-source", is_flag=True, help="Add the metrics of each source on its own.")
+@click.option("--cache", type=Path, default=None, help="Directory to keep embeddings between runs.")
 def evaluate_command(
-    data: tuple[Path, ...], files: tuple[Path, ...], model_dir: Path | None
+    data: tuple[Path, ...],
+    files: tuple[Path, ...],
+    model_dir: Path | None,
+    held_out: bool,
+    holdout: float,
+    seed: int,
+    by_source: bool,
+    cache: Path | None,
 ) -> None:
-    """Print the model's metrics, as JSON, for whatever labels the files have."""
+    """Print the model's metrics, as JSON, for whatever labels the files have.
+
+    Macro figures come with 95% bootstrap intervals (`interval_95`).
+    """
     import json
 
-    from services.classifier.training import DataError, evaluate, load_examples
+    from services.classifier.training import (
+        DataError,
+        EmbeddingCache,
+        evaluate,
+        holdout_split,
+        load_examples,
+    )
 
     try:
         examples = load_examples(_data_files(data, files))
     except DataError as exc:
         raise click.ClickException(str(exc)) from exc
+    if held_out:
+        examples = holdout_split(examples, share=holdout, seed=seed)[1]
+        if not examples:
+            raise click.ClickException("no text of these files falls in the held-out share")
     model = _load_model(model_dir)
-    report = evaluate(model, examples)
+    store = EmbeddingCache(cache)
+    embeddings = store.embed([e.text for e in examples], model.embed)
+    store.save()
+    report = evaluate(model, examples, embeddings=embeddings)
+    output: dict[str, Any] = {
+        "model_version": model.version,
+        "examples": len(examples),
+        "metrics": report,
+    }
+    if by_source:
+        rows_of: dict[str, list[int]] = {}
+        for row, example in enumerate(examples):
+            rows_of.setdefault(example.source, []).append(row)
+        output["by_source"] = {
+            source: evaluate(
+                model,
+                [examples[row] for row in rows],
+                embeddings=embeddings[rows],
+                real_only=False,
+            )
+            for source, rows in sorted(rows_of.items())
+        }
     for entry in report.values():
         entry.pop("confusion", None)
-    output = {"model_version": model.version, "examples": len(examples), "metrics": report}
+    for tags in output.get("by_source", {}).values():
+        for entry in tags.values():
+            entry.pop("confusion", None)
+            entry.pop("thresholds", None)
     click.echo(json.dumps(output, indent=2))
 
 

@@ -40,6 +40,8 @@ from services.common.messages import Category, DifficultType, Sentiment
 
 CORPUS_SOURCE = "triage-corpus"
 THRESHOLD_GRID = tuple(round(0.05 * step, 2) for step in range(20))
+# Resamples behind the 95% intervals of the macro figures in a report.
+BOOTSTRAP_RESAMPLES = 1000
 
 
 class DataError(TriageError):
@@ -303,6 +305,52 @@ def tag_metrics(
     }
 
 
+def macro_intervals(
+    y_true: Sequence[str],
+    probabilities: npt.NDArray[np.float64],
+    classes: Sequence[str],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """95% bootstrap intervals of macro recall and macro F1.
+
+    The texts are resampled with replacement; each resample averages over the labels it holds,
+    as :func:`tag_metrics` does. A label with a handful of examples widens the interval, which
+    is how far a macro figure on a small held-out set can be trusted.
+    """
+    index = {label: i for i, label in enumerate(classes)}
+    k = len(classes)
+    truth = np.asarray([index[label] for label in y_true], dtype=np.int64)
+    predicted = np.argmax(probabilities, axis=1).astype(np.int64)
+    if len(truth) == 0:
+        return {"macro_recall": [0.0, 0.0], "macro_f1": [0.0, 0.0]}
+    rng = np.random.default_rng(seed)
+    recalls, f1s = [], []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(truth), len(truth))
+        cells = np.bincount(truth[rows] * k + predicted[rows], minlength=k * k).reshape(k, k)
+        hits = np.diag(cells).astype(np.float64)
+        support = cells.sum(axis=1)
+        called = cells.sum(axis=0)
+        present = support > 0
+        recall = hits[present] / support[present]
+        precision = np.divide(
+            hits[present],
+            called[present],
+            out=np.zeros(int(present.sum())),
+            where=called[present] > 0,
+        )
+        both = precision + recall
+        f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(both), where=both > 0)
+        recalls.append(float(recall.mean()))
+        f1s.append(float(f1.mean()))
+    return {
+        name: [round(float(v), 4) for v in np.percentile(values, [2.5, 97.5])]
+        for name, values in (("macro_recall", recalls), ("macro_f1", f1s))
+    }
+
+
 def threshold_table(
     y_true: Sequence[str], probabilities: npt.NDArray[np.float64], classes: Sequence[str]
 ) -> list[dict[str, float]]:
@@ -371,6 +419,7 @@ def evaluate(
             continue
         truth = [str(examples[i].label(tag)) for i in rows]
         entry = tag_metrics(truth, p[rows], class_list)
+        entry["interval_95"] = macro_intervals(truth, p[rows], class_list)
         entry["thresholds"] = threshold_table(truth, p[rows], class_list)
         if real_only:
             real = [i for i in rows if examples[i].source != CORPUS_SOURCE]
@@ -388,6 +437,7 @@ def evaluate(
                         "per_label",
                     )
                 }
+                entry["real_data"]["interval_95"] = macro_intervals(real_truth, p[real], class_list)
         report[tag] = entry
     return report
 

@@ -88,7 +88,50 @@ def test_train_writes_a_model_and_report(small_training_file: Path, tmp_path: Pa
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["examples"] == 600
-    assert 0 <= report["metrics"]["category"]["macro_f1"] <= 1
+    category = report["metrics"]["category"]
+    assert 0 <= category["macro_f1"] <= 1
+    low, high = category["interval_95"]["macro_f1"]
+    assert 0 <= low <= high <= 1
+
+
+def test_evaluate_scores_the_held_out_share_by_source(
+    small_training_file: Path, tmp_path: Path
+) -> None:
+    rows = [json.loads(line) for line in small_training_file.read_text().splitlines()]
+    for number, row in enumerate(rows):
+        row["source"] = "shop-a" if number % 2 else "shop-b"
+    data = tmp_path / "two_shops.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    held = holdout_split(load_examples([data]), share=0.3, seed=5)[1]
+
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--data",
+            str(data),
+            "--held-out",
+            "--holdout",
+            "0.3",
+            "--seed",
+            "5",
+            "--by-source",
+            "--cache",
+            str(tmp_path / "cache"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["examples"] == len(held) < len(rows)
+    sources = report["by_source"]
+    assert set(sources) == {e.source for e in held}
+    labelled = sum(1 for e in held if e.label_category is not None)
+    assert report["metrics"]["category"]["examples"] == labelled
+    assert sum(s["category"]["examples"] for s in sources.values()) == labelled
+    for name in ("macro_recall", "macro_f1"):
+        low, high = report["metrics"]["sentiment"]["interval_95"][name]
+        assert 0 <= low <= high <= 1
+    assert (tmp_path / "cache" / "keys.json").is_file()
 
 
 def test_bad_training_data_is_refused_with_its_line(tmp_path: Path) -> None:
