@@ -37,6 +37,14 @@ LABELS: dict[TagName, tuple[str, ...]] = {
 DEFAULT_MODEL_DIR = Path(__file__).parent / "model"
 EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_TEXT_CHARS = 2000  # the encoder reads 256 tokens; longer text only costs time
+# The encoder layers whose token states, mean-pooled and L2-normalised, make up a text's embedding:
+# the last (the sentence embedding itself) and three intermediate ones, which keep more of a text's
+# tone and wording than the last layer, trained for topic similarity, does. Cross-validated on
+# the training share, they raised sentiment macro recall on real data by about one point and
+# difficult-type macro F1 by one (four with the corpus).
+EMBEDDING_LAYERS: tuple[int, ...] = (6, 3, 4, 5)
+LAYER_WIDTH = 384
+EMBEDDING_DIM = LAYER_WIDTH * len(EMBEDDING_LAYERS)
 
 Matrix = npt.NDArray[np.float32]
 Backend = Literal["torch", "onnx"]
@@ -69,6 +77,10 @@ class ModelMetadata(BaseModel):
     created_at: str
     embedding_model: str = EMBEDDING_MODEL
     embedding_dim: int
+    embedding_layers: list[int] = Field(
+        default_factory=lambda: [6],
+        description="Encoder layers pooled into the embedding, in order (6 = the last).",
+    )
     feature_names: list[str]
     labels: dict[str, list[str]]
     thresholds: dict[str, float] = Field(
@@ -112,8 +124,26 @@ def model_path_of_embedder() -> Path:
     return path
 
 
+def pooled_layers(
+    sentence: npt.NDArray[np.float32],
+    layers: Sequence[npt.NDArray[np.float32]],
+    mask: npt.NDArray[np.float32],
+) -> Matrix:
+    """The sentence embedding followed by each layer's mean-pooled token states, each part
+    L2-normalised. ``layers`` are (texts, tokens, width) and ``mask`` is (texts, tokens)."""
+    weights = mask[..., None].astype(np.float32)
+    parts = [sentence.astype(np.float32)]
+    for hidden in layers:
+        parts.append((hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9))
+    normalised = [p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12) for p in parts]
+    return np.hstack(normalised).astype(np.float32)
+
+
 class Embedder:
-    """Sentence embeddings from the packaged all-MiniLM-L6-v2, L2-normalised."""
+    """Embeddings from the packaged all-MiniLM-L6-v2: the sentence embedding and the mean-pooled
+    states of the intermediate layers in ``EMBEDDING_LAYERS``, each L2-normalised."""
+
+    layers = EMBEDDING_LAYERS
 
     def __init__(self, *, threads: int | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -127,20 +157,31 @@ class Embedder:
 
         if threads:
             torch.set_num_threads(threads)
+        self._torch = torch
         self._model = SentenceTransformer(str(model_path_of_embedder()), device="cpu")
-        self.dimension = int(self._model.get_embedding_dimension() or 384)
+        self._model.eval()
+        transformer: Any = self._model[0]
+        transformer.model.config.output_hidden_states = True
+        self.dimension = EMBEDDING_DIM
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> Matrix:
         """One row per text."""
         clipped = [text[:MAX_TEXT_CHARS] for text in texts]
-        vectors = self._model.encode(
-            clipped,
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        out = np.zeros((len(clipped), self.dimension), dtype=np.float32)
+        # Longest first, as sentence-transformers batches: little padding per batch.
+        order = np.argsort([-len(text) for text in clipped], kind="stable")
+        with self._torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                features = self._model.preprocess([clipped[i] for i in rows])
+                result = self._model(features)
+                hidden = result["all_layer_embeddings"]
+                out[rows] = pooled_layers(
+                    result["sentence_embedding"].numpy(),
+                    [hidden[layer].numpy() for layer in EMBEDDING_LAYERS[1:]],
+                    result["attention_mask"].numpy(),
+                )
+        return out
 
 
 def design_matrix(embeddings: Matrix, texts: Sequence[str]) -> Matrix:
@@ -189,6 +230,12 @@ class TriageModel:
                 lexical.check_classes(heads)
             except LexicalError as exc:
                 raise ModelError(str(exc)) from exc
+        layers = getattr(embedder, "layers", None)
+        if layers is not None and list(layers) != list(metadata.embedding_layers):
+            raise ModelError(
+                f"the model was trained on encoder layers {metadata.embedding_layers}, this code "
+                f"embeds layers {list(layers)}; retrain it with `triage train`"
+            )
         self._embedder = embedder
         self.heads = heads
         self.lexical = lexical

@@ -1,6 +1,9 @@
 """A faster embedder: all-MiniLM-L6-v2 exported to ONNX with int8 weights, run by ONNX Runtime.
 
-The export is made locally from the packaged model (``triage export-onnx``, or on first use),
+It computes the same embedding as :class:`services.classifier.model.Embedder`: the mean-pooled
+states of the layers in ``EMBEDDING_LAYERS``, each L2-normalised.
+
+The export is made locally from the packaged model on first use,
 never downloaded. MatMul weights are quantised per channel, which keeps embeddings within about
 0.99 cosine of the original; the benchmark reports the accuracy of the heads on both.
 """
@@ -13,11 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
-from services.classifier.model import MAX_TEXT_CHARS, Matrix, ModelError, model_path_of_embedder
+from services.classifier.model import (
+    EMBEDDING_DIM,
+    EMBEDDING_LAYERS,
+    MAX_TEXT_CHARS,
+    Matrix,
+    ModelError,
+    model_path_of_embedder,
+    pooled_layers,
+)
 
 DEFAULT_ONNX_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "triage-onnx"
-FP32_NAME = "minilm-fp32.onnx"
-INT8_NAME = "minilm-int8.onnx"
+FP32_NAME = "minilm-layers-fp32.onnx"
+INT8_NAME = "minilm-layers-int8.onnx"
+# One output per pooled layer, in the order of EMBEDDING_LAYERS.
+OUTPUTS = [f"layer_{layer}" for layer in EMBEDDING_LAYERS]
 MAX_TOKENS = 256
 
 
@@ -43,12 +56,14 @@ def export_onnx(directory: Path = DEFAULT_ONNX_DIR) -> Path:
             input_ids: torch.Tensor,
             attention_mask: torch.Tensor,
             token_type_ids: torch.Tensor,
-        ) -> torch.Tensor:
+        ) -> tuple[torch.Tensor, ...]:
             output = self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                output_hidden_states=True,
             )
-            hidden: torch.Tensor = output.last_hidden_state
-            return hidden
+            return tuple(output.hidden_states[layer] for layer in EMBEDDING_LAYERS)
 
     sample = tokenizer(["an example sentence"], return_tensors="pt")
     fp32 = directory / FP32_NAME
@@ -58,10 +73,10 @@ def export_onnx(directory: Path = DEFAULT_ONNX_DIR) -> Path:
             (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]),
             str(fp32),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
-            output_names=["last_hidden_state"],
+            output_names=OUTPUTS,
             dynamic_axes={
                 name: {0: "batch", 1: "tokens"}
-                for name in ("input_ids", "attention_mask", "token_type_ids", "last_hidden_state")
+                for name in ("input_ids", "attention_mask", "token_type_ids", *OUTPUTS)
             },
             opset_version=17,
             dynamo=False,
@@ -78,7 +93,10 @@ def export_onnx(directory: Path = DEFAULT_ONNX_DIR) -> Path:
 
 
 class OnnxEmbedder:
-    """Sentence embeddings from the int8 ONNX encoder: mean pooling, L2-normalised."""
+    """Embeddings from the int8 ONNX encoder: the layers of ``EMBEDDING_LAYERS``, mean-pooled and
+    L2-normalised."""
+
+    layers = EMBEDDING_LAYERS
 
     def __init__(self, model_file: Path | None = None, *, threads: int | None = None) -> None:
         import onnxruntime
@@ -96,8 +114,14 @@ class OnnxEmbedder:
             )
         except Exception as exc:  # a corrupt or foreign file: say which
             raise ModelError(f"cannot load ONNX model {path}: {exc}") from exc
+        names = [output.name for output in self._session.get_outputs()]
+        if names != OUTPUTS:
+            raise ModelError(
+                f"ONNX model {path} has outputs {names}, not {OUTPUTS}; "
+                "delete it and it is exported again on first use"
+            )
         self._tokenizer = AutoTokenizer.from_pretrained(str(model_path_of_embedder()))
-        self.dimension = 384
+        self.dimension = EMBEDDING_DIM
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> Matrix:
         """One row per text."""
@@ -107,18 +131,18 @@ class OnnxEmbedder:
             tokens = self._tokenizer(
                 chunk, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="np"
             )
-            (hidden,) = self._session.run(
-                ["last_hidden_state"],
+            last, *intermediate = self._session.run(
+                OUTPUTS,
                 {
                     "input_ids": tokens["input_ids"].astype(np.int64),
                     "attention_mask": tokens["attention_mask"].astype(np.int64),
                     "token_type_ids": tokens["token_type_ids"].astype(np.int64),
                 },
             )
-            mask = tokens["attention_mask"][..., None].astype(np.float32)
-            pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            rows.append(pooled / np.maximum(norms, 1e-12))
+            mask = tokens["attention_mask"].astype(np.float32)
+            weights = mask[..., None]
+            sentence = (last * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            rows.append(pooled_layers(sentence, intermediate, mask))
         if not rows:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.vstack(rows).astype(np.float32)

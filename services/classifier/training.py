@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from services.classifier.features import FEATURE_NAMES
 from services.classifier.lexical import LexicalHeads, fit_lexical_head, fit_vectorizer
 from services.classifier.model import (
+    EMBEDDING_LAYERS,
     TAGS,
     Estimator,
     Matrix,
@@ -110,15 +111,21 @@ def holdout_split(
     return train, test
 
 
+# Names the cached embeddings by what produced them, so a cache of another embedding is not read.
+EMBEDDING_CACHE_NAME = "minilm-layers-" + "-".join(str(layer) for layer in EMBEDDING_LAYERS)
+
+
 class EmbeddingCache:
     """Embeddings of texts already seen, kept on disk between training runs."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, *, name: str = EMBEDDING_CACHE_NAME) -> None:
         self._directory = directory
+        self._keys_file = f"{name}.keys.json"
+        self._vectors_file = f"{name}.vectors.npy"
         self._vectors: dict[str, npt.NDArray[np.float32]] = {}
-        if directory is not None and (directory / "keys.json").is_file():
-            keys = json.loads((directory / "keys.json").read_text())
-            matrix = np.load(directory / "vectors.npy")
+        if directory is not None and (directory / self._keys_file).is_file():
+            keys = json.loads((directory / self._keys_file).read_text())
+            matrix = np.load(directory / self._vectors_file)
             self._vectors = dict(zip(keys, matrix, strict=True))
 
     def embed(
@@ -155,8 +162,8 @@ class EmbeddingCache:
             return
         self._directory.mkdir(parents=True, exist_ok=True)
         keys = list(self._vectors)
-        np.save(self._directory / "vectors.npy", np.stack([self._vectors[k] for k in keys]))
-        (self._directory / "keys.json").write_text(json.dumps(keys))
+        np.save(self._directory / self._vectors_file, np.stack([self._vectors[k] for k in keys]))
+        (self._directory / self._keys_file).write_text(json.dumps(keys))
 
 
 HEAD_KINDS = ("logreg", "svc", "mlp", "mlp_balanced", "vote")
@@ -232,7 +239,22 @@ def fit_head(
         calibrated.fit(x, np.asarray(y), sample_weight=minority_weights(y))
     else:
         calibrated.fit(x, np.asarray(y))
+    slim(calibrated)
     head: Estimator = calibrated
+    return head
+
+
+# What a fitted perceptron keeps only to go on training: the optimiser's moment estimates and
+# the early-stopping copy of the weights (already in ``coefs_``). Four fifths of its size.
+TRAINING_STATE = ("_optimizer", "_best_coefs", "_best_intercepts")
+
+
+def slim(head: Any) -> Any:
+    """Drop what the members of a calibrated head keep only for further training."""
+    for member in getattr(head, "calibrated_classifiers_", []):
+        for name in TRAINING_STATE:
+            if hasattr(member.estimator, name):
+                delattr(member.estimator, name)
     return head
 
 
@@ -526,6 +548,7 @@ def train(
         version=version or datetime.now(UTC).strftime("%Y.%m.%d-%H%M"),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         embedding_dim=int(vectors.shape[1]),
+        embedding_layers=list(getattr(embedder, "layers", [6])),
         feature_names=list(FEATURE_NAMES),
         labels={
             tag: sorted({str(e.label(tag)) for e in _labelled(train_set, tag)}) for tag in TAGS

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from services.classifier.model import DEFAULT_MODEL_DIR, TriageModel
+from services.classifier.model import DEFAULT_MODEL_DIR, EMBEDDING_LAYERS, TriageModel
 from services.classifier.training import DataError, holdout_split, load_examples
 from services.cli import main
 
@@ -131,7 +131,7 @@ def test_evaluate_scores_the_held_out_share_by_source(
     for name in ("macro_recall", "macro_f1"):
         low, high = report["metrics"]["sentiment"]["interval_95"][name]
         assert 0 <= low <= high <= 1
-    assert (tmp_path / "cache" / "keys.json").is_file()
+    assert list((tmp_path / "cache").glob("minilm-layers-*.keys.json"))
 
 
 def test_bad_training_data_is_refused_with_its_line(tmp_path: Path) -> None:
@@ -169,6 +169,7 @@ def test_split_keeps_repeated_texts_together() -> None:
 def test_shipped_model_metadata() -> None:
     metadata = json.loads((DEFAULT_MODEL_DIR / "metadata.json").read_text())
     assert metadata["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert metadata["embedding_layers"] == list(EMBEDDING_LAYERS)
     assert "triage-corpus" in metadata["training_sources"]
     assert "semeval2019_task9_suggestions" not in metadata["training_sources"]
     assert metadata["metrics"]["category"]["macro_f1"] > 0.5
