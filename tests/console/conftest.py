@@ -51,7 +51,8 @@ def _agent(agent_id: str, name: str, **fields: Any) -> dict[str, Any]:
 
 
 # One team that takes every category, so who is offered a case does not depend on its tags:
-# Ana is the most proficient and is offered first.
+# Ana is the most proficient and is offered first, and may offer any remedy up to £150, more
+# than any amount in these tests (the remedy a case needs follows its category).
 ROSTER: dict[str, Any] = {
     "default_team": "care",
     "teams": [
@@ -63,7 +64,9 @@ ROSTER: dict[str, Any] = {
             "ana",
             "Ana Ribeiro",
             skills=dict.fromkeys(ALL_CATEGORIES, 5),
-            authority={"refund": 100, "replacement": 150, "goodwill_credit": 50},
+            authority=dict.fromkeys(
+                ("refund", "replacement", "goodwill_credit", "fee_waiver", "voucher"), 150
+            ),
         ),
         _agent("ben", "Ben Okafor", skills=dict.fromkeys(ALL_CATEGORIES, 3)),
         _agent(
