@@ -124,6 +124,14 @@ def model_path_of_embedder() -> Path:
     return path
 
 
+def mean_pool(hidden: npt.NDArray[np.float32], mask: npt.NDArray[np.float32]) -> Matrix:
+    """The mean of each text's token states over its real tokens: (texts, tokens, width) and a
+    (texts, tokens) mask give (texts, width)."""
+    weights = mask[..., None].astype(np.float32)
+    pooled: Matrix = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    return pooled
+
+
 def pooled_layers(
     sentence: npt.NDArray[np.float32],
     layers: Sequence[npt.NDArray[np.float32]],
@@ -131,10 +139,7 @@ def pooled_layers(
 ) -> Matrix:
     """The sentence embedding followed by each layer's mean-pooled token states, each part
     L2-normalised. ``layers`` are (texts, tokens, width) and ``mask`` is (texts, tokens)."""
-    weights = mask[..., None].astype(np.float32)
-    parts = [sentence.astype(np.float32)]
-    for hidden in layers:
-        parts.append((hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9))
+    parts = [sentence.astype(np.float32), *(mean_pool(hidden, mask) for hidden in layers)]
     normalised = [p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12) for p in parts]
     return np.hstack(normalised).astype(np.float32)
 

@@ -22,6 +22,7 @@ from services.classifier.model import (
     MAX_TEXT_CHARS,
     Matrix,
     ModelError,
+    mean_pool,
     model_path_of_embedder,
     pooled_layers,
 )
@@ -140,9 +141,7 @@ class OnnxEmbedder:
                 },
             )
             mask = tokens["attention_mask"].astype(np.float32)
-            weights = mask[..., None]
-            sentence = (last * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-            rows.append(pooled_layers(sentence, intermediate, mask))
+            rows.append(pooled_layers(mean_pool(last, mask), intermediate, mask))
         if not rows:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.vstack(rows).astype(np.float32)
