@@ -15,7 +15,13 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TP, Message
 from pydantic import ValidationError
 
-from services.common.faust_offsets import first_dropped, first_skipped, never_committed
+from services.common.faust_offsets import (
+    ack_counts,
+    first_dropped,
+    first_skipped,
+    never_committed,
+    next_commit,
+)
 from services.common.kafka import KafkaSettings
 from tests.support.kafka import inprocess_app
 
@@ -49,6 +55,21 @@ def test_the_first_dropped_record_per_partition_counts_acknowledged_topics_only(
     ]
     dropped = first_dropped(items, lambda topic: topic == "in")
     assert dropped == {TP("in", 0): 5, TP("in", 1): 3}
+
+
+def test_only_a_record_of_this_generation_acknowledged_while_the_flow_runs_counts() -> None:
+    assert ack_counts(4, 4, flow_active=True)
+    assert not ack_counts(4, 4, flow_active=False)  # skipped by a stream during a rebalance
+    assert not ack_counts(3, 4, flow_active=True)  # fetched before the last rebalance
+    assert not ack_counts(None, 4, flow_active=True)
+
+
+def test_a_commit_moves_only_over_a_run_that_starts_at_the_committed_offset() -> None:
+    assert next_commit([], 5) == (None, 0)
+    assert next_commit([6, 7, 8], 5) == (None, 0)  # record 5 is not done: nothing moves
+    assert next_commit([5, 6, 7, 9], 5) == (8, 3)
+    assert next_commit([5, 5, 6], 5) == (7, 3)  # a repeated offset does not end the run
+    assert next_commit([3, 4], None) == (5, 2)  # nothing committed yet: faust's own start
 
 
 def test_fetch_wait_is_short_on_the_embedded_broker_and_faust_s_on_kafka(
@@ -171,6 +192,11 @@ async def test_records_dropped_from_a_stream_buffer_are_read_again(
         assert sorted(set(processed)) == list(range(10)), "dropped records were not read again"
         await app.consumer.commit()
         assert consumer._committed_offset[partition] == 10
+
+        # Record 10 not acknowledged, 11 and 12 acknowledged: nothing may be committed.
+        consumer._acked[partition] = [11, 12]
+        consumer._acked_index[partition] = {11, 12}
+        assert consumer._new_offset(partition) is None
     finally:
         await app.stop()
         await producer.stop()
@@ -200,3 +226,58 @@ async def test_records_fetched_before_the_first_commit_are_read_after_a_recovery
         assert seen == [0, 1, 2, 3, 4]
         await app.consumer.commit()
         assert consumer._committed_offset[partition] == 5
+
+
+async def test_records_skipped_during_a_rebalance_are_not_committed_and_are_read_again(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    """faust's stream iterator skips the records it takes from its buffer while the flow is
+    stopped for a rebalance, and acknowledged them as if processed. A commit before the seek to the
+    committed offsets (faust commits on a timer) then moved past them, the seek started after
+    them, and they were never processed."""
+    app, topic = await inprocess_app(kafka, "rebalance", tmp_path)
+    name = topic.get_topic_name()
+    processed: list[int] = []
+    go_on = asyncio.Event()
+    go_on.set()
+
+    @app.agent(topic)
+    async def read(stream: Any) -> None:
+        async for event in stream.events():
+            await go_on.wait()
+            processed.append(event.message.offset)
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    await app.start()
+    try:
+        partition = TP(name, 0)
+        consumer: Any = app.consumer
+        for n in range(5):
+            await producer.send_and_wait(name, f"record {n}".encode())
+        await _until(lambda: 4 in processed, what=lambda: processed)
+        await app.consumer.commit()
+        assert consumer._committed_offset[partition] == 5
+
+        go_on.clear()  # the agent holds record 5; records 6-9 wait in the stream's buffer
+        for n in range(5, 10):
+            await producer.send_and_wait(name, f"record {n}".encode())
+        await _until(lambda: consumer._read_offset.get(partition) == 9)
+        app.flow_control.suspend()  # a rebalance starts
+        go_on.set()
+        await _until(lambda: 5 in processed, what=lambda: processed)
+        await asyncio.sleep(0.5)  # the stream takes records 6-9 and skips them
+        assert processed == [0, 1, 2, 3, 4, 5]
+        await app.consumer.commit()  # faust's commit timer runs through a rebalance
+        assert consumer._committed_offset[partition] == 5, "skipped records were committed"
+
+        await consumer.perform_seek()  # the end of the rebalance
+        app.flow_control.resume()
+        await _until(lambda: 9 in processed, what=lambda: processed)
+        assert sorted(set(processed)) == list(range(10)), "skipped records were not read again"
+        await asyncio.sleep(0.5)
+        await app.consumer.commit()
+        assert consumer._committed_offset[partition] == 10
+    finally:
+        await app.stop()
+        await producer.stop()
