@@ -144,7 +144,9 @@ def create_app(
             done.append((event, prediction))
         return done
 
-    def emit(event: FeedbackReceived, prediction: Prediction, now: datetime) -> tuple[bytes, bytes]:
+    def emit(
+        event: FeedbackReceived, prediction: Prediction, record: RawRecord, now: datetime
+    ) -> tuple[bytes, bytes]:
         """The classified message's record (key, value). The customer's history takes the
         message at once (a later message of the batch sees it), but its changelog is written
         by the caller only once the broker has acknowledged the record."""
@@ -173,6 +175,8 @@ def create_app(
             event_id=str(event.event_id),
             category=prediction.category.label,
             needs_review=classified.needs_review,
+            partition=record.partition,
+            offset=record.offset,
         )
         return customer.encode(), classified.model_dump_json().encode()
 
@@ -187,7 +191,11 @@ def create_app(
             await send_dead(letter, record.key)
         if decoded.duplicates:
             metrics.duplicates.inc(len(decoded.duplicates))
-            log.info("repeated events skipped", count=len(decoded.duplicates))
+            log.info(
+                "repeated events skipped",
+                count=len(decoded.duplicates),
+                event_ids=[str(event.event_id) for event in decoded.duplicates],
+            )
         if not decoded.events:
             return
         metrics.batch_size.observe(len(decoded.events))
@@ -205,7 +213,7 @@ def create_app(
         for event, prediction in tagged:
             record = record_of[str(event.event_id)]
             try:
-                outputs.append(emit(event, prediction, finished))
+                outputs.append(emit(event, prediction, record, finished))
             except Exception as exc:  # this message fails alone; the batch goes on
                 log.exception("message failed", event_id=str(event.event_id))
                 await send_failed(record, exc, "classification failed")

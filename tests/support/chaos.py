@@ -294,7 +294,14 @@ async def run_chaos(
             if kill.error is not None:
                 findings.fail("every killed worker came back", f"{kill.kind}: {kill.error}")
         check_ingest(findings, customers.posted, allow_503=False)
-        check_received(findings, accepted, received, {c.event_id for c in classified}, run.kills)
+        check_received(
+            findings,
+            accepted,
+            received,
+            {c.event_id for c in classified},
+            run.kills,
+            committed_at_end=await committed_offsets(stack),
+        )
         windows = [
             Window(k.killed_at, k.killed_at + k.recovered_s)
             for k in run.kills
@@ -369,10 +376,14 @@ def check_received(
     received: dict[str, list[tuple[int, int]]],
     classified: set[str],
     kills: list[Kill],
+    *,
+    committed_at_end: dict[int, int] | None = None,
 ) -> None:
     """Every accepted event is on feedback.received; an accepted event the classifier never
-    tagged although the classifier group's committed offset (read at a classifier kill) had
-    passed it was skipped by an offset commit."""
+    tagged although the classifier group's committed offset (read at a classifier kill, or at
+    the end of the run) had passed it was skipped by an offset commit. Where each untagged
+    event lies, and the group's offset at the end, are a figure: an offset short of it means
+    the record was never delivered to a worker that owned it."""
     findings.check("ingest: every accepted event on feedback.received")
     skipped = "classifier: no offset committed past an unclassified record"
     findings.check(skipped)
@@ -384,7 +395,18 @@ def check_received(
         if event_id in classified:
             continue
         for partition, offset in where:
+            at_end = (committed_at_end or {}).get(partition)
+            untagged = findings.figures.setdefault(
+                "untagged: partition, offset, committed at end", []
+            )
+            untagged.append((partition, offset, at_end))
             passed = [k for k in kills if k.committed.get(partition, -1) > offset]
+            if at_end is not None and at_end > offset and not passed:
+                findings.fail(
+                    skipped,
+                    f"{item.source_id} at partition {partition} offset {offset}; committed "
+                    f"{at_end} at the end of the run",
+                )
             if passed:
                 findings.fail(
                     skipped,
