@@ -141,7 +141,7 @@ def _ack(self: Any, message: Message) -> bool:
     return False
 
 
-def _new_offset(self: Any, tp: TP) -> int | None:  # pragma: no cover - faust's own, but the head
+def _new_offset(self: Any, tp: TP) -> int | None:  # pragma: no cover - faust's, with next_commit
     acked = self._acked[tp]
     if not acked:
         return None
