@@ -20,11 +20,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.classifier.model import TriageModel
 from services.classifier.onnx_backend import OnnxEmbedder
@@ -69,7 +72,31 @@ def raw_rate(model: TriageModel, texts: list[str], batch: int) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-async def pipeline_rate(kafka: KafkaSettings, texts: list[str], port: int, batch: int) -> float:
+@dataclass(frozen=True)
+class WorkerFigures:
+    """What the worker's own metrics say about a pipeline run."""
+
+    batches: int
+    texts: int
+    model_seconds: float
+
+    @classmethod
+    def scrape(cls, exposition: str) -> WorkerFigures:
+        """The batch and model-time figures of a classifier's /metrics page."""
+        values: dict[str, float] = {}
+        for family in text_string_to_metric_families(exposition):
+            for sample in family.samples:
+                values[sample.name] = sample.value
+        return cls(
+            batches=int(values.get("triage_classifier_batch_size_count", 0)),
+            texts=int(values.get("triage_classifier_batch_size_sum", 0)),
+            model_seconds=values.get("triage_classifier_model_duration_seconds_sum", 0.0),
+        )
+
+
+async def pipeline_rate(
+    kafka: KafkaSettings, texts: list[str], port: int, batch: int
+) -> tuple[float, WorkerFigures]:
     await ensure_topics(kafka, ALL_TOPICS)
     env = {
         **os.environ,
@@ -124,7 +151,10 @@ async def pipeline_rate(kafka: KafkaSettings, texts: list[str], port: int, batch
         elapsed = time.perf_counter() - started
         await producer.stop()
         await consumer.stop()
-        return len(texts) / elapsed
+        exposition = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        )
+        return len(texts) / elapsed, WorkerFigures.scrape(exposition.decode())
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -153,19 +183,31 @@ async def main() -> None:
     args = parser.parse_args()
     texts = make_texts(args.texts, args.words)
     model = TriageModel.load()
-    raw = raw_rate(model, texts, args.batch)
+    raw_before = raw_rate(model, texts, args.batch)
     with EmbeddedBroker(port=free_port()) as broker:
         kafka = KafkaSettings(bootstrap=broker.bootstrap, topic_prefix="bench-clf.")
-        piped = await pipeline_rate(kafka, texts, free_port(), args.batch)
+        piped, worker = await pipeline_rate(kafka, texts, free_port(), args.batch)
+    raw_after = raw_rate(model, texts, args.batch)
+    raw = (raw_before + raw_after) / 2
     onnx_model = TriageModel.load(embedder=OnnxEmbedder())
     onnx = raw_rate(onnx_model, texts, args.batch)
     deltas = accuracy_delta(model, onnx_model)
     print(
         f"texts: {args.texts} of ~{args.words} words, batch {args.batch}, cores: {os.cpu_count()}"
     )
-    print(f"raw model in-process (torch):      {raw:7.1f} texts/s")
+    print(
+        f"raw model in-process (torch):      {raw:7.1f} texts/s"
+        f" (mean of {raw_before:.1f} before and {raw_after:.1f} after the pipeline)"
+    )
     print(f"faust pipeline on embedded broker: {piped:7.1f} texts/s")
     print(f"ratio pipeline / raw: {piped / raw:.2f}")
+    elapsed = args.texts / piped
+    print(
+        f"  in the worker: {worker.batches} batches of {worker.texts / max(worker.batches, 1):.1f}"
+        f" texts on average; the model ran {worker.model_seconds:.1f} s of the {elapsed:.1f} s"
+        f" ({worker.model_seconds / elapsed:.0%}), at"
+        f" {worker.texts / max(worker.model_seconds, 1e-9):.1f} texts/s"
+    )
     print(f"raw model in-process (onnx int8):  {onnx:7.1f} texts/s, speed-up {onnx / raw:.2f}x")
     for tag, (reference, candidate) in deltas.items():
         print(

@@ -27,12 +27,13 @@ from services.classifier.pipeline import (
     assemble,
     dead_letter,
     decode,
+    facts_of,
     history_entry,
 )
 from services.classifier.settings import ClassifierSettings
 from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
-from services.common.messages import DeadLetter, FeedbackReceived
+from services.common.messages import DeadLetter, Facts, FeedbackReceived
 from services.common.streams import raw_topic, send_acknowledged, send_dead_letter
 from services.common.tables import acknowledged_table
 from services.common.topics import feedback_classified, feedback_received, feedback_received_dlq
@@ -121,14 +122,18 @@ def create_app(
         letter = dead_letter(record, reason=reason, error_type=type(exc).__name__, now=_now())
         await send_dead(letter, record.key)
 
-    async def predict(texts: Sequence[str]) -> list[Prediction]:
-        loop = asyncio.get_running_loop()
+    def run_model(texts: list[str]) -> list[Prediction]:
         started = time.perf_counter()
-        predictions = await loop.run_in_executor(
-            executor, lambda: model.predict(list(texts), batch_size=settings.batch_size)
-        )
+        predictions = model.predict(texts, batch_size=settings.batch_size)
         metrics.model_seconds.observe(time.perf_counter() - started)
         return predictions
+
+    def start_predict(texts: Sequence[str]) -> asyncio.Future[list[Prediction]]:
+        """The model's run over the texts, already started in its thread."""
+        return asyncio.get_running_loop().run_in_executor(executor, run_model, list(texts))
+
+    async def predict(texts: Sequence[str]) -> list[Prediction]:
+        return await start_predict(texts)
 
     async def predict_each(
         pending: list[tuple[RawRecord, FeedbackReceived]],
@@ -145,7 +150,11 @@ def create_app(
         return done
 
     def emit(
-        event: FeedbackReceived, prediction: Prediction, record: RawRecord, now: datetime
+        event: FeedbackReceived,
+        prediction: Prediction,
+        record: RawRecord,
+        now: datetime,
+        facts: Facts | None,
     ) -> tuple[bytes, bytes]:
         """The classified message's record (key, value). The customer's history takes the
         message at once (a later message of the batch sees it), but its changelog is written
@@ -155,6 +164,7 @@ def create_app(
         classified = assemble(
             event,
             prediction,
+            facts=facts,
             past=past,
             model_version=model.version,
             window_days=settings.history_window_days,
@@ -200,8 +210,12 @@ def create_app(
             return
         metrics.batch_size.observe(len(decoded.events))
         pending = [event for _, event in decoded.events]
+        running = start_predict([event.text for event in pending])
+        # The facts need no model: they are read here while the model runs in its thread,
+        # which leaves the worker's own share of a batch to assembling and sending.
+        facts = facts_of(pending)
         try:
-            predictions = await predict([event.text for event in pending])
+            predictions = await running
             tagged = list(zip(pending, predictions, strict=True))
         except Exception as exc:  # a batch failure must not stop the stream
             log.exception("model failed on a batch; tagging one by one", error=type(exc).__name__)
@@ -213,7 +227,9 @@ def create_app(
         for event, prediction in tagged:
             record = record_of[str(event.event_id)]
             try:
-                outputs.append(emit(event, prediction, record, finished))
+                outputs.append(
+                    emit(event, prediction, record, finished, facts.get(str(event.event_id)))
+                )
             except Exception as exc:  # this message fails alone; the batch goes on
                 log.exception("message failed", event_id=str(event.event_id))
                 await send_failed(record, exc, "classification failed")

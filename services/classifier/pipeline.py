@@ -1,8 +1,9 @@
 """What the classifier does with a batch of records, apart from Kafka I/O.
 
-``decode`` turns raw records into feedback events or dead letters; ``assemble`` joins the
+``decode`` turns raw records into feedback events or dead letters; ``facts_of`` reads the facts
+of a batch (the agent does it while the model runs in its thread); ``assemble`` joins the
 model's predictions, extracted facts and customer history into ``FeedbackClassified`` events.
-Both are pure: the faust agent runs the model between them and does the I/O.
+All are pure: the faust agent runs the model between them and does the I/O.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 from services.classifier import history
 from services.classifier.extraction import extract_facts
 from services.classifier.model import Prediction
-from services.common.messages import DeadLetter, FeedbackClassified, FeedbackReceived
+from services.common.messages import DeadLetter, Facts, FeedbackClassified, FeedbackReceived
 
 SERVICE = "classifier"
 
@@ -110,17 +111,31 @@ def history_entry(
     )
 
 
+def facts_of(events: Sequence[FeedbackReceived]) -> dict[str, Facts]:
+    """The facts of each event whose text they can be read from, by event id; an event whose
+    extraction fails is left out, so that it fails again, alone, when it is assembled."""
+    found: dict[str, Facts] = {}
+    for event in events:
+        try:
+            found[str(event.event_id)] = extract_facts(event.text)
+        except Exception:  # noqa: S112 - assembling this event raises it again
+            continue
+    return found
+
+
 def assemble(
     event: FeedbackReceived,
     prediction: Prediction,
     *,
+    facts: Facts | None = None,
     past: list[history.Entry],
     model_version: str,
     window_days: int,
     repeat_threshold: int,
     now: datetime,
 ) -> FeedbackClassified:
-    """The classified event: tags, facts and the customer's history before this message."""
+    """The classified event: tags, facts (read from the text unless given) and the customer's
+    history before this message."""
     return FeedbackClassified(
         event_id=event.event_id,
         feedback=event,
@@ -129,7 +144,7 @@ def assemble(
         category=prediction.category,
         difficult=prediction.difficult,
         needs_review=prediction.needs_review,
-        facts=extract_facts(event.text),
+        facts=facts if facts is not None else extract_facts(event.text),
         history=history.summarize(
             past, now=now, window_days=window_days, repeat_threshold=repeat_threshold
         ),
