@@ -132,9 +132,6 @@ def create_app(
         """The model's run over the texts, already started in its thread."""
         return asyncio.get_running_loop().run_in_executor(executor, run_model, list(texts))
 
-    async def predict(texts: Sequence[str]) -> list[Prediction]:
-        return await start_predict(texts)
-
     async def predict_each(
         pending: list[tuple[RawRecord, FeedbackReceived]],
     ) -> list[tuple[FeedbackReceived, Prediction]]:
@@ -142,7 +139,7 @@ def create_app(
         done = []
         for record, event in pending:
             try:
-                (prediction,) = await predict([event.text])
+                (prediction,) = await start_predict([event.text])
             except Exception as exc:  # the model failed on this text: dead letter, go on
                 await send_failed(record, exc, "model failed")
                 continue
