@@ -7,11 +7,15 @@ parses them with the standard library :mod:`email` package and extracts:
 * the body text, preferring the first ``text/plain`` part and falling back to the first
   ``text/html`` part converted to text;
 * the customer's *new* text, with quoted reply history and the signature removed;
-* a summary (name, type, size) of every attachment, never the payload itself.
+* a summary (name, type, size) of every attachment, never the payload itself, inline
+  uuencoded files included.
 
 :func:`parse_email` never raises anything but :class:`EmailParseError`, whatever the input
 bytes: malformed headers, broken transfer encodings, unknown or wrong charsets and absurd MIME
-structures degrade to a best-effort result or a short, client-safe error reason.
+structures degrade to a best-effort result or a short, client-safe error reason. Its cost is
+bounded: messages with more MIME parts or lines than the limits are refused by cheap byte
+counts before the standard library builds anything, and only a bounded prefix of the body text
+goes through the line-by-line clean-up.
 """
 
 from __future__ import annotations
@@ -21,15 +25,18 @@ import binascii
 import email.errors
 import encodings
 import io
+import mimetypes
 import pkgutil
 import re
+import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from email.policy import EmailPolicy, compat32
+from email.policy import EmailPolicy, Policy, compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from encodings.aliases import aliases as _CODEC_ALIASES
 from html import unescape as _html_unescape
@@ -40,6 +47,8 @@ from bs4.element import NavigableString, PageElement, PreformattedString, Tag
 from bs4.exceptions import ParserRejectedMarkup
 
 __all__ = [
+    "DEFAULT_MAX_TEXT_CHARS",
+    "TRUNCATION_MARKER",
     "Attachment",
     "EmailParseError",
     "ParsedEmail",
@@ -50,17 +59,41 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BYTES: Final = 2 * 1024 * 1024
+# The same default as ingest's ``max_text_chars`` setting, so that a long text is cut here
+# rather than refused there.
+DEFAULT_MAX_TEXT_CHARS: Final = 20_000
 MAX_NESTING_DEPTH: Final = 50
 MAX_PARTS: Final = 500
+# Ends a customer text that was cut to the text limit.
+TRUNCATION_MARKER: Final = "[message truncated]"
 
 # The standard MIME parser checks every line against every open multipart boundary. Input
 # whose boundary declarations times lines exceeds this is rejected before parsing.
 _MAX_STRUCTURE_WORK: Final = 4_000_000
+# The standard parser builds each MIME part in Python (about 60 µs a part), so the part limit
+# is enforced by counting delimiter lines before parsing. Message objects created during
+# parsing are counted as well, for structures the byte count cannot see (RFC 2231 boundaries,
+# nested messages); that backstop is looser, so that nesting depth keeps its own reason.
+_MAX_MESSAGE_OBJECTS: Final = 4 * MAX_PARTS
+# The standard parser handles every line in Python: about half a microsecond a body line and
+# several for a header line. A 10 MiB attachment in base64 has about 140,000 lines; a larger
+# message may have more lines if they are this long on average, as base64 lines are.
+_MAX_LINES: Final = 300_000
+_MIN_AVERAGE_LINE_BYTES: Final = 60
+_MAX_HEADER_LIKE_LINES: Final = 50_000
+# The body text is cut to this many characters (at a line break) before flowed-text joining,
+# uuencode detection, tidying and quote and signature stripping, whose cost grows with the
+# number of lines. It is at least the largest text limit ingest can be configured with.
+_MAX_BODY_CHARS: Final = 200_000
+# Subject, ids and dates beyond this length are truncated before decoding.
+_MAX_HEADER_CHARS: Final = 16 * 1024
+# At most this many occurrences of one header field are read.
+_MAX_HEADER_VALUES: Final = 100
 # HTML beyond these limits is not converted: customer text sits at the top of a message, and
 # the limits bound the time spent on adversarial markup.
 _MAX_HTML_CHARS: Final = 500_000
 _MAX_HTML_TAGS: Final = 20_000
-# Address headers beyond this length are truncated before parsing.
+# Address headers (From, To and Cc together) beyond this length are truncated before parsing.
 _MAX_ADDRESS_HEADER_CHARS: Final = 64 * 1024
 # MIME part headers (Content-Type, Content-Disposition, ...) beyond this length are truncated.
 _MAX_PART_HEADER_CHARS: Final = 8 * 1024
@@ -88,7 +121,11 @@ class Attachment:
 
 @dataclass(frozen=True, slots=True)
 class ParsedEmail:
-    """The parts of an e-mail that the triage service uses."""
+    """The parts of an e-mail that the triage service uses.
+
+    ``text`` is the customer's new text, at most ``max_text_chars`` characters; ``full_text``
+    is the whole body text, or its first 200,000 characters.
+    """
 
     message_id: str | None
     in_reply_to: str | None
@@ -170,15 +207,35 @@ def _codec_for(charset: str | None) -> str | None:
     return _CODEC_OVERRIDES.get(canonical, canonical)
 
 
+_ESCAPED_BYTE_RE: Final = re.compile("[\udc80-\udcff]")
+_NON_ASCII_RE: Final = re.compile("[^\x00-\x7f]")
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """Whether the valid UTF-8 sequences in ``data`` are at least as many as the invalid bytes.
+
+    Text in a single-byte charset (Latin-1, cp1252) is almost never valid UTF-8, so its
+    non-ASCII bytes are all invalid; UTF-8 text with a stray byte has valid sequences around it.
+    """
+    text = data.decode("utf-8", "surrogateescape")
+    invalid = len(_ESCAPED_BYTE_RE.findall(text))
+    return invalid <= len(_NON_ASCII_RE.findall(text)) - invalid
+
+
 def _decode_bytes(data: bytes, charset: str | None) -> str:
-    """Decode with the declared charset, else UTF-8, else cp1252, else Latin-1; never fails."""
+    """Decode with the declared charset, else UTF-8, else cp1252, else Latin-1; never fails.
+
+    UTF-8 with a few invalid bytes keeps its text, with one replacement character for each
+    invalid sequence, rather than turning the whole text into cp1252 mojibake.
+    """
     declared = _codec_for(charset)
-    candidates = ((declared,) if declared else ()) + _FALLBACK_CODECS
+    candidates = dict.fromkeys(((declared,) if declared else ()) + _FALLBACK_CODECS)
     for codec in candidates:
         try:
             return data.decode(codec)
         except (LookupError, ValueError, TypeError):
-            continue
+            if codec == "utf_8_sig" and _mostly_utf8(data):
+                return data.decode("utf_8_sig", errors="replace")
     return data.decode("latin-1", errors="replace")
 
 
@@ -212,13 +269,16 @@ def _encoded_word_bytes(encoding: str, text: str) -> bytes | None:
             return base64.b64decode(text + "=" * (-len(text) % 4))
         except (binascii.Error, ValueError):
             return None
-    return binascii.a2b_qp(text.encode("utf-8", "replace"), header=True)
+    return binascii.a2b_qp(_to_bytes(text), header=True)
 
 
 def _decode_rfc2047(value: str) -> str:
-    """Decode RFC 2047 encoded words; adjacent words in one charset are joined before decoding."""
-    if "=?" not in value:
-        return value
+    """Decode RFC 2047 encoded words; adjacent words in one charset are joined before decoding.
+
+    ``value`` may be a raw header value whose 8-bit bytes are surrogate escapes. Raw bytes
+    inside an encoded word are decoded with the word's charset, and raw bytes elsewhere as
+    UTF-8 or cp1252, so that neither is decoded twice.
+    """
     out: list[str] = []
     pending_charset: str | None = None
     pending = bytearray()
@@ -231,25 +291,34 @@ def _decode_rfc2047(value: str) -> str:
             pending.clear()
             pending_charset = None
 
+    def plain(text: str) -> str:
+        return _decode_bytes(_to_bytes(text), None) if _has_escapes(text) else text
+
+    if "=?" not in value:
+        return plain(value)
     for match in _ENCODED_WORD_RE.finditer(value):
         between = value[position : match.start()]
         if pending_charset is None or between.strip():
             flush()
-            out.append(between)
+            out.append(plain(between))
         position = match.end()
         charset = match.group(1).split("*", 1)[0].lower()
         data = _encoded_word_bytes(match.group(2), match.group(3))
         if data is None:
             flush()
-            out.append(match.group(0))
+            out.append(plain(match.group(0)))
             continue
         if charset != pending_charset:
             flush()
             pending_charset = charset
         pending.extend(data)
     flush()
-    out.append(value[position:])
+    out.append(plain(value[position:]))
     return "".join(out)
+
+
+def _has_escapes(text: str) -> bool:
+    return _ESCAPED_BYTE_RE.search(text) is not None
 
 
 def _header_text(raw: str) -> str:
@@ -258,9 +327,21 @@ def _header_text(raw: str) -> str:
     return _remove_invisible(_LINE_BREAK_RE.sub(" ", text))
 
 
-def _raw_headers(msg: Message, name: str) -> list[str]:
+def _decoded_header(raw: str) -> str:
+    """A raw unstructured header value (subject, display name) as one line of text."""
+    return _collapse_whitespace(_decode_rfc2047(_LINE_BREAK_RE.sub(" ", raw)))
+
+
+def _raw_headers(msg: Message, name: str, *, limit: int = _MAX_HEADER_CHARS) -> list[str]:
+    """The first raw values of a header field, each truncated to ``limit`` characters."""
     wanted = name.lower()
-    return [str(value) for key, value in msg.raw_items() if key.lower() == wanted]
+    values: list[str] = []
+    for key, value in msg.raw_items():
+        if key.lower() == wanted:
+            values.append(str(value)[:limit])
+            if len(values) == _MAX_HEADER_VALUES:
+                break
+    return values
 
 
 def _first_header(msg: Message, name: str) -> str | None:
@@ -274,28 +355,96 @@ else:
     _EmailPolicyBase = EmailPolicy
 
 
+_PARAMETER_HEADERS: Final = frozenset({"content-type", "content-disposition"})
+_PARAMETER_RE: Final = re.compile(
+    r'(?P<lead>;\s*(?P<name>[^\s=;"]+)\s*=\s*)(?P<value>"(?:[^"\\]|\\.)*"|[^;]*)', re.DOTALL
+)
+# RFC 2045 token characters: a parameter value made of these needs no quotes.
+_TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
+_QUOTED_PAIR_RE: Final = re.compile(r"\\(.?)", re.DOTALL)
+# Parameters read through the standard library (RFC 2231 sections and encodings included),
+# and how many of them are kept.
+_USED_PARAMETER_RE: Final = re.compile(
+    r"(?:boundary|charset|format|delsp|name|filename)(?:\*\d{1,2})?\*?", re.IGNORECASE
+)
+_MAX_PARAMETERS: Final = 24
+
+
+def _keep_backslash(match: re.Match[str]) -> str:
+    following = match.group(1)
+    return match.group(0) if following in ("\\", '"') else "\\\\" + following
+
+
+def _repair_parameter(match: re.Match[str]) -> str:
+    value = match.group("value")
+    if value.startswith('"'):
+        return match.group("lead") + _QUOTED_PAIR_RE.sub(_keep_backslash, value)
+    token = value.strip()
+    if match.group("name").endswith("*") or not token or _TOKEN_RE.fullmatch(token):
+        return match.group(0)
+    quoted = token.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{match.group("lead")}"{quoted}"{value[len(value.rstrip()) :]}'
+
+
+def _clean_parameters(value: str) -> str:
+    """The parameters that this module reads, at most :data:`_MAX_PARAMETERS`, repaired.
+
+    The structured header parser takes about 30 µs a parameter and a message may have 500
+    parts, so other parameters are dropped. The values that real mailers leave unquoted or
+    half-escaped are repaired: Outlook Express writes ``boundary=----=_NextPart_...`` and some
+    mailers an encoded word as ``filename==?utf-8?B?...?=`` without quotes, and the header
+    parser ends a bare value at the first ``=`` or ``?``, so they are quoted. Mailers on
+    Windows write ``filename="C:\\TEMP\\x.png"`` with single backslashes, which the parser
+    reads as quoted pairs (``C:TEMPx.png``): a backslash that escapes neither a quote nor a
+    backslash is kept as a character.
+    """
+    main, separator, _ = value.partition(";")
+    if not separator:
+        return value
+    kept: list[str] = []
+    for match in _PARAMETER_RE.finditer(value):
+        if _USED_PARAMETER_RE.fullmatch(match.group("name")):
+            kept.append(_repair_parameter(match))
+            if len(kept) == _MAX_PARAMETERS:
+                break
+    return main + "".join(kept)
+
+
 class _TolerantPolicy(_EmailPolicyBase):
-    """The default e-mail policy, except that header access never raises.
+    """The default e-mail policy, except that header access never raises and is cached.
 
     A header value that the structured header parser rejects is returned as plain text, so
     that ``get_content_type()``, ``get_filename()`` and friends degrade instead of failing.
-    Over-long values are truncated first.
+    Over-long values are truncated first, and the parameters of Content-Type and
+    Content-Disposition are cleaned as :func:`_clean_parameters` describes (this is also where
+    the parser reads a multipart's boundary). Each message is parsed with a new policy whose
+    ``header_cache`` holds the values parsed so far: the parser and this module read the same
+    part headers several times.
     """
 
+    header_cache: dict[tuple[str, str], Any] | None = None
+
+    def __init__(self, *, header_cache: dict[tuple[str, str], Any] | None = None) -> None:
+        super().__init__()
+        # Policies are immutable once made, as far as attribute assignment goes.
+        object.__setattr__(self, "header_cache", header_cache)
+
     def header_fetch_parse(self, name: str, value: str) -> Any:
-        if isinstance(value, str) and len(value) > _MAX_PART_HEADER_CHARS:
-            value = value[:_MAX_PART_HEADER_CHARS]
+        if not isinstance(value, str):
+            return super().header_fetch_parse(name, value)
+        key = (name.lower(), value[:_MAX_PART_HEADER_CHARS])
+        cache = self.header_cache if self.header_cache is not None else {}
+        if key not in cache:
+            cache[key] = self._parse_header(*key)
+        return cache[key]
+
+    def _parse_header(self, name: str, value: str) -> Any:
+        if name in _PARAMETER_HEADERS:
+            value = _clean_parameters(value)
         try:
             return super().header_fetch_parse(name, value)
         except _HEADER_ERRORS:
-            return _header_text(str(value))
-
-
-_POLICY: Final = _TolerantPolicy()
-
-
-def _new_parser() -> BytesParser[EmailMessage]:
-    return BytesParser(policy=_POLICY)
+            return _header_text(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,31 +468,106 @@ def _valid_address(address: str) -> bool:
     )
 
 
+# One token of an address list: a quoted string, a comment, an angle address, a separator, a
+# run of other text, or any other single character. Unterminated quotes, comments and angle
+# addresses run to the end.
+_ADDRESS_TOKEN_RE: Final = re.compile(
+    r'"(?:[^"\\]|\\.)*"?|\((?:[^()\\]|\\.)*\)?|<[^<>]*>?|[,;]|[^,;"(<]+|.', re.DOTALL
+)
+_EMBEDDED_ADDRESS_RE: Final = re.compile(r"[^\s@<>()\[\]\"',;:]+@[^\s@<>()\[\]\"',;:]+\.\w")
+_QUOTED_CHAR_RE: Final = re.compile(r"\\(.)", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class _AddressEntry:
+    """One comma-separated entry of an address list."""
+
+    text: str
+    # The text before the entry's angle address and the address inside it; None without one.
+    display: str | None
+    angle_address: str | None
+
+
+def _address_entries(text: str) -> list[_AddressEntry]:
+    """Split an address list at commas and semicolons outside quotes, comments and brackets."""
+    entries: list[_AddressEntry] = []
+    tokens: list[str] = []
+    display: str | None = None
+    angle_address: str | None = None
+    for token in _ADDRESS_TOKEN_RE.findall(text):
+        if token in (",", ";"):
+            entries.append(_AddressEntry("".join(tokens), display, angle_address))
+            tokens, display, angle_address = [], None, None
+            continue
+        if len(token) > 1 and token[0] == "<" and token[-1] == ">":
+            display, angle_address = "".join(tokens), token[1:-1]
+        tokens.append(token)
+    entries.append(_AddressEntry("".join(tokens), display, angle_address))
+    return entries
+
+
 def _display_name(name: str) -> str | None:
-    decoded = _collapse_whitespace(_decode_rfc2047(name))
+    """The decoded display name; None when empty or when it shows an e-mail address.
+
+    A display name such as ``alice@example.com`` in ``alice@example.com <bob@example.net>`` is
+    how senders pose as someone else: only the address identifies the sender.
+    """
+    decoded = _decoded_header(name)
     if len(decoded) >= 2 and decoded[0] == decoded[-1] and decoded[0] in "'\"":
         decoded = decoded[1:-1].strip()
+        decoded = _QUOTED_CHAR_RE.sub(r"\1", decoded) if "\\" in decoded else decoded
+    if _EMBEDDED_ADDRESS_RE.search(decoded):
+        return None
     return decoded or None
 
 
-def _parse_addresses(values: Sequence[str]) -> list[tuple[str | None, str]]:
-    """Valid (display name, lower-cased address) pairs from address header values, in order."""
-    texts = [_header_text(value)[:_MAX_ADDRESS_HEADER_CHARS] for value in values]
+def _standard_pairs(texts: list[str]) -> list[tuple[str, str]]:
     try:
-        pairs = getaddresses(texts)
+        return getaddresses(texts) if texts else []
     except (RecursionError, ValueError, TypeError, IndexError):
-        pairs = []
+        return []
+
+
+def _raw_pairs(entries: Iterable[_AddressEntry]) -> list[tuple[str, str]]:
+    """(raw display name, raw address) pairs of address list entries, in order.
+
+    An angle address is the entry's address whatever precedes it: the standard library would
+    take an address-like display name (``alice@example.com <bob@example.net>``) as a second
+    address, or as the only one. Entries without one are left to :func:`getaddresses`.
+    """
+    pairs: list[tuple[str, str]] = []
+    pending: list[str] = []
+    for entry in entries:
+        if entry.angle_address is None or entry.display is None:
+            pending.append(entry.text)
+            continue
+        pairs.extend(_standard_pairs(pending))
+        pending = []
+        display = entry.display
+        if ":" in display and '"' not in display:
+            display = display.rpartition(":")[2]  # a group name ("Team: Alice <a@x>")
+        pairs.append((display, entry.angle_address.rpartition(":")[2]))
+    pairs.extend(_standard_pairs(pending))
+    return pairs
+
+
+def _parse_addresses(values: Sequence[str]) -> list[tuple[str | None, str]]:
+    """Valid (display name, lower-cased address) pairs from raw address header values, in order.
+
+    The values keep their 8-bit bytes as surrogate escapes until the entries are split, so that
+    display names are decoded once, with the charset of their encoded words.
+    """
+    raw = _LINE_BREAK_RE.sub(" ", ", ".join(values))[:_MAX_ADDRESS_HEADER_CHARS]
     result: list[tuple[str | None, str]] = []
-    for name, address in pairs:
-        address = address.strip().lower()
+    for name, raw_address in _raw_pairs(_address_entries(raw)):
+        address = _header_text(raw_address).strip().lower()
         if _valid_address(address):
             result.append((_display_name(name), address))
     if not result:
-        for text in texts:
-            for token in _ADDRESS_DELIMITERS_RE.split(text):
-                address = token.lower()
-                if _valid_address(address):
-                    result.append((None, address))
+        for token in _ADDRESS_DELIMITERS_RE.split(_header_text(raw)):
+            address = token.lower()
+            if _valid_address(address):
+                result.append((None, address))
     return result
 
 
@@ -534,12 +758,78 @@ def _unflow(text: str, *, delsp: bool) -> str:
     return "\n".join(out)
 
 
+def _bounded_text(text: str) -> str:
+    """The first :data:`_MAX_BODY_CHARS` characters of a text, cut at a line break if any."""
+    if len(text) <= _MAX_BODY_CHARS:
+        return text
+    cut = text.rfind("\n", 0, _MAX_BODY_CHARS)
+    return text[: cut if cut > 0 else _MAX_BODY_CHARS]
+
+
 def _text_of(leaf: _Leaf) -> str:
-    """The decoded text of a text/plain part, with flowed lines joined."""
-    text = _normalise_newlines(_decode_bytes(_payload_bytes(leaf.part), _charset(leaf.part)))
+    """The decoded text of a text/plain part (a bounded prefix), with flowed lines joined."""
+    text = _decode_bytes(_payload_bytes(leaf.part), _charset(leaf.part))
+    text = _bounded_text(_normalise_newlines(text))
     if _param(leaf.part, "format") == "flowed":
         text = _unflow(text, delsp=_param(leaf.part, "delsp") == "yes")
     return text
+
+
+_UU_BEGIN_RE: Final = re.compile(r"begin [0-7]{3,4} +(\S[^\n]{0,254})")
+
+
+def _uuencoded_size(lines: Sequence[str], start: int) -> tuple[int, int] | None:
+    """(index after the block, decoded size) of uuencoded data lines from ``start``.
+
+    The block ends at an ``end`` line, or at the end of the text when the message was cut off;
+    None when the lines from ``start`` are not uuencoded data.
+    """
+    size = 0
+    index = start
+    while index < len(lines):
+        line = lines[index]
+        if line.strip() == "end":
+            index += 1
+            break
+        if not line:
+            return None
+        length = (ord(line[0]) - 32) & 0x3F
+        # A line holds its length, then four characters for every three bytes (some encoders
+        # add a checksum character); ordinary text rarely matches that arithmetic.
+        if abs(len(line) - 1 - (length + 2) // 3 * 4) > 1:
+            return None
+        try:
+            size += len(binascii.a2b_uu(line))
+        except (binascii.Error, ValueError):
+            return None
+        index += 1
+    return (index, size) if size else None
+
+
+def _extract_uuencoded(text: str) -> tuple[str, tuple[Attachment, ...]]:
+    """Remove inline uuencoded files (``begin 644 name`` ... ``end``) from a text.
+
+    Old mailers and some gateways put attachments into the text this way; the text without
+    them, and the files as attachments, are returned.
+    """
+    if "begin " not in text:
+        return text, ()
+    lines = text.split("\n")
+    kept: list[str] = []
+    files: list[Attachment] = []
+    index = 0
+    while index < len(lines):
+        begin = _UU_BEGIN_RE.fullmatch(lines[index].rstrip())
+        block = _uuencoded_size(lines, index + 1) if begin else None
+        if begin is None or block is None:
+            kept.append(lines[index])
+            index += 1
+            continue
+        name = _clean_filename(begin.group(1))
+        guessed = mimetypes.guess_type(name, strict=False)[0] if name else None
+        files.append(Attachment(name, guessed or "application/octet-stream", block[1]))
+        index = block[0]
+    return "\n".join(kept), tuple(files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,6 +838,8 @@ class _Body:
     full_text: str
     reply_text: str
     html_only: bool
+    # Files that were uuencoded inside the body text.
+    inline_files: tuple[Attachment, ...] = ()
 
 
 def _choose_body(leaves: Sequence[_Leaf]) -> _Body:
@@ -555,9 +847,10 @@ def _choose_body(leaves: Sequence[_Leaf]) -> _Body:
     candidates = [leaf for leaf in leaves if leaf.disposition != "attachment"]
     for leaf in candidates:
         if leaf.content_type == "text/plain":
-            full = _tidy(_text_of(leaf))
+            text, files = _extract_uuencoded(_text_of(leaf))
+            full = _tidy(text)
             if full:
-                return _Body(leaf, full, full, html_only=False)
+                return _Body(leaf, full, full, html_only=False, inline_files=files)
     for leaf in candidates:
         if leaf.content_type == "text/html":
             html = _decode_bytes(_payload_bytes(leaf.part), _charset(leaf.part))
@@ -934,41 +1227,116 @@ def strip_quoted_reply(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 _SIGNATURE_MAX_LINES: Final = 12
+# A block of contact and company lines (a corporate signature, an address block after "--",
+# a disclaimer in two languages) may reach this far up.
+_LONG_SIGNATURE_MAX_LINES: Final = 30
 _CLOSING_WINDOW: Final = 8
 _SIGNATURE_LINE_MAX_CHARS: Final = 72
 _SIGNATURE_LINE_MAX_WORDS: Final = 9
+_CONTACT_LINE_MAX_CHARS: Final = 160
+_CONTACT_BLOCK_MIN_LINES: Final = 3
 
+# Device makers, mail apps and carriers that footers such as "Sent via the Samsung Galaxy S9,
+# an AT&T 5G Evolution capable smartphone" or "Sent from Samsung Mobile" name. Generic words
+# (phone, device) are left out: "Sent via ... phone" may be the customer's own sentence.
+_FOOTER_DEVICES: Final = (
+    r"(?:iPhone|iPad|iPod|Android|BlackBerry|Samsung|Galaxy|Huawei|Xiaomi|Pixel|Nokia|Motorola"
+    r"|HTC|Xperia|OnePlus|Outlook|Yahoo|AOL|Gmail|Proton\s?Mail|Blue\s?Mail|Spark\s+Mail"
+    r"|AT&T|Verizon|T-Mobile|Sprint|Vodafone|Telekom|Xfinity|GMX|WEB\.DE|Mail\s+for\s+Windows)"
+)
 _MOBILE_FOOTER_RE: Final = re.compile(
     r"^\s*(?:"
     r"Sent\s+from\s+my\s.{1,60}|Sent\s+from\s+(?:Outlook|Mail|Yahoo\s+Mail|AOL)\b.{0,60}"
+    r"|Sent\s+(?:wirelessly\s+)?(?:from|via|with|using)\s.{0,60}?\b"
+    + _FOOTER_DEVICES
+    + r"\b.{0,80}"
     r"|Get\s+Outlook\s+for\s.{1,60}|Envoyé\s+de\s+mon\s.{1,60}|Envoyé\s+depuis\s.{1,60}"
-    r"|Von\s+meinem\s.{1,60}\sgesendet|Gesendet\s+von\s+meinem\s.{1,60}"
+    r"|Von\s+meinem\s.{1,60}\sgesendet|Gesendet\s+(?:von|mit)\s.{1,60}"
+    r"|Diese\s+Nachricht\s+wurde\s+(?:von|mit)\s.{1,80}\s(?:gesendet|versendet|verschickt)\.?"
     r"|Enviado\s+desde\s+mi\s.{1,60}|Enviado\s+do\s+meu\s.{1,60}"
     r"|Verzonden\s+(?:vanaf|met)\s+mijn\s.{1,60}|Verstuurd\s+vanaf\s+mijn\s.{1,60}"
     r"|Inviato\s+da(?:l\s+mio)?\s.{1,60}"
     r")\s*$",
     re.IGNORECASE,
 )
+_GRUESSE: Final = r"gr(?:ü|ue|u)(?:ß|ss)"
 _CLOSING_RE: Final = re.compile(
     r"^\s*(?i:"
-    r"(?:best|kind|kindest|warm|warmest|many|with)\s+(?:regards|wishes|thanks)|regards"
-    r"|thanks\s+(?:and|&)\s+(?:best\s+|kind\s+)?regards"
+    # English
+    r"(?:with\s+)?(?:(?:best|kind|kindest|warm|warmest|many|sincere|friendly)\s+)?"
+    r"(?:regards|wishes|greetings|thanks)"
+    r"|thanks\s+(?:and|&)\s+(?:best\s+|kind\s+|warm\s+)?regards"
     r"|thanks(?:\s+(?:again|so\s+much|a\s+lot|in\s+advance))?"
     r"|thank\s+you(?:\s+(?:again|so\s+much|very\s+much|in\s+advance))?"
-    r"|cheers|sincerely|yours\s+(?:sincerely|truly|faithfully)|best|all\s+the\s+best"
-    r"|cordialement|bien\s+cordialement|bien\s+à\s+vous|merci(?:\s+beaucoup|\s+d['\u2019]avance)?"
-    r"|mit\s+freundlichen\s+gr(?:ü|ue|u)(?:ß|ss)en|(?:viele|beste|liebe)\s+gr(?:ü|ue|u)(?:ß|ss)e"
-    r"|freundliche\s+gr(?:ü|ue|u)(?:ß|ss)e|mfg|saludos(?:\s+cordiales)?|un\s+saludo"
-    r"|atentamente|gracias|met\s+vriendelijke\s+groet(?:en)?|groeten|cordiali\s+saluti"
-    r"|distinti\s+saluti|saluti|grazie|atenciosamente|obrigad[oa]|abraços"
+    r"|cheers|sincerely(?:\s+yours)?|respectfully(?:\s+yours)?|cordially|take\s+care"
+    r"|yours\s+(?:sincerely|truly|faithfully|respectfully)|best|all\s+the\s+best"
+    # French
+    r"|(?:bien\s+)?cordialement|bien\s+à\s+vous|amicalement|respectueusement"
+    r"|(?:sincères|meilleures|cordiales|bien\s+cordiales)\s+salutations"
+    r"|merci(?:\s+beaucoup|\s+d['\u2019]avance)?"
+    # German
+    rf"|mit\s+(?:freundlichen|besten|herzlichen|lieben|vielen)\s+{_GRUESSE}en"
+    rf"|(?:viele|beste|liebe|herzliche|freundliche|schöne)\s+{_GRUESSE}e|mfg"
+    # Spanish
+    r"|(?:un\s+)?(?:cordial\s+)?saludos?(?:\s+cordiales)?|atentamente|cordialmente"
+    r"|(?:muchas\s+)?gracias"
+    # Italian
+    r"|(?:cordiali|distinti)\s+saluti|saluti|un\s+(?:cordiale\s+)?saluto|grazie(?:\s+mille)?"
+    # Dutch
+    r"|(?:met\s+)?(?:vriendelijke|hartelijke)\s+groet(?:en)?|met\s+groet|groeten"
+    # Portuguese
+    r"|atenciosamente|(?:com\s+os\s+)?(?:melhores\s+)?cumprimentos|abraços|obrigad[oa]"
+    # Nordic, Polish, Czech
+    r"|med\s+(?:vänlig|venlig|vennlig)\s+(?:hälsning|hilsen)|vänliga\s+hälsningar"
+    r"|z\s+poważaniem|pozdrawiam|s\s+pozdravem"
     r")"
     # Either the closing alone, or the closing, a comma and a capitalised name of 1-3 words.
     r"(?:\s*[,.!]*|\s*,\s*[A-ZÀ-Þ][\w.'\u2019-]*(?:\s+[A-ZÀ-Þ][\w.'\u2019-]*){0,2})"
     r"\s*$"
 )
 _DISCLAIMER_START_RE: Final = re.compile(
-    r"^\s*(?:CONFIDENTIALITY\s+NOTICE|DISCLAIMER|This\s+(?:e-?mail|message|communication)\b"
-    r"|The\s+information\s+(?:contained\s+)?in\s+this\s+(?:e-?mail|message)\b)",
+    r"^\s*(?:"
+    r"(?:CONFIDENTIALITY|LEGAL|IMPORTANT)\s+NOTICE|DISCLAIMER|CONFIDENTIAL\b"
+    r"|This\s+(?:e-?mail|message|communication|transmission)\b"
+    r"|The\s+(?:information|contents?)\s+(?:contained\s+)?(?:in|of)\s+this\s+(?:e-?mail|message)\b"
+    r"|Vertraulichkeitshinweis|Haftungsausschluss|Rechtlicher\s+Hinweis"
+    r"|Diese\s+(?:E-?Mail|Nachricht)\b|Der\s+Inhalt\s+dieser\s+(?:E-?Mail|Nachricht)\b"
+    r"|Die\s+(?:in\s+dieser\s+(?:E-?Mail|Nachricht)\s+enthaltenen\s+)?Informationen\b"
+    r"|Avis\s+de\s+confidentialit|Avertissement|Ce\s+(?:message|courriel|e-?mail)\b"
+    r"|Les\s+informations\s+contenues\b"
+    r"|Aviso\s+(?:de\s+confidencialidad|legal)|Este\s+(?:mensaje|correo|e-?mail)\b"
+    r"|La\s+informaci[óo]n\s+contenida\b"
+    r"|Avviso\s+di\s+riservatezza|Questo\s+messaggio\b|Questa\s+e-?mail\b"
+    r"|Il\s+presente\s+messaggio\b|Le\s+informazioni\s+contenute\b"
+    r"|Dit\s+(?:e-?mail)?bericht\b|Dit\s+e-?mail\b|De\s+informatie\s+(?:verzonden\s+)?(?:in|met)\b"
+    r"|Aviso\s+de\s+confidencialidade|Esta\s+mensagem\b|As\s+informa[çc][õo]es\s+contidas\b"
+    r")",
+    re.IGNORECASE,
+)
+# A disclaimer says that the message is confidential and what to do if you are not its
+# recipient; a customer's last paragraph mentioning confidentiality rarely says both.
+_DISCLAIMER_SECRECY_RE: Final = re.compile(
+    r"confiden|vertraulich|riservat|vertrouwelijk|privileg", re.IGNORECASE
+)
+_DISCLAIMER_RECIPIENT_RE: Final = re.compile(
+    r"intended|addressee|recipient|in\s+error|delete|empfänger|adressat|irrtümlich|destinatai"
+    r"|destinatari|erreur|errore|error|geadresseerde|abusievelijk|vergissing",
+    re.IGNORECASE,
+)
+# A line of a corporate signature: phone, fax, e-mail, web, company form, registration,
+# postcode or street.
+_CONTACT_LINE_RE: Final = re.compile(
+    r"\b(?:tel|tél|phone|telefon|fon|fax|mobile?|mob|cell|handy|cellulare|móvil|telemóvel"
+    r"|e-?mail|web)\b|^\s*[TFMEW]\s*:"
+    r"|https?://|www\.|\w@\w|\+\d[\d\s().\/-]{6,}\d"
+    r"|\b(?:GmbH|AG|KG|Ltd|Limited|Inc|LLC|PLC|LLP|SAS|SARL|S\.?r\.?l|S\.?p\.?A|S\.?A|B\.?V|N\.?V"
+    r"|Lda|Oy|AB|ApS|A/S)\b"
+    r"|\bregist|\bvat\b|\bust-?id|\bhr[ab]\b|amtsgericht|geschäftsführ|managing\s+director"
+    r"|company\s+(?:no|number)|p\.?\s?iva|partita\s+iva|\bsiret\b|\brcs\b|\bnipc?\b|\bcif\b"
+    r"|\bkvk\b|capital\s+soci|share\s+capital"
+    r"|\b\d{4,5}\s+[^\W\d]|\b\d{4}-\d{3}\b|\b[A-Z]{1,2}\d[A-Z\d]?\s+\d[A-Z]{2}\b"
+    r"|\b\d+[a-z]?,?\s+[\w\s]{0,40}\b(?:street|st|road|rd|avenue|ave|lane|way|drive|square)\b"
+    r"|\b(?:via|rua|calle|avenida|rue|avenue|piazza|plaza|unit)\s|stra(?:ß|ss)e\s*\d|\bstr\.\s*\d",
     re.IGNORECASE,
 )
 _SIGNATURE_DELIMITER: Final = "-- "
@@ -984,26 +1352,57 @@ def _trim_trailing_blank(lines: list[str], end: int) -> int:
     return end
 
 
-def _cut_at_delimiter(lines: list[str], end: int, floor: int) -> int:
-    """Cut at the last "-- " line (anywhere) or bare "--" line (within the last lines)."""
+def _is_contact_line(line: str) -> bool:
+    return len(line) <= _CONTACT_LINE_MAX_CHARS and _CONTACT_LINE_RE.search(line) is not None
+
+
+def _is_contact_block(lines: Sequence[str]) -> bool:
+    """Short lines of which at least three, and at least a third, are contact lines."""
+    content = [line.strip() for line in lines if line.strip()]
+    contact = sum(_is_contact_line(line) for line in content)
+    return (
+        contact >= _CONTACT_BLOCK_MIN_LINES
+        and contact * 3 >= len(content)
+        and all(_is_signature_line(line) or _is_contact_line(line) for line in content)
+    )
+
+
+def _cut_at_delimiter(lines: list[str], end: int, floor: int, wide_floor: int) -> int:
+    """Cut at the last "-- " line (anywhere) or bare "--" line (within the last lines).
+
+    A bare "--" may be further up when the lines after it are a contact block.
+    """
     for index in range(end - 1, -1, -1):
         line = lines[index]
-        if line == _SIGNATURE_DELIMITER or (index >= floor and line.strip() == "--"):
+        bare = line.strip() == "--"
+        if (
+            line == _SIGNATURE_DELIMITER
+            or (bare and index >= floor)
+            or (bare and index >= wide_floor and _is_contact_block(lines[index + 1 : end]))
+        ):
             return index if _has_content(lines[:index]) else end
     return end
 
 
-def _cut_disclaimer(lines: list[str], end: int, floor: int) -> int:
-    """Cut a trailing confidentiality paragraph."""
-    start = end
-    while start > floor and lines[start - 1].strip():
-        start -= 1
-    if start >= end or (start == floor and floor > 0 and lines[floor - 1].strip()):
-        return end
-    paragraph = " ".join(lines[start:end])
-    if _DISCLAIMER_START_RE.match(paragraph) and "confidential" in paragraph.lower():
-        return start if _has_content(lines[:start]) else end
-    return end
+def _is_disclaimer(paragraph: str) -> bool:
+    return (
+        _DISCLAIMER_START_RE.match(paragraph) is not None
+        and _DISCLAIMER_SECRECY_RE.search(paragraph) is not None
+        and _DISCLAIMER_RECIPIENT_RE.search(paragraph) is not None
+    )
+
+
+def _cut_disclaimer(lines: list[str], end: int, floor: int, wide_floor: int) -> int:
+    """Cut trailing confidentiality paragraphs (one per language, say)."""
+    while True:
+        start = end
+        while start > wide_floor and lines[start - 1].strip():
+            start -= 1
+        if start >= end or (start == wide_floor and wide_floor > 0 and lines[start - 1].strip()):
+            return end
+        if not _is_disclaimer(" ".join(lines[start:end])) or not _has_content(lines[:start]):
+            return end
+        end = _trim_trailing_blank(lines, start)
 
 
 def _is_signature_line(line: str) -> bool:
@@ -1015,7 +1414,7 @@ def _is_signature_line(line: str) -> bool:
     )
 
 
-def _cut_mobile_footer(lines: list[str], end: int, floor: int) -> int:
+def _cut_mobile_footer(lines: list[str], end: int, floor: int, wide_floor: int) -> int:
     for index in range(floor, end):
         line = lines[index]
         if (
@@ -1027,14 +1426,24 @@ def _cut_mobile_footer(lines: list[str], end: int, floor: int) -> int:
     return end
 
 
-def _cut_closing(lines: list[str], end: int, floor: int) -> int:
-    """Cut a trailing block that starts with a closing such as "Best regards,"."""
+def _is_closing(line: str) -> bool:
+    return len(line) <= _MAX_MARKER_LINE_CHARS and _CLOSING_RE.match(line) is not None
+
+
+def _cut_closing(lines: list[str], end: int, floor: int, wide_floor: int) -> int:
+    """Cut a trailing block that starts with a closing such as "Best regards,".
+
+    The closing is within the last eight non-empty lines and followed by short lines only, or
+    further up and followed by a contact block (a corporate signature).
+    """
     content = [index for index in range(floor, end) if lines[index].strip()]
     for index in content[-_CLOSING_WINDOW:]:
-        line = lines[index]
-        if len(line) > _MAX_MARKER_LINE_CHARS or not _CLOSING_RE.match(line):
-            continue
-        if all(_is_signature_line(rest) for rest in lines[index + 1 : end]):
+        if _is_closing(lines[index]) and all(
+            _is_signature_line(rest) for rest in lines[index + 1 : end]
+        ):
+            return index if _has_content(lines[:index]) else end
+    for index in range(wide_floor, end):
+        if _is_closing(lines[index]) and _is_contact_block(lines[index + 1 : end]):
             return index if _has_content(lines[:index]) else end
     return end
 
@@ -1043,22 +1452,36 @@ def strip_signature(text: str) -> str:
     """Remove a trailing signature block, conservatively.
 
     Removes, in order: everything from the last standard "-- " delimiter line (a bare "--"
-    only within the last 12 lines); a trailing confidentiality paragraph; a mobile footer such
-    as "Sent from my iPhone"; and a trailing block that starts with a closing ("Best regards,",
-    "Thanks,", "Cordialement,", ...) within the last eight non-empty lines and continues with
-    short lines only (name, title, phone, company, URL). These last three never reach above
-    the last 12 lines left after the delimiter cut, and nothing is removed when that would
+    only within the last 12 lines, or the last 30 when a contact block follows it); trailing
+    confidentiality paragraphs (English, German, French, Spanish, Italian, Dutch, Portuguese)
+    that say both that the message is confidential and what a wrong recipient should do; a
+    mobile footer such as "Sent from my iPhone" or "Sent via the Samsung Galaxy, an AT&T
+    smartphone"; and a trailing block that starts with a closing ("With kind regards,",
+    "Cordiali saluti", "Mit freundlichen Grüßen", ...) within the last eight non-empty lines
+    and continues with short lines only (name, title, phone, company, URL). A closing further
+    up, within the last 30 lines, starts a removed block only when a contact block follows it
+    (phone, e-mail, web, company form, registration, postcode or street lines: at least three
+    and at least a third of them). Footers and closings never reach above the last 12 lines
+    left after the delimiter cut, except as just said, and nothing is removed when that would
     leave no text. The result is tidied and never longer than the input.
     """
     lines = _normalise_newlines(text).split("\n")
     end = _trim_trailing_blank(lines, len(lines))
     end = _trim_trailing_blank(
-        lines, _cut_at_delimiter(lines, end, max(0, end - _SIGNATURE_MAX_LINES))
+        lines,
+        _cut_at_delimiter(
+            lines,
+            end,
+            max(0, end - _SIGNATURE_MAX_LINES),
+            max(0, end - _LONG_SIGNATURE_MAX_LINES),
+        ),
     )
     floor = max(0, end - _SIGNATURE_MAX_LINES)
+    wide_floor = max(0, end - _LONG_SIGNATURE_MAX_LINES)
     for cut in (_cut_disclaimer, _cut_mobile_footer, _cut_closing):
-        end = _trim_trailing_blank(lines, cut(lines, end, floor))
+        end = _trim_trailing_blank(lines, cut(lines, end, floor, wide_floor))
         floor = min(floor, end)
+        wide_floor = min(wide_floor, end)
     return _tidy("\n".join(lines[:end]))
 
 
@@ -1068,8 +1491,27 @@ def strip_signature(text: str) -> str:
 
 
 def _customer_text(body: _Body) -> str:
-    text = _tidy(strip_signature(strip_quoted_reply(body.reply_text)))
+    text = _tidy(strip_signature(strip_quoted_reply(_bounded_text(body.reply_text))))
     return text or body.full_text
+
+
+def _truncate(text: str, limit: int) -> str:
+    """At most ``limit`` characters, counted as the published event counts them (NFC).
+
+    A longer text keeps its beginning, where the customer's words are, cut at a word boundary
+    when one is near, and ends with :data:`TRUNCATION_MARKER`.
+    """
+    normalised = unicodedata.normalize("NFC", text)
+    if len(normalised) <= limit:
+        return text
+    room = limit - len(TRUNCATION_MARKER) - 2
+    if room <= 0:
+        return normalised[:limit]
+    head = normalised[:room]
+    boundary = max(head.rfind(" "), head.rfind("\n"))
+    if boundary > room * 3 // 4:
+        head = head[:boundary]
+    return head.rstrip() + "\n\n" + TRUNCATION_MARKER
 
 
 def _structure_work(data: bytes) -> int:
@@ -1077,15 +1519,126 @@ def _structure_work(data: bytes) -> int:
     boundaries = data.lower().count(b"boundary")
     if boundaries < 2:
         return 0
-    return boundaries * max(data.count(b"\n"), data.count(b"\r"))
+    return boundaries * _line_count(data)
 
 
-def _parse(data: bytes) -> ParsedEmail:
+def _line_count(data: bytes) -> int:
+    return max(data.count(b"\n"), data.count(b"\r"))
+
+
+_BOUNDARY_PARAMETER_RE: Final = re.compile(
+    rb'boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))', re.IGNORECASE
+)
+_DASH_LINE_RE: Final = re.compile(rb"(?:^|(?<=[\r\n]))--([^\r\n]*)")
+# Boundaries counted one by one with bytes.count; more are counted line by line.
+_MAX_COUNTED_BOUNDARIES: Final = 4
+_HEADER_LIKE_LINE_RE: Final = re.compile(rb"[\r\n][!-9;-~]+:")
+
+
+def _part_delimiters(data: bytes) -> int:
+    """How many lines open a MIME part: "--" and a declared boundary, alone on the line.
+
+    Byte counts, run before the standard library builds any part. A boundary is declared by
+    any ``boundary=`` in the message; lines that the parser would not take as delimiters
+    because their multipart is not open are counted too, and so are lines that merely start
+    with a delimiter and a space: an over-count only matters for a message near the limit.
+    """
+    if data.count(b"\n--") + data.count(b"\r--") + 1 <= MAX_PARTS:
+        return 0
+    boundaries = {
+        (quoted or bare).rstrip() for quoted, bare in _BOUNDARY_PARAMETER_RE.findall(data)
+    }
+    boundaries.discard(b"")
+    if len(boundaries) > _MAX_COUNTED_BOUNDARIES:
+        # Only reached with few lines: _structure_work bounds boundaries times lines.
+        rests = Counter(_DASH_LINE_RE.findall(data))
+        return sum(count for rest, count in rests.items() if rest.rstrip(b" \t") in boundaries)
+    count = 0
+    for boundary in boundaries:
+        delimiter = b"--" + boundary
+        count += data.startswith(delimiter) and not data.startswith(delimiter + b"--")
+        # LF and CRLF line ends, trailing whitespace, and CR-only line ends.
+        count += sum(data.count(b"\n" + delimiter + end) for end in (b"\n", b"\r", b" ", b"\t"))
+        count += data.count(b"\r" + delimiter + b"\r")
+    return count
+
+
+def _check_size_of_structure(data: bytes) -> None:
+    """Refuse, by counting bytes, a message whose parsing would take unreasonably long."""
     if _structure_work(data) > _MAX_STRUCTURE_WORK:
         raise EmailParseError("message structure is too complex")
-    msg = _new_parser().parsebytes(data)
+    if _part_delimiters(data) > MAX_PARTS:
+        raise EmailParseError("message has too many parts")
+    if _line_count(data) > max(_MAX_LINES, len(data) // _MIN_AVERAGE_LINE_BYTES):
+        raise EmailParseError("message structure is too complex")
+    if len(_HEADER_LIKE_LINE_RE.findall(data)) > _MAX_HEADER_LIKE_LINES:
+        raise EmailParseError("message structure is too complex")
 
-    senders = _parse_addresses(_raw_headers(msg, "from"))
+
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
+_HEADER_FIELD_RE: Final = re.compile(rb"[!-9;-~]+:")
+_KNOWN_HEADER_RE: Final = re.compile(
+    rb"(?:From|To|Cc|Bcc|Subject|Date|Message-ID|In-Reply-To|References|Reply-To|Sender"
+    rb"|MIME-Version|Content-[A-Za-z-]+|Received|Return-Path|Delivered-To|DKIM-Signature"
+    rb"|ARC-[A-Za-z-]+|Authentication-Results|Thread-Topic|Thread-Index|Importance|Priority"
+    rb"|List-[A-Za-z-]+|Organization|User-Agent|Accept-Language|X-[A-Za-z0-9-]+)[ \t]*:",
+    re.IGNORECASE,
+)
+# How far below a line without a colon the next known header field may be for that line to
+# count as the lost continuation of a folded header.
+_LOST_FOLDING_LOOKAHEAD: Final = 20
+
+
+def _restore_lost_folding(data: bytes) -> bytes:
+    """Make continuation lines of header lines that lost their folding whitespace.
+
+    The standard parser ends the header block at the first line that is neither a field nor a
+    continuation, and reads the remaining headers and the raw MIME structure as the body. A
+    line without a colon that is followed, before the blank line, by a known header field is
+    a folded line whose leading whitespace was lost (by a gateway or a copy and paste) and gets
+    it back. A body that starts without a blank line keeps starting there.
+    """
+    ends = [data.find(blank) for blank in (b"\n\n", b"\n\r\n", b"\r\r")]
+    end = min((position for position in ends if position >= 0), default=-1)
+    if end < 0:
+        return data
+    lines = data[: end + 1].splitlines(keepends=True)
+    repaired = False
+    for index, line in enumerate(lines):
+        if line[:1] in (b" ", b"\t") or _HEADER_FIELD_RE.match(line):
+            continue
+        if index == 0 and line.startswith(b"From "):
+            continue  # an mbox "From " line
+        following = lines[index + 1 : index + 1 + _LOST_FOLDING_LOOKAHEAD]
+        field = next((line for line in following if _HEADER_FIELD_RE.match(line)), None)
+        if field is None or not _KNOWN_HEADER_RE.match(field):
+            return data
+        lines[index] = b" " + line
+        repaired = True
+    return b"".join(lines) + data[end + 1 :] if repaired else data
+
+
+def _new_parser() -> BytesParser[EmailMessage]:
+    """A parser for one message, that gives up once it has built more message objects than a
+    message may have."""
+    policy = _TolerantPolicy(header_cache={})
+    created = 0
+
+    def new_message(policy: Policy[EmailMessage] = policy) -> EmailMessage:
+        nonlocal created
+        created += 1
+        if created > _MAX_MESSAGE_OBJECTS:
+            raise EmailParseError("message has too many parts")
+        return EmailMessage(policy)
+
+    return BytesParser(new_message, policy=policy)
+
+
+def _parse(data: bytes, max_text_chars: int) -> ParsedEmail:
+    _check_size_of_structure(data)
+    msg = _new_parser().parsebytes(_restore_lost_folding(data))
+
+    senders = _parse_addresses(_raw_headers(msg, "from", limit=_MAX_ADDRESS_HEADER_CHARS))
     if not senders:
         raise EmailParseError("missing From address")
     sender_name, sender_address = senders[0]
@@ -1094,16 +1647,20 @@ def _parse(data: bytes) -> ParsedEmail:
     body = _choose_body(leaves)
     if not body.full_text:
         raise EmailParseError("message has no text content")
-    text = _customer_text(body)
+    text = _truncate(_customer_text(body), max_text_chars)
 
-    attachments = tuple(
-        Attachment(leaf.filename, leaf.content_type, _part_size(leaf))
-        for leaf in leaves
-        if leaf is not body.leaf and _is_attachment(leaf)
+    attachments: list[Attachment] = []
+    for leaf in leaves:
+        if leaf is body.leaf:
+            attachments.extend(body.inline_files)
+        elif _is_attachment(leaf):
+            attachments.append(Attachment(leaf.filename, leaf.content_type, _part_size(leaf)))
+    recipients = _parse_addresses(
+        _raw_headers(msg, "to", limit=_MAX_ADDRESS_HEADER_CHARS)
+        + _raw_headers(msg, "cc", limit=_MAX_ADDRESS_HEADER_CHARS)
     )
-    recipients = _parse_addresses(_raw_headers(msg, "to") + _raw_headers(msg, "cc"))
-    subject = _first_header(msg, "subject")
-    subject = _collapse_whitespace(_decode_rfc2047(subject)) if subject is not None else None
+    subjects = _raw_headers(msg, "subject")
+    subject = _decoded_header(subjects[0]) if subjects else None
     message_ids = _message_ids(_first_header(msg, "message-id"), single=True)
     in_reply_to = _message_ids(_first_header(msg, "in-reply-to"), single=False)
     references = [
@@ -1124,27 +1681,38 @@ def _parse(data: bytes) -> ParsedEmail:
         text=text,
         full_text=body.full_text,
         html_only=body.html_only,
-        attachments=attachments,
+        attachments=tuple(attachments),
     )
 
 
-def parse_email(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedEmail:
+def parse_email(
+    raw: bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+) -> ParsedEmail:
     """Parse a raw RFC 822 message into a :class:`ParsedEmail`.
 
     Raises :class:`EmailParseError`, and nothing else, for input that is not a usable e-mail:
     larger than ``max_bytes``, empty, without a From address, without any text, nested more
-    than 50 levels deep, with more than 500 MIME parts, or with so many multipart boundaries
-    over so many lines that parsing it would be unreasonably slow.
+    than 50 levels deep, with more than 500 MIME parts, with more than 300,000 lines (unless
+    they are 60 bytes long on average), with more than 50,000 lines that look like header
+    fields, or with so many multipart boundaries over so many lines that parsing it would be
+    unreasonably slow. These limits are checked by counting bytes before the message is
+    parsed, so that a refusal is cheap. The customer text is cut to ``max_text_chars``
+    characters (after NFC normalisation), ending with :data:`TRUNCATION_MARKER`, rather than
+    refused. A UTF-8 byte-order mark before the first header is ignored.
     """
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise TypeError("raw must be bytes")
     data = bytes(raw)
     if len(data) > max_bytes:
         raise EmailParseError(f"message exceeds {max_bytes} bytes")
+    data = data.removeprefix(_UTF8_BOM)
     if not data.strip():
         raise EmailParseError("empty message")
     try:
-        return _parse(data)
+        return _parse(data, max_text_chars)
     except EmailParseError:
         raise
     except RecursionError as exc:
