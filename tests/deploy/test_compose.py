@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import Any
@@ -61,3 +62,27 @@ def test_topic_script_creates_every_topic_as_declared() -> None:
     script = (ROOT / "deploy" / "topics.sh").read_text()
     for spec in ALL_TOPICS:
         assert f"create {spec.name} {spec.partitions} {spec.retention_ms}" in script
+
+
+def test_kafka_keeps_its_log_dirs_on_its_volume() -> None:
+    # Without KAFKA_LOG_DIRS the apache/kafka image writes to /tmp/kraft-combined-logs: topics,
+    # committed offsets and table changelogs would vanish whenever the container is recreated.
+    compose = _compose()
+    kafka = compose["services"]["kafka"]
+    environment = kafka["environment"]
+    log_dirs = [d.strip() for d in str(environment.get("KAFKA_LOG_DIRS", "")).split(",")]
+    assert log_dirs != [""], "KAFKA_LOG_DIRS is not set: the broker writes to /tmp"
+    mounts = {}
+    for volume in kafka.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        mounts[target.rstrip("/")] = source
+    for log_dir in log_dirs:
+        holders = [t for t in mounts if log_dir == t or log_dir.startswith(t + "/")]
+        assert holders, f"log dir {log_dir} is not on a volume ({sorted(mounts)})"
+        assert mounts[holders[0]] in compose["volumes"], f"{log_dir} is not on a named volume"
+    # The metadata of a KRaft node lives there too; a stable cluster id lets it start again on
+    # the storage it formatted before.
+    cluster_id = str(environment.get("CLUSTER_ID", ""))
+    assert cluster_id, "a fixed CLUSTER_ID keeps the formatted storage usable"
+    # kafka-storage accepts only a UUID in unpadded URL-safe base64 (22 characters).
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16, cluster_id

@@ -26,7 +26,15 @@ K8S_VERSION = "1.30.0"
 OPERATOR_SECRETS: dict[str, set[str]] = {
     "triage-ingest": {"api-keys", "hmac-secrets"},
     "triage-roster": {"roster.yaml"},
+    # Kafka: each service's SCRAM password and the cluster CA (docs/kafka-security.md).
+    "triage-kafka-ingest": {"password"},
+    "triage-kafka-classifier": {"password"},
+    "triage-kafka-router": {"password"},
+    "triage-kafka-ca": {"ca.crt"},
 }
+
+# Set at runtime by each router pod on itself (router_role.py), so in no pod template.
+ROLE_LABEL = "complaint-triage/role"
 
 # Per service: the `triage` subcommand, its port and the resource requests asked for.
 SERVICES: dict[str, dict[str, Any]] = {
@@ -61,8 +69,8 @@ def _deployment(name: str) -> Manifest:
 
 
 def _container(deployment: Manifest) -> Manifest:
-    container: Manifest
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    """The service's container (the first; the router's pod also has its `role` container)."""
+    container: Manifest = deployment["spec"]["template"]["spec"]["containers"][0]
     return container
 
 
@@ -176,6 +184,10 @@ def test_no_secret_values_in_the_base() -> None:
 
 def test_config_and_secret_references_resolve() -> None:
     config_maps = {cm["metadata"]["name"]: cm.get("data", {}) for cm in _of_kind("ConfigMap")}
+    for generator in _kustomization().get("configMapGenerator", []):
+        for name in generator["files"]:
+            assert (BASE / name).is_file(), f"{generator['name']} is generated from missing {name}"
+        config_maps[generator["name"]] = {Path(name).name: "" for name in generator["files"]}
     secrets_used: set[str] = set()
 
     def check_config_map(name: str, key: str | None = None) -> None:
@@ -238,7 +250,7 @@ def test_services_select_deployments_and_target_declared_ports() -> None:
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert _matches(deployment["spec"]["selector"]["matchLabels"], labels)
     for service in services:
-        selector = service["spec"]["selector"]
+        selector = {k: v for k, v in service["spec"]["selector"].items() if k != ROLE_LABEL}
         selected = [
             d
             for d in deployments
@@ -283,7 +295,8 @@ def test_probes_point_at_health_endpoints_on_the_container_port(name: str) -> No
     port = SERVICES[name]["port"]
     expected = {
         "livenessProbe": "/healthz",
-        "readinessProbe": "/readyz",
+        # Every healthy router pod is Ready; the Service picks the active one by its role label.
+        "readinessProbe": "/healthz" if name == "triage-router" else "/readyz",
         "startupProbe": "/healthz",
     }
     assert {"livenessProbe", "readinessProbe"} <= set(container)
@@ -318,8 +331,12 @@ def test_resources_annotations_and_security(name: str) -> None:
     assert pod["terminationGracePeriodSeconds"] == 30
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    for each in pod["containers"]:
+        assert each["securityContext"]["readOnlyRootFilesystem"] is True, each["name"]
+        assert each["securityContext"]["allowPrivilegeEscalation"] is False, each["name"]
+        assert each["securityContext"]["capabilities"]["drop"] == ["ALL"], each["name"]
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(each["resources"][kind]), each["name"]
     # The root filesystem is read-only: /tmp and every data directory are writable volumes.
     mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -363,3 +380,70 @@ def test_readme_documents_the_operator_secrets_and_topics() -> None:
             assert key in readme, key
     for spec in ALL_TOPICS:
         assert spec.name in readme, spec.name
+
+
+def test_every_healthy_router_pod_is_ready_so_rollouts_finish() -> None:
+    # A standby that fails readiness on purpose keeps the Deployment below its available
+    # replicas for good: `kubectl rollout status` never returns and no budget can protect it.
+    deployment = _deployment("triage-router")
+    container = _container(deployment)
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    rolling = deployment["spec"]["strategy"]["rollingUpdate"]
+    assert str(rolling["maxUnavailable"]) in ("0", "0%"), "a rollout keeps a Ready router"
+    assert str(rolling["maxSurge"]) == "1"
+    (budget,) = [
+        b for b in _of_kind("PodDisruptionBudget") if b["metadata"]["name"] == "triage-router"
+    ]
+    assert budget["spec"]["maxUnavailable"] == 1
+
+
+def test_agents_reach_only_the_active_router() -> None:
+    deployment = _deployment("triage-router")
+    (service,) = [s for s in _of_kind("Service") if s["metadata"]["name"] == "triage-router"]
+    assert service["spec"]["selector"].get(ROLE_LABEL) == "active"
+    # The pods change this label themselves: in the Deployment's selector it would orphan them.
+    assert ROLE_LABEL not in deployment["spec"]["selector"]["matchLabels"]
+    assert ROLE_LABEL not in deployment["spec"]["template"]["metadata"]["labels"]
+    pod = deployment["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    role = containers["role"]
+    assert role["image"] == _container(deployment)["image"]
+    env = {v["name"]: v for v in role["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    ready_url = env["TRIAGE_ROLE_READY_URL"]["value"]
+    assert ready_url == f"http://127.0.0.1:{SERVICES['triage-router']['port']}/readyz"
+    # The script comes from a ConfigMap generated from deploy/k8s/base/router_role.py.
+    mounts = {m["name"]: m for m in role["volumeMounts"]}
+    script = next(arg for arg in role["command"] + role.get("args", []) if arg.endswith(".py"))
+    (volume,) = [
+        v
+        for v in pod["volumes"]
+        if "configMap" in v and script.startswith(mounts[v["name"]]["mountPath"])
+    ]
+    generated = {g["name"]: g for g in _kustomization()["configMapGenerator"]}
+    files = generated[volume["configMap"]["name"]]["files"]
+    assert Path(script).name in files
+    assert (BASE / Path(script).name).is_file()
+
+
+def test_only_the_role_container_holds_a_narrow_api_token() -> None:
+    deployment = _deployment("triage-router")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod.get("automountServiceAccountToken") is False
+    account = pod["serviceAccountName"]
+    (service_account,) = [a for a in _of_kind("ServiceAccount") if a["metadata"]["name"] == account]
+    assert service_account.get("automountServiceAccountToken") is False
+    token_volumes = {
+        v["name"]
+        for v in pod["volumes"]
+        if any("serviceAccountToken" in s for s in v.get("projected", {}).get("sources", []))
+    }
+    assert len(token_volumes) == 1
+    for container in pod["containers"]:
+        mounted = {m["name"] for m in container.get("volumeMounts", [])} & token_volumes
+        assert mounted == (token_volumes if container["name"] == "role" else set()), container
+    (binding,) = [b for b in _of_kind("RoleBinding") if b["metadata"]["name"] == account]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account}]
+    (role,) = [r for r in _of_kind("Role") if r["metadata"]["name"] == binding["roleRef"]["name"]]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}]
