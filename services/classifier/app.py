@@ -77,6 +77,14 @@ def create_app(
         web_host=settings.host,
         web_port=settings.port,
         web_bind=settings.host,
+        # Only our own views (/metrics, /healthz, /readyz): faust's table views serve the
+        # customer-history table (personal data) without authentication, and its router,
+        # statistics and graph views the cluster's layout. No table_route is used.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         consumer_auto_offset_reset="earliest",
         topic_partitions=feedback_received.partitions,
         autodiscover=False,

@@ -157,6 +157,13 @@ class CaseMessage(Model):
     received_at: UtcDatetime
     subject: str | None = None
     text: str
+    text_chars: int | None = Field(
+        default=None,
+        ge=0,
+        description="Set when the text is an excerpt: the full text's length. A case carries "
+        "its latest message whole and earlier ones as excerpts; every message's full text "
+        "is on feedback.classified.",
+    )
     sentiment: Tag
     sentiment_score: float
     category: Tag

@@ -72,11 +72,23 @@ async def send_acknowledged(
     results: list[Exception | None] = [None] * len(records)
     pending = list(range(len(records)))
     while pending:
-        deliveries = [await topic.send(key=records[n][0], value=records[n][1]) for n in pending]
+        sent: list[int] = []
+        deliveries = []
+        failed = []
+        for n in pending:
+            try:
+                deliveries.append(await topic.send(key=records[n][0], value=records[n][1]))
+            except Exception as exc:  # refused as it was handed over: too large, say
+                if retriable(exc):
+                    failed.append(n)
+                else:
+                    results[n] = exc
+                continue
+            sent.append(n)
         again, refused = await deliveries_settled(deliveries)
         for position, error in refused.items():
-            results[pending[position]] = error
-        failed = [pending[position] for position in again]
+            results[sent[position]] = error
+        failed = sorted(failed + [sent[position] for position in again])
         if failed:
             log.warning(
                 "records not acknowledged by the broker; sending them again",

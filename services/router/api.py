@@ -61,7 +61,7 @@ class Runtime(Protocol):
     async def submit(self, command: Command) -> CommandResult: ...
 
     def subscribe(
-        self, agent_id: str, supervisor: bool
+        self, agent_id: str, supervisor: bool, *, token_sha256: str | None = None
     ) -> asyncio.Queue[tuple[CaseEvent, bytes] | None]: ...
 
     def unsubscribe(self, queue: asyncio.Queue[tuple[CaseEvent, bytes] | None]) -> None: ...
@@ -179,7 +179,11 @@ def ready_engine(request: Request) -> Engine:
     return _engine_of(_runtime(request))
 
 
-def current_agent(
+# Every view and dependency that reads the engine is ``async def``: the engine's dicts change
+# on the event loop, and a plain ``def`` would run in the thread pool and read them mid-change.
+
+
+async def current_agent(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> AgentProfile:
@@ -197,13 +201,13 @@ async def refusal(request: Request) -> Response | None:
     if not request.url.path.startswith("/v1/"):
         return None
     try:
-        current_agent(request, await bearer(request))
+        await current_agent(request, await bearer(request))
     except HTTPException as refused:
         return await http_exception_handler(request, refused)
     return None
 
 
-def supervisor(agent: Annotated[AgentProfile, Depends(current_agent)]) -> AgentProfile:
+async def supervisor(agent: Annotated[AgentProfile, Depends(current_agent)]) -> AgentProfile:
     """The calling agent if a supervisor; 403 otherwise."""
     if not agent.is_supervisor:
         raise HTTPException(403, "forbidden")
@@ -299,7 +303,7 @@ def create_api(
         return holder == agent.id or agent.id in case.agents_involved
 
     @v1.get("/me", summary="The calling agent, with presence and load")
-    def me(agent: Agent) -> AgentView:
+    async def me(agent: Agent) -> AgentView:
         return _agent_view(engine_or_503(), agent.id)
 
     @v1.put("/me/presence", summary="Set your presence")
@@ -307,7 +311,7 @@ def create_api(
         return await run(agent, Action.PRESENCE, key=key, presence=body.presence)
 
     @v1.get("/cases", summary="Your cases (a supervisor's: all), newest first")
-    def list_cases(
+    async def list_cases(
         agent: Agent,
         state: CaseState | None = None,
         team: str | None = Query(default=None, max_length=40),
@@ -336,7 +340,7 @@ def create_api(
         summary="One case",
         responses={403: CASE_ERRORS[403], 404: CASE_ERRORS[404]},
     )
-    def get_case(agent: Agent, case_id: uuid.UUID) -> Case:
+    async def get_case(agent: Agent, case_id: uuid.UUID) -> Case:
         engine = engine_or_503()
         case = engine.case(case_id)
         if case is None:
@@ -438,11 +442,11 @@ def create_api(
 
     @v1.post(
         "/cases/{case_id}/csat",
-        summary="Record the customer's satisfaction score after resolution",
+        summary="Supervisor: record the customer's satisfaction score after resolution",
         responses=case_responses,
     )
     async def csat(
-        agent: Agent, case_id: uuid.UUID, body: CsatBody, key: IdempotencyKey = None
+        agent: Supervisor, case_id: uuid.UUID, body: CsatBody, key: IdempotencyKey = None
     ) -> Case:
         result: Case = await run(agent, Action.CSAT, key=key, case_id=case_id, score=body.score)
         return result
@@ -472,7 +476,7 @@ def create_api(
         return result
 
     @v1.get("/teams", summary="The teams with their categories and agents")
-    def teams(agent: Agent) -> list[TeamView]:
+    async def teams(agent: Agent) -> list[TeamView]:
         engine = engine_or_503()
         members: dict[str, list[TeamMember]] = {team_id: [] for team_id in engine.teams}
         for state in sorted(engine.agents.values(), key=lambda s: s.profile.name):
@@ -493,12 +497,12 @@ def create_api(
         ]
 
     @v1.get("/floor", summary="Supervisor: case counts, service-level attainment, breaches")
-    def floor(agent: Supervisor) -> FloorView:
+    async def floor(agent: Supervisor) -> FloorView:
         engine = engine_or_503()
         return floor_view((record.case for record in engine.records.values()), datetime.now(UTC))
 
     @v1.get("/queues", summary="Supervisor: waiting cases per team, by priority")
-    def queues(
+    async def queues(
         agent: Supervisor, team: str | None = Query(default=None, max_length=40)
     ) -> list[QueueView]:
         engine = engine_or_503()
@@ -537,7 +541,7 @@ def create_api(
         return views
 
     @v1.get("/agents", summary="Supervisor: the roster with presence and load")
-    def agents(
+    async def agents(
         agent: Supervisor, team: str | None = Query(default=None, max_length=40)
     ) -> list[AgentView]:
         engine = engine_or_503()
@@ -553,6 +557,8 @@ def create_api(
     ) -> Any:
         if body.id != agent_id:
             raise HTTPException(422, "the body's id must match the path")
+        if body.token_sha256 is not None:
+            raise HTTPException(422, "tokens are set in the roster file")
         return await run(agent, Action.UPSERT_AGENT, key=key, profile=body)
 
     @v1.delete(
@@ -580,7 +586,7 @@ def create_api(
     )
     async def stream(agent: Agent, request: Request) -> AsyncIterator[ServerSentEvent]:
         engine = engine_or_503()
-        queue = runtime.subscribe(agent.id, agent.is_supervisor)
+        queue = runtime.subscribe(agent.id, agent.is_supervisor, token_sha256=agent.token_sha256)
         try:
             held = [c.model_dump(mode="json") for c in engine.visible_cases(agent.id)]
             yield ServerSentEvent(event="snapshot", data={"agent": agent.id, "cases": held})
@@ -589,6 +595,14 @@ def create_api(
                 if item is None:
                     return
                 event, payload = item
+                # The stream speaks for the agent as they are now, not as they were when it
+                # opened: removed, rotated or demoted, it ends.
+                now = runtime.engine
+                state = now.agents.get(agent.id) if now is not None else None
+                if state is None or state.profile.token_sha256 != agent.token_sha256:
+                    return
+                if agent.is_supervisor and not state.profile.is_supervisor:
+                    return
                 yield ServerSentEvent(
                     event=event.type.value, id=str(event.event_id), raw_data=payload.decode()
                 )
@@ -614,7 +628,7 @@ def create_api(
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    async def metrics() -> Response:
         return Response(runtime.metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
     return app
@@ -639,7 +653,8 @@ def _agent_view(engine: Engine, agent_id: str) -> AgentView:
     if state is None:
         raise HTTPException(404, "not found")
     return AgentView(
-        profile=state.profile,
+        # Token hashes are never served: with one, a token can be guessed offline.
+        profile=state.profile.model_copy(update={"token_sha256": None}),
         presence=state.presence,
         load=dict(state.load),
         utilisation=round(state.utilisation, 4),

@@ -46,6 +46,7 @@ from services.common.topics import (
 )
 from services.router import sla
 from services.router.api import create_api, metrics_payload
+from services.router.clock import TickClock
 from services.router.commands import Command, CommandResult, FeedbackIn, Inbound, Tick
 from services.router.engine import AgentRecord, CaseRecord, Engine, Outcome
 from services.router.metrics import RouterMetrics
@@ -58,6 +59,7 @@ SUBSCRIBER_BUFFER = 1000
 FORWARD_BATCH = 100  # classified records forwarded to the inbox together
 FORWARD_WAIT_S = 0.05  # the longest a classified record waits for its batch
 DEFAULT_SLA_PATH = Path(__file__).with_name("config") / "sla.yaml"
+RECORD_OVERHEAD_BYTES = 1024  # a record's framing and key, well over what they take
 
 
 def _now() -> datetime:
@@ -69,6 +71,7 @@ class _Subscriber:
     agent_id: str
     supervisor: bool
     queue: asyncio.Queue[tuple[CaseEvent, bytes] | None]
+    token_sha256: str | None = None
 
 
 @dataclass
@@ -84,9 +87,16 @@ class RouterRuntime:
     send_inbox: Any = None
     pending: dict[uuid.UUID, asyncio.Future[CommandResult]] = field(default_factory=dict)
     subscribers: list[_Subscriber] = field(default_factory=list)
-    tick_in_flight: bool = False
+    clock: TickClock | None = None
     applied: int = 0
     rebalancing: Any = None
+
+    def __post_init__(self) -> None:
+        if self.clock is None:
+            self.clock = TickClock(
+                resend_after_s=self.settings.tick_resend_s,
+                heartbeat_s=self.settings.tick_heartbeat_s,
+            )
 
     @property
     def engine(self) -> Engine | None:
@@ -118,13 +128,35 @@ class RouterRuntime:
             future.set_result(result)
 
     def subscribe(
-        self, agent_id: str, supervisor: bool
+        self, agent_id: str, supervisor: bool, *, token_sha256: str | None = None
     ) -> asyncio.Queue[tuple[CaseEvent, bytes] | None]:
         queue: asyncio.Queue[tuple[CaseEvent, bytes] | None] = asyncio.Queue(
             maxsize=SUBSCRIBER_BUFFER
         )
-        self.subscribers.append(_Subscriber(agent_id, supervisor, queue))
+        self.subscribers.append(_Subscriber(agent_id, supervisor, queue, token_sha256))
         return queue
+
+    def refresh_streams(self) -> None:
+        """End the live streams whose agent was removed, had the token rotated or lost the
+        supervisor tier since the stream opened (the client reconnects and is checked anew)."""
+        engine = self.current
+        if engine is None:
+            return
+        for subscriber in list(self.subscribers):
+            state = engine.agents.get(subscriber.agent_id)
+            if (
+                state is None
+                or state.profile.token_sha256 != subscriber.token_sha256
+                or (subscriber.supervisor and not state.profile.is_supervisor)
+            ):
+                self._cut_off(subscriber)
+
+    def _cut_off(self, subscriber: _Subscriber) -> None:
+        self.unsubscribe(subscriber.queue)
+        with contextlib.suppress(asyncio.QueueEmpty):
+            while True:
+                subscriber.queue.get_nowait()
+        subscriber.queue.put_nowait(None)
 
     def unsubscribe(self, queue: asyncio.Queue[tuple[CaseEvent, bytes] | None]) -> None:
         self.subscribers = [s for s in self.subscribers if s.queue is not queue]
@@ -139,10 +171,7 @@ class RouterRuntime:
                 subscriber.queue.put_nowait((event, payload))
             except asyncio.QueueFull:
                 # A client that does not read is cut off; it reconnects and gets a snapshot.
-                self.unsubscribe(subscriber.queue)
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    subscriber.queue.get_nowait()
-                subscriber.queue.put_nowait(None)
+                self._cut_off(subscriber)
 
     def close_streams(self) -> None:
         for subscriber in self.subscribers:
@@ -179,6 +208,13 @@ def create_app(
         store=settings.store,
         datadir=str(settings.data_dir),
         web_enabled=False,
+        # The agent API is served by uvicorn; should faust's web server ever be turned on,
+        # its table and router views must still not serve the cases and agents tables.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         consumer_auto_offset_reset="earliest",
         topic_partitions=router_inbox.partitions,
         autodiscover=False,
@@ -257,16 +293,23 @@ def create_app(
                 log.exception("stored agent unreadable; skipped", agent_id=key)
         engine.reset(records=records, agents=agent_records)
         runtime.current = engine
+        runtime.refresh_streams()
         log.info("routing state loaded", cases=len(records), agents=len(engine.agents))
 
     async def on_recovered() -> None:
         assigned = app.assignor.assigned_actives()
         runtime.owns_inbox = any(tp.topic == kafka.topic(router_inbox) for tp in assigned)
         rebuild()
+        assert runtime.clock is not None
+        runtime.clock.failed()  # a tick sent before the rebalance may never be applied here
         runtime.recovered = True
         log.info("router recovered", owns_inbox=runtime.owns_inbox)
 
     cases_table.on_recover(on_recovered)
+
+    # The producer refuses a record over its request size at once, for the whole batch: a
+    # record that would be refused is dead-lettered alone (with room for the record's framing).
+    max_inbox_bytes = app.conf.producer_max_request_size - RECORD_OVERHEAD_BYTES
 
     @app.agent(classified, name="forward-feedback")
     async def forward_feedback(stream: faust.StreamT[bytes]) -> None:
@@ -288,9 +331,13 @@ def create_app(
                 except ValueError as exc:
                     await send_dead(feedback_classified.name, event, str(exc), type(exc).__name__)
                     continue
-                inbound = FeedbackIn(at=_now(), feedback=message)
+                value = inbox_record(message, _now())
+                if len(value) > max_inbox_bytes:
+                    reason = f"too large for the inbox: {len(value)} bytes"
+                    await send_dead(feedback_classified.name, event, reason, "RecordTooLarge")
+                    continue
                 taken.append(event)
-                forwarded.append((FLOOR_KEY, inbound.model_dump_json().encode()))
+                forwarded.append((FLOOR_KEY, value))
             refusals = await send_acknowledged(inbox, forwarded)
             for event, refused in zip(taken, refusals, strict=True):
                 if refused is not None:
@@ -368,8 +415,12 @@ def create_app(
         observe_clocks(outcome, engine)
         if outcome.result is not None:
             runtime.resolve(outcome.result)
+        if outcome.agents:
+            runtime.refresh_streams()
         if isinstance(message, Tick):
-            runtime.tick_in_flight = False
+            assert runtime.clock is not None
+            runtime.clock.applied(time.monotonic())
+            metrics.tick_applied(time.time())
         runtime.applied += 1
 
     @app.agent(inbox, name="apply-inbox")
@@ -387,23 +438,26 @@ def create_app(
                 await send_dead(
                     router_inbox.name, event, f"{type(exc).__name__}: {exc}", type(exc).__name__
                 )
-                # The engine may be half-way through a change: reload it from the tables.
+                # The engine may be half-way through a change: reload it from the tables. A
+                # tick that failed is sent again rather than awaited forever.
                 rebuild()
+                assert runtime.clock is not None
+                runtime.clock.failed()
 
     @app.timer(interval=settings.tick_interval_s)  # type: ignore[untyped-decorator]
     async def clock() -> None:
         engine = runtime.current
-        if engine is None or not runtime.ready:
+        ticks = runtime.clock
+        if engine is None or ticks is None or not runtime.ready:
             return
-        due = engine.next_due()
         now = _now()
-        if due is None or due > now or runtime.tick_in_flight:
+        if not ticks.should_send(next_due=engine.next_due(), now=now, monotonic=time.monotonic()):
             return
-        runtime.tick_in_flight = True
+        ticks.sent(time.monotonic())
         try:
             await send_inbox(Tick(at=now))
         except Exception:
-            runtime.tick_in_flight = False
+            ticks.failed()
             raise
 
     api = create_api(runtime, max_body_bytes=settings.max_body_bytes)
@@ -438,6 +492,17 @@ def create_app(
     return app, runtime
 
 
+def inbox_record(message: FeedbackClassified, at: datetime) -> bytes:
+    """The inbox record of a classified message, without what routing never reads (a chat's
+    transcript, an e-mail's recipients and attachments): the case keeps the text, and the
+    whole event stays on feedback.classified."""
+    feedback = message.feedback
+    if feedback.chat is not None or feedback.email is not None:
+        feedback = feedback.model_copy(update={"chat": None, "email": None})
+        message = message.model_copy(update={"feedback": feedback})
+    return FeedbackIn(at=at, feedback=message).model_dump_json().encode()
+
+
 def _first_error(exc: ValidationError) -> str:
     errors = exc.errors(include_url=False, include_input=False)
     if not errors:
@@ -449,9 +514,17 @@ def _first_error(exc: ValidationError) -> str:
 
 def build_engine_factory(settings: RouterSettings) -> Any:
     """A function that makes an empty engine from the roster and service-level files."""
-    from services.router.roster import load_roster
+    from services.router.roster import RosterError, hash_token, load_roster
 
     roster = load_roster(settings.roster_file)
+    if settings.environment == "production":
+        # The development tokens are published: refused however the roster is flagged.
+        for profile in roster.agents:
+            if profile.token_sha256 == hash_token(f"dev-{profile.id}"):
+                raise RosterError(
+                    f"agent '{profile.id}' has the published development token "
+                    "(sha256 of 'dev-<id>'): refused in production"
+                )
     config = load_sla_file(settings.sla_file)
     engine_settings = settings.engine_settings()
     Engine(roster, config, engine_settings)  # validates the combination now, not at first use

@@ -8,6 +8,7 @@ and a replay of the inbox gives the same decisions.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import uuid
 from collections.abc import Iterable
@@ -41,6 +42,7 @@ from services.common.messages import (
     Correction,
     CustomerTier,
     DifficultType,
+    Facts,
     FeedbackClassified,
 )
 from services.router import sla
@@ -79,6 +81,14 @@ MAX_MESSAGES = 20
 MAX_ROUTING_LOG = 20
 MAX_COMMAND_IDS = 50
 TOP_CANDIDATES = 5
+MAX_THREAD_KEYS = 100
+# A case is stored and published whole in one record (Kafka's default largest is 1,000,000
+# bytes, and a control character takes 6 bytes of JSON): the latest message is carried whole,
+# earlier ones as excerpts; full texts stay on feedback.received and feedback.classified.
+LATEST_TEXT_CHARS = 20_000
+EARLIER_TEXT_CHARS = 1_000
+EARLIER_SUBJECT_CHARS = 200
+MAX_FACTS = 50
 
 
 class EngineSettings(BaseModel):
@@ -157,6 +167,7 @@ class Engine:
                     f"team '{team.id}' uses calendar '{team.calendar}', which is not defined"
                 )
         self.teams = {team.id: team for team in roster.teams}
+        self.configured = {profile.id: profile for profile in roster.agents}
         self.records: dict[uuid.UUID, CaseRecord] = {}
         self.agents: dict[str, AgentState] = {}
         self.agent_records: dict[str, AgentRecord] = {}
@@ -177,7 +188,12 @@ class Engine:
         self.records = {}
         self.agent_records = {p.id: _fresh_agent(p) for p in self.roster.agents}
         for record in agents:
-            self.agent_records[record.profile.id] = record
+            # The roster file says who an agent is, their token and tier (editing it revokes or
+            # rotates a token); the stored record keeps what changed at runtime.
+            configured = self.configured.get(record.profile.id)
+            if configured is not None:
+                profile = _with_identity(record.profile, configured)
+                self.agent_records[configured.id] = record.model_copy(update={"profile": profile})
         self.agents = {}
         self.index = AgentIndex()
         for record in self.agent_records.values():
@@ -264,7 +280,7 @@ class Engine:
             return
         record = self.records[found]
         case = record.case
-        case.messages = [*case.messages, message][-MAX_MESSAGES:]
+        case.messages = _bounded_messages([*case.messages, message])
         self.by_event[event.event_id] = case.case_id
         self._add_keys(case, keys)
         self._retag(record, fc, now, out)
@@ -287,6 +303,8 @@ class Engine:
             if case_id is None or case_id not in self.records:
                 continue
             case = self.records[case_id].case
+            if case.customer_id != fc.feedback.customer.id:
+                continue
             if case.is_open:
                 return case_id
             if case.resolved_at and now - case.resolved_at <= self.settings.reopen_window:
@@ -343,7 +361,7 @@ class Engine:
             base_priority=priority,
             priority_score=score,
             priority_components=components,
-            facts=fc.facts,
+            facts=_bounded_facts(fc.facts),
             history=fc.history,
             remedy=remedy,
             created_at=now,
@@ -702,7 +720,8 @@ class Engine:
         handler = _CASE_HANDLERS.get(cmd.action)
         if handler is None:
             return _result(cmd, Status.INVALID, f"{cmd.action} is not a case action")
-        if cmd.action in (Action.REASSIGN, Action.RELABEL) and not supervisor:
+        # CSAT is the customer's verdict on the agent's work: the agent does not record it.
+        if cmd.action in (Action.REASSIGN, Action.RELABEL, Action.CSAT) and not supervisor:
             return _result(cmd, Status.FORBIDDEN, "supervisors only")
         problem = handler(self, record, cmd, actor, now, out)
         if problem is not None:
@@ -1063,7 +1082,13 @@ class Engine:
                 return _result(cmd, Status.INVALID, "profile is required")
             if cmd.profile.team not in self.teams:
                 return _result(cmd, Status.INVALID, f"no team '{cmd.profile.team}'")
-            self._upsert_agent(cmd.profile, now, out)
+            configured = self.configured.get(cmd.profile.id)
+            if configured is None:
+                return _result(cmd, Status.INVALID, "agents are added in the roster file")
+            problem = _identity_change(cmd.profile, configured)
+            if problem is not None:
+                return _result(cmd, Status.INVALID, problem)
+            self._upsert_agent(_with_identity(cmd.profile, configured), now, out)
             return _result(cmd, Status.OK)
         target = self.agents.get(cmd.to_agent or "")
         if target is None:
@@ -1430,7 +1455,7 @@ class Engine:
     def _add_keys(self, case: Case, keys: list[str]) -> None:
         for key in keys:
             if key not in case.thread_keys:
-                case.thread_keys = [*case.thread_keys, key][-200:]
+                case.thread_keys = [*case.thread_keys, key][-MAX_THREAD_KEYS:]
             self.by_thread[key] = case.case_id
 
     # ------------------------------------------------------------------ views
@@ -1511,16 +1536,73 @@ def _base_language(tag: str | None) -> str | None:
 
 
 def _thread_keys(fc: FeedbackClassified) -> list[str]:
-    """Keys that tie a message to earlier ones: e-mail ids, conversation ids."""
+    """Keys that tie a message to earlier ones (e-mail ids, conversation ids), each scoped to
+    the platform and customer: a stranger who quotes another customer's message id, or a
+    conversation id another customer used, does not join that customer's case."""
     event = fc.feedback
     thread = event.thread
-    keys = []
-    for ref in (thread.in_reply_to, *thread.references, thread.message_id):
-        if ref:
-            keys.append(f"msg:{ref.strip()}")
+    refs = [
+        f"msg\x00{ref.strip()}"
+        for ref in (thread.in_reply_to, *thread.references, thread.message_id)
+        if ref and ref.strip()
+    ]
     if thread.conversation_id:
-        keys.append(f"conv:{event.channel.value}:{thread.conversation_id}")
-    return keys
+        refs.append(f"conv\x00{event.channel.value}\x00{thread.conversation_id}")
+    scope = f"{event.source.platform}\x00{event.customer.id}"
+    # Hashed: a key has a fixed size whatever the ids, and the event carries no raw ids.
+    keys = ("t:" + hashlib.sha256(f"{scope}\x00{ref}".encode()).hexdigest()[:32] for ref in refs)
+    return list(dict.fromkeys(keys))
+
+
+def _excerpt(message: CaseMessage, text_chars: int, subject_chars: int) -> CaseMessage:
+    subject = message.subject
+    if len(message.text) <= text_chars and (subject is None or len(subject) <= subject_chars):
+        return message
+    return message.model_copy(
+        update={
+            "text": message.text[:text_chars],
+            "text_chars": message.text_chars or len(message.text),
+            "subject": subject[:subject_chars] if subject is not None else None,
+        }
+    )
+
+
+def _bounded_messages(messages: list[CaseMessage]) -> list[CaseMessage]:
+    """The newest MAX_MESSAGES messages: the latest whole, the others as excerpts."""
+    kept = messages[-MAX_MESSAGES:]
+    earlier = [_excerpt(m, EARLIER_TEXT_CHARS, EARLIER_SUBJECT_CHARS) for m in kept[:-1]]
+    return [*earlier, kept[-1]]
+
+
+def _bounded_facts(facts: Facts) -> Facts:
+    if len(facts.amounts) <= MAX_FACTS and len(facts.references) <= MAX_FACTS:
+        return facts
+    return facts.model_copy(
+        update={"amounts": facts.amounts[:MAX_FACTS], "references": facts.references[:MAX_FACTS]}
+    )
+
+
+def _with_identity(profile: AgentProfile, configured: AgentProfile) -> AgentProfile:
+    """A profile with the roster file's name, tier and token."""
+    return profile.model_copy(
+        update={
+            "name": configured.name,
+            "tier": configured.tier,
+            "token_sha256": configured.token_sha256,
+        }
+    )
+
+
+def _identity_change(profile: AgentProfile, configured: AgentProfile) -> str | None:
+    """Why a roster change from the API is refused: names, tiers and tokens are the roster
+    file's (a token left out keeps the configured one)."""
+    if profile.token_sha256 is not None and profile.token_sha256 != configured.token_sha256:
+        return "tokens are set in the roster file"
+    if profile.tier != configured.tier:
+        return "tiers are set in the roster file"
+    if profile.name != configured.name:
+        return "names are set in the roster file"
+    return None
 
 
 def _case_message(fc: FeedbackClassified) -> CaseMessage:
@@ -1531,7 +1613,8 @@ def _case_message(fc: FeedbackClassified) -> CaseMessage:
         channel=event.channel,
         received_at=event.received_at,
         subject=event.subject,
-        text=event.text,
+        text=event.text[:LATEST_TEXT_CHARS],
+        text_chars=len(event.text) if len(event.text) > LATEST_TEXT_CHARS else None,
         sentiment=fc.sentiment,
         sentiment_score=fc.sentiment_score,
         category=fc.category,

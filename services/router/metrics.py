@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -120,6 +120,18 @@ class RouterMetrics:
             ["tag"],
             registry=r,
         )
+
+        self.tick_applied_at = Gauge(
+            "triage_router_tick_applied_timestamp_seconds",
+            "When this worker last applied a clock tick (Unix time; 0: never). Ticks are sent "
+            "at least every heartbeat while the worker holds the inbox, so an old value means "
+            "offers, service-level warnings, breaches and escalations have stopped.",
+            registry=r,
+        )
+
+    def tick_applied(self, at: float) -> None:
+        """A clock tick was applied at ``at`` (Unix time)."""
+        self.tick_applied_at.set(at)
 
     def observe_event(self, event: CaseEvent) -> None:
         """Count one case event."""

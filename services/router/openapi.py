@@ -21,7 +21,7 @@ class _NoRuntime:
     async def submit(self, command: Any) -> Any:
         raise RuntimeError("documentation only")
 
-    def subscribe(self, agent_id: str, supervisor: bool) -> Any:
+    def subscribe(self, agent_id: str, supervisor: bool, *, token_sha256: str | None = None) -> Any:
         raise RuntimeError("documentation only")
 
     def unsubscribe(self, queue: Any) -> None:

@@ -61,6 +61,19 @@ class RouterSettings(ServiceSettings):
     tick_interval_s: float = Field(
         default=0.5, gt=0, le=60, description="How often the clock checks for due deadlines."
     )
+    tick_resend_s: float = Field(
+        default=10,
+        gt=0,
+        le=600,
+        description="A clock tick not applied this long after it was sent is sent again.",
+    )
+    tick_heartbeat_s: float = Field(
+        default=30,
+        gt=0,
+        le=600,
+        description="Longest time between clock ticks while nothing is due (the "
+        "triage_router_tick_applied_timestamp_seconds metric shows the clock is alive).",
+    )
     command_timeout_s: float = Field(
         default=10, gt=0, le=120, description="Longest an API call waits for its command."
     )

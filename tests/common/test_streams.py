@@ -59,3 +59,29 @@ async def test_a_passing_failure_is_sent_again_until_acknowledged() -> None:
 
 async def test_nothing_to_send_returns_at_once() -> None:
     assert await send_acknowledged(FlakyTopic({}), []) == []
+
+
+class EagerTopic(FlakyTopic):
+    """A topic whose producer refuses some records as it is handed them, before any delivery:
+    aiokafka raises a too-large record from ``send`` itself."""
+
+    def __init__(self, refused_at_send: set[bytes]) -> None:
+        super().__init__({})
+        self.refused_at_send = refused_at_send
+
+    async def send(self, *, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
+        if value in self.refused_at_send:
+            self.sent.append(value)
+            raise MessageSizeTooLargeError("the message is 1090000 bytes when serialized")
+        return await super().send(key=key, value=value)
+
+
+async def test_a_record_refused_as_it_is_sent_is_that_records_refusal_alone() -> None:
+    topic = EagerTopic({b"huge"})
+    outcomes = await send_acknowledged(
+        topic, [(b"k", b"before"), (b"k", b"huge"), (b"k", b"after")], retry_s=0.01
+    )
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], MessageSizeTooLargeError)
+    assert outcomes[2] is None
+    assert topic.sent == [b"before", b"huge", b"after"]

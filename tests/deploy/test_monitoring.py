@@ -87,6 +87,7 @@ EXPECTED_ALERTS = {
     "IngestBrokerDown",
     "NeedsReviewShareHigh",
     "IngestErrors",
+    "RouterClockStalled",
 }
 
 

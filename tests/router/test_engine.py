@@ -339,14 +339,14 @@ def test_escalate_on_request_and_transfer_to_team() -> None:
 
 
 def test_csat_after_resolution() -> None:
-    router = engine(agent("a"))
+    router = engine(agent("a"), agent("boss", tier="supervisor", presence="away"))
     case_id = only_case(router.apply(feedback(), T0))
-    out = router.apply(command("a", Action.CSAT, case_id, score=4), T0)
+    out = router.apply(command("boss", Action.CSAT, case_id, score=4), T0)
     assert out.result is not None
     assert out.result.status == Status.CONFLICT
     router.apply(command("a", Action.ACCEPT, case_id), T0)
     router.apply(command("a", Action.RESOLVE, case_id), T0)
-    out = router.apply(command("a", Action.CSAT, case_id, score=4), T0)
+    out = router.apply(command("boss", Action.CSAT, case_id, score=4), T0)
     assert types(out) == ["csat_recorded"]
     assert router.case(case_id).csat == 4  # type: ignore[union-attr]
 

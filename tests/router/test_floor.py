@@ -15,12 +15,13 @@ def test_floor_counts_attainment_breaches_and_first_contact() -> None:
     router = engine(
         agent("front", skills={"delay": 5}, channels={"email": 5}),
         agent("senior", tier="senior", skills={"delay": 3}),
+        agent("boss", tier="supervisor", presence="away"),
     )
     quick = only_case(router.apply(feedback(customer="c1"), T0))
     router.apply(command("front", Action.ACCEPT, quick), T0)
     router.apply(command("front", Action.RESPOND, quick, chars=100), T0 + timedelta(minutes=2))
     router.apply(command("front", Action.RESOLVE, quick), T0 + timedelta(minutes=3))
-    router.apply(command("front", Action.CSAT, quick, score=4), T0 + timedelta(minutes=4))
+    router.apply(command("boss", Action.CSAT, quick, score=4), T0 + timedelta(minutes=4))
 
     slow = only_case(router.apply(feedback(customer="c2"), T0 + timedelta(minutes=4)))
     router.apply(command("front", Action.ACCEPT, slow), T0 + timedelta(minutes=4))

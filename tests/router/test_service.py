@@ -262,11 +262,11 @@ async def test_case_is_routed_worked_and_published(
     assert resolved.status_code == 200
     assert resolved.json()["state"] == "resolved"
     csat = await client.post(
-        f"{base}/v1/cases/{case_id}/csat", headers=auth("amy"), json={"score": 5}
+        f"{base}/v1/cases/{case_id}/csat", headers=auth("boss"), json={"score": 5}
     )
     assert csat.status_code == 200
     bad = await client.post(
-        f"{base}/v1/cases/{case_id}/csat", headers=auth("amy"), json={"score": 9}
+        f"{base}/v1/cases/{case_id}/csat", headers=auth("boss"), json={"score": 9}
     )
     assert bad.status_code == 422
 
@@ -478,6 +478,7 @@ SUPERVISOR_ONLY = {
     ("PUT", "/v1/agents/{agent_id}/presence"),
     ("POST", "/v1/cases/{case_id}/reassign"),
     ("POST", "/v1/cases/{case_id}/relabel"),
+    ("POST", "/v1/cases/{case_id}/csat"),
 }
 
 
