@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -56,3 +58,43 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class BodyTooLarge(Exception):
+    """The request body is (or says it is) larger than the limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the body is larger than {limit} bytes")
+        self.limit = limit
+
+
+class BodyTimeout(Exception):
+    """The request body did not arrive within the deadline."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"the body was not received within {timeout_s:g} s")
+        self.timeout_s = timeout_s
+
+
+async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
+    """The request body, read only now: at most ``limit`` bytes, within ``timeout_s`` seconds.
+
+    A declared length over the limit is refused before anything is read, a streamed body as soon
+    as it passes the limit. Raises :class:`BodyTooLarge`, :class:`BodyTimeout`, or Starlette's
+    ``ClientDisconnect`` when the client goes away.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout(timeout_s) from None
+    return b"".join(chunks)

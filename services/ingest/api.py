@@ -1,7 +1,11 @@
 """HTTP views of the ingest service: authenticate, parse, normalise, publish, answer.
 
-Views read the raw body and validate it themselves, so every malformed input (bad JSON, bad
-UTF-8, absurd nesting, wrong types) becomes a 4xx naming the field, and nothing is produced.
+Nothing of a body is read before its sender is known: the caller is authenticated and
+rate-limited from the headers alone, and only then is the body read, under its route's limit
+and within a deadline (a signature over the body is checked after that). Views validate the raw
+body themselves, so every malformed input (bad JSON, bad UTF-8, absurd nesting, wrong types)
+becomes a 4xx naming the field, and nothing is produced. E-mails and large JSON bodies are
+parsed by parse workers, under a CPU deadline, so no body can stall the event loop.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Annotated, Any, Literal, TypeVar
 
 import structlog
@@ -17,8 +22,10 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 from services.common.errors import BrokerUnavailable
+from services.common.http import BodyTimeout, BodyTooLarge, read_body
 from services.common.messages import Customer, CustomerTier, FeedbackReceived
 from services.ingest import normalise
 from services.ingest.auth import (
@@ -26,13 +33,14 @@ from services.ingest.auth import (
     TIMESTAMP_HEADER,
     Authenticator,
     AuthFailure,
+    AuthFailureReason,
 )
+from services.ingest.decoding import decode_batch, decode_email, decode_json, field_errors
 from services.ingest.dedup import AcceptedEvents
-from services.ingest.email_parsing import EmailParseError, parse_email
+from services.ingest.email_parsing import EmailParseError
 from services.ingest.metrics import IngestMetrics
 from services.ingest.models import (
     Accepted,
-    BatchIn,
     BatchItemResult,
     BatchResult,
     ChatIn,
@@ -46,6 +54,7 @@ from services.ingest.models import (
 from services.ingest.publisher import Publisher, Record
 from services.ingest.ratelimit import RateLimiter, retry_after_header
 from services.ingest.settings import IngestSettings
+from services.ingest.workers import OverDeadline, ParseWorkers, WorkerError
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -74,6 +83,7 @@ class IngestState:
     accepted: AcceptedEvents
     metrics: IngestMetrics
     limiter: RateLimiter
+    parsers: ParseWorkers
 
 
 class ApiError(Exception):
@@ -97,16 +107,6 @@ def error_response(exc: ApiError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
-def field_errors(
-    exc: ValidationError, prefix: tuple[str | int, ...] = ("body",)
-) -> list[FieldError]:
-    """Validation errors as field errors, without echoing the input back."""
-    return [
-        FieldError(loc=[*prefix, *err["loc"]], msg=err["msg"], type=err["type"])
-        for err in exc.errors(include_url=False, include_input=False)
-    ]
-
-
 def invalid(errors: list[FieldError]) -> ApiError:
     """A 422 naming the fields."""
     return ApiError(422, errors)
@@ -120,67 +120,150 @@ async def _state(request: Request) -> IngestState:
 StateDep = Annotated[IngestState, Depends(_state)]
 
 
-async def authenticate(
-    request: Request,
-    state: StateDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-    timestamp: Annotated[
-        str | None,
-        Header(
-            alias=TIMESTAMP_HEADER, description="Unix time of the signature (signed platforms)."
-        ),
-    ] = None,
-    signature: Annotated[
-        str | None,
-        Header(
-            alias=SIGNATURE_HEADER,
-            description='"sha256=" + hex HMAC-SHA256 of "<timestamp>." + body (signed platforms).',
-        ),
-    ] = None,
-) -> str:
-    """The calling platform, or 401 with no detail; then 429 when the platform is over its rate
-    limit (checked before the body is parsed; refused requests never take a platform's tokens)."""
-    signature_use = None
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated request: who sent it, and its body (read after they were known)."""
+
+    platform: str
+    body: bytes
+
+
+def _unauthorized(request: Request, state: IngestState, failure: AuthFailure) -> ApiError:
+    state.metrics.auth_failures.labels(failure.reason.value).inc()
+    log.info("request refused", reason=failure.reason.value, path=request.url.path)
+    return ApiError(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
+
+
+def _signed_idempotency_key(request: Request) -> str | None:
+    keys = request.headers.getlist("idempotency-key")
+    if len(keys) > 1:  # which one would count is not what was signed
+        raise AuthFailure(AuthFailureReason.BAD_SIGNATURE)
+    return keys[0] if keys else None
+
+
+async def _body(request: Request, state: IngestState, limit: int) -> bytes:
+    timeout_s = state.settings.body_read_timeout_s
     try:
-        platform = state.authenticator.platform_for(authorization)
-        if state.authenticator.requires_signature(platform):
-            body = await request.body()
-            signature_use = state.authenticator.verify_signature(
-                platform, body, timestamp=timestamp, signature=signature, remember=False
+        return await read_body(request, limit=limit, timeout_s=timeout_s)
+    except BodyTooLarge as exc:
+        raise ApiError(413, str(exc)) from None
+    except BodyTimeout as exc:
+        log.info("request body too slow", path=request.url.path, timeout_s=timeout_s)
+        raise ApiError(408, str(exc), {"Connection": "close"}) from None
+    except ClientDisconnect:
+        raise ApiError(400, "the request body was not received") from None
+
+
+def _caller(max_bytes: Callable[[IngestSettings], int]) -> Callable[..., Any]:
+    """A dependency that authenticates the caller, then reads the body under ``max_bytes``."""
+
+    async def caller(
+        request: Request,
+        state: StateDep,
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+        timestamp: Annotated[
+            str | None,
+            Header(
+                alias=TIMESTAMP_HEADER,
+                description="Unix time of the signature (signed platforms).",
+            ),
+        ] = None,
+        signature: Annotated[
+            str | None,
+            Header(
+                alias=SIGNATURE_HEADER,
+                description='"sha256=" + hex HMAC-SHA256 of "<timestamp>." + body, or of '
+                '"<timestamp>;" + query string + "\\n" + Idempotency-Key + "\\n" + body when the '
+                "request has either (signed platforms).",
+            ),
+        ] = None,
+    ) -> Caller:
+        """The calling platform and its body: 401 with no detail, then 429 when the platform is
+        over its rate limit, both before any of the body is read (and neither takes a token);
+        then 413 or 408 for the body, then 401 when a signature does not match it."""
+        authenticator = state.authenticator
+        try:
+            platform = authenticator.platform_for(authorization)
+            authenticator.check_signature_headers(
+                platform, timestamp=timestamp, signature=signature
             )
-    except AuthFailure as failure:
-        state.metrics.auth_failures.labels(failure.reason.value).inc()
-        log.info("request refused", reason=failure.reason.value, path=request.url.path)
-        raise ApiError(401, "unauthorized", {"WWW-Authenticate": "Bearer"}) from None
-    wait_s = state.limiter.acquire(platform)
-    if wait_s > 0:
-        state.metrics.rate_limited.labels(platform).inc()
-        log.debug("request rate limited", platform=platform, path=request.url.path)
-        raise ApiError(
-            429,
-            "too many requests: this API key is over its rate limit; retry after Retry-After "
-            "seconds",
-            {"Retry-After": retry_after_header(wait_s)},
-        )
-    if signature_use is not None:
-        state.authenticator.use(signature_use)
-        request.state.signature_use = signature_use
-    request.state.platform = platform
-    return platform
+        except AuthFailure as failure:
+            raise _unauthorized(request, state, failure) from None
+        wait_s = state.limiter.acquire(platform)
+        if wait_s > 0:
+            state.metrics.rate_limited.labels(platform).inc()
+            log.debug("request rate limited", platform=platform, path=request.url.path)
+            raise ApiError(
+                429,
+                "too many requests: this API key is over its rate limit; retry after "
+                "Retry-After seconds",
+                {"Retry-After": retry_after_header(wait_s)},
+            )
+        body = await _body(request, state, max_bytes(state.settings))
+        if authenticator.requires_signature(platform):
+            try:
+                signature_use = authenticator.verify_signature(
+                    platform,
+                    body,
+                    timestamp=timestamp,
+                    signature=signature,
+                    query=request.scope.get("query_string", b"").decode("latin-1"),
+                    idempotency_key=_signed_idempotency_key(request),
+                    remember=False,
+                )
+            except AuthFailure as failure:
+                raise _unauthorized(request, state, failure) from None
+            if signature_use is not None:
+                authenticator.use(signature_use)
+                request.state.signature_use = signature_use
+        request.state.platform = platform
+        return Caller(platform=platform, body=body)
+
+    return caller
 
 
-PlatformDep = Annotated[str, Depends(authenticate)]
+EventCaller = Annotated[Caller, Depends(_caller(attrgetter("max_body_bytes")))]
+EmailCaller = Annotated[Caller, Depends(_caller(attrgetter("max_email_bytes")))]
+BatchCaller = Annotated[Caller, Depends(_caller(attrgetter("max_batch_bytes")))]
 
 
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-def _parse(model: type[M], body: bytes) -> M:
+async def _in_worker(
+    state: IngestState, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+) -> Any:
+    """``fn`` run by a parse worker; 422 when it takes too long, 503 when no worker can run it."""
     try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        raise invalid(field_errors(exc)) from None
+        return await state.parsers.run(fn, *args, **kwargs)
+    except OverDeadline as exc:
+        state.metrics.parse_refusals.labels("over_deadline").inc()
+        log.warning("body refused: parsing it took too long", reason=str(exc))
+        error = FieldError(
+            loc=["body"], msg=f"the body is too complex to parse: {exc}", type="too_complex"
+        )
+        raise invalid([error]) from None
+    except WorkerError as exc:
+        state.metrics.parse_refusals.labels("unavailable").inc()
+        log.warning("body not parsed: no parse worker", error=type(exc).__name__)
+        raise ApiError(
+            503,
+            "the body could not be parsed now; retry later",
+            {"Retry-After": str(state.settings.retry_after_s)},
+        ) from None
+
+
+async def _parse(state: IngestState, model: type[M], body: bytes) -> M:
+    """The JSON body as ``model``; large bodies are parsed off the event loop."""
+    if len(body) <= state.settings.parse_inline_bytes:
+        outcome = decode_json(model, body)
+    else:
+        outcome = await _in_worker(state, decode_json, model, body)
+    if isinstance(outcome, list):
+        raise invalid(outcome)
+    parsed: M = outcome
+    return parsed
 
 
 def _normalised(
@@ -292,9 +375,17 @@ RETRY_AFTER = {
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong credentials."},
+    408: {
+        "model": ErrorBody,
+        "description": "The body did not arrive within TRIAGE_INGEST_BODY_READ_TIMEOUT_S.",
+    },
     413: {"model": ErrorBody, "description": "The body is larger than the documented limit."},
     415: {"model": ErrorBody, "description": "Unsupported Content-Type."},
-    422: {"model": ErrorBody, "description": "Invalid input: which field and why."},
+    422: {
+        "model": ErrorBody,
+        "description": "Invalid input: which field and why (or too complex to parse within "
+        "TRIAGE_INGEST_PARSE_CPU_LIMIT_S).",
+    },
     429: {
         "model": ErrorBody,
         "description": "This API key is over its rate limit (TRIAGE_INGEST_RATE_LIMIT_PER_S, "
@@ -303,8 +394,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     },
     503: {
         "model": ErrorBody,
-        "description": "The broker did not acknowledge the event; nothing was accepted. "
-        "Retry after the Retry-After header's seconds.",
+        "description": "The broker did not acknowledge the event, or no parse worker was free; "
+        "nothing was accepted. Retry after the Retry-After header's seconds.",
         "headers": RETRY_AFTER,
     },
 }
@@ -325,13 +416,13 @@ router = APIRouter()
     summary="Post one message in the canonical form (or as a CloudEvent)",
     tags=["feedback"],
 )
-async def post_feedback(request: Request, state: StateDep, platform: PlatformDep) -> Response:
+async def post_feedback(request: Request, state: StateDep, caller: EventCaller) -> Response:
     """The canonical JSON event, or the same event as a CloudEvents 1.0 structured JSON body."""
     media = _media_type(request)
-    body = await request.body()
+    platform, body = caller.platform, caller.body
     settings = state.settings
     if media == CLOUDEVENTS_TYPE:
-        envelope = _parse(CloudEventIn, body)
+        envelope = await _parse(state, CloudEventIn, body)
         event = _normalised(
             normalise.from_cloudevent,
             envelope,
@@ -340,7 +431,7 @@ async def post_feedback(request: Request, state: StateDep, platform: PlatformDep
             now=_now(),
         )
     elif media in JSON_TYPES:
-        canonical = _parse(FeedbackIn, body)
+        canonical = await _parse(state, FeedbackIn, body)
         event = _normalised(
             normalise.from_feedback,
             canonical,
@@ -374,7 +465,7 @@ async def post_feedback(request: Request, state: StateDep, platform: PlatformDep
 async def post_email(
     request: Request,
     state: StateDep,
-    platform: PlatformDep,
+    caller: EmailCaller,
     customer_id: Annotated[
         str | None,
         Query(min_length=1, max_length=256, description="Customer reference; default: sender."),
@@ -396,11 +487,16 @@ async def post_email(
     request.state.channel = "email"
     if _media_type(request) != EMAIL_TYPE:
         raise ApiError(415, f"Content-Type must be {EMAIL_TYPE}")
-    raw = await request.body()
-    try:
-        parsed = parse_email(raw, max_bytes=state.settings.max_email_bytes)
-    except EmailParseError as exc:
-        raise invalid([FieldError(loc=["body"], msg=str(exc), type="email_error")]) from None
+    raw = caller.body
+    parsed = await _in_worker(
+        state,
+        decode_email,
+        raw,
+        max_bytes=state.settings.max_email_bytes,
+        max_text_chars=state.settings.max_text_chars,
+    )
+    if isinstance(parsed, EmailParseError):
+        raise invalid([FieldError(loc=["body"], msg=str(parsed), type="email_error")])
     customer = None
     if customer_id or customer_tier or language:
         customer = Customer(
@@ -410,7 +506,7 @@ async def post_email(
         normalise.from_email,
         parsed,
         source_event_id=normalise.email_source_id(parsed, raw, idempotency_key),
-        platform=platform,
+        platform=caller.platform,
         max_text_chars=state.settings.max_text_chars,
         now=_now(),
         customer=customer,
@@ -426,16 +522,16 @@ async def post_email(
     summary="Post a chat transcript",
     tags=["feedback"],
 )
-async def post_chat(request: Request, state: StateDep, platform: PlatformDep) -> Response:
+async def post_chat(request: Request, state: StateDep, caller: EventCaller) -> Response:
     """A transcript of ordered turns; the customer's turns are the text, the transcript is kept."""
     request.state.channel = "chat"
     if _media_type(request) not in JSON_TYPES:
         raise ApiError(415, "Content-Type must be application/json")
-    chat = _parse(ChatIn, await request.body())
+    chat = await _parse(state, ChatIn, caller.body)
     event = _normalised(
         normalise.from_chat,
         chat,
-        platform=platform,
+        platform=caller.platform,
         max_text_chars=state.settings.max_text_chars,
         now=_now(),
     )
@@ -450,16 +546,16 @@ async def post_chat(request: Request, state: StateDep, platform: PlatformDep) ->
     summary="Post a social-media post or direct message",
     tags=["feedback"],
 )
-async def post_social(request: Request, state: StateDep, platform: PlatformDep) -> Response:
+async def post_social(request: Request, state: StateDep, caller: EventCaller) -> Response:
     """A post, reply, review or direct message with its author, visibility and reach."""
     request.state.channel = "social"
     if _media_type(request) not in JSON_TYPES:
         raise ApiError(415, "Content-Type must be application/json")
-    social = _parse(SocialIn, await request.body())
+    social = await _parse(state, SocialIn, caller.body)
     event = _normalised(
         normalise.from_social,
         social,
-        platform=platform,
+        platform=caller.platform,
         max_text_chars=state.settings.max_text_chars,
         now=_now(),
     )
@@ -478,19 +574,22 @@ async def post_social(request: Request, state: StateDep, platform: PlatformDep) 
     summary="Post many canonical events at once (bulk import)",
     tags=["feedback"],
 )
-async def post_batch(request: Request, state: StateDep, platform: PlatformDep) -> Response:
+async def post_batch(request: Request, state: StateDep, caller: BatchCaller) -> Response:
     """Up to TRIAGE_INGEST_MAX_BATCH_ITEMS canonical events, each validated and answered on its
     own: 202 when all were accepted (or repeats), 207 when some were not, 503 when the broker
     accepted none."""
     request.state.channel = "batch"
     if _media_type(request) not in JSON_TYPES:
         raise ApiError(415, "Content-Type must be application/json")
-    batch = _parse(BatchIn, await request.body())
+    platform, body = caller.platform, caller.body
     limit = state.settings.max_batch_items
-    if len(batch.items) > limit:
-        raise invalid(
-            [FieldError(loc=["body", "items"], msg=f"at most {limit} items", type="too_long")]
-        )
+    if len(body) <= state.settings.parse_inline_bytes:
+        decoded = decode_batch(body, max_items=limit)
+    else:
+        decoded = await _in_worker(state, decode_batch, body, max_items=limit)
+    if isinstance(decoded, list):
+        raise invalid(decoded)
+    batch = decoded
     results: list[BatchItemResult] = []
     channels: dict[int, str] = {}
     fresh: dict[str, tuple[int, FeedbackReceived]] = {}

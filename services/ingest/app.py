@@ -16,7 +16,6 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.http import BodyLimit
 from services.common.kafka import KafkaSettings
 from services.common.topics import feedback_received
 from services.ingest.api import (
@@ -26,12 +25,14 @@ from services.ingest.api import (
     router,
 )
 from services.ingest.auth import Authenticator
+from services.ingest.decoding import WORKER_MODULES
 from services.ingest.dedup import AcceptedEvents
 from services.ingest.metrics import IngestMetrics
 from services.ingest.models import BatchIn, ChatIn, CloudEventIn, ErrorBody, FeedbackIn, SocialIn
 from services.ingest.publisher import Publisher
 from services.ingest.ratelimit import RateLimiter
 from services.ingest.settings import IngestSettings
+from services.ingest.workers import ParseWorkers
 
 log = structlog.get_logger(__name__)
 
@@ -42,11 +43,18 @@ normalised to one `FeedbackReceived` event on the `feedback.received` topic.
 
 **Authentication**: `Authorization: Bearer <API key>`. Platforms with a signing secret also send
 `X-Triage-Timestamp` (Unix seconds) and `X-Triage-Signature: sha256=<hex HMAC-SHA256 of
-"<timestamp>." + body>`; stale (older than the tolerance) or replayed signatures are refused.
+"<timestamp>." + body>`; when the request has a query string or an `Idempotency-Key` header the
+HMAC is of `"<timestamp>;" + query string as sent + "\\n" + Idempotency-Key + "\\n" + body`
+instead, so that neither can be changed. Stale (older than the tolerance) or replayed signatures
+are refused. A request without valid credentials is refused with `401` before its body is read.
 
 **Rate limit**: each API key may post `TRIAGE_INGEST_RATE_LIMIT_PER_S` requests a second with
 bursts of `TRIAGE_INGEST_RATE_LIMIT_BURST` (per ingest process); beyond that the answer is `429`
 with `Retry-After`, before the body is read.
+
+**Bodies** are read after authentication, under each operation's size limit (`413` beyond it)
+and within `TRIAGE_INGEST_BODY_READ_TIMEOUT_S` (`408`). A body that takes more than
+`TRIAGE_INGEST_PARSE_CPU_LIMIT_S` of CPU to parse is refused with `422`.
 
 **Delivery**: `202` means the broker durably accepted the event. `503` with `Retry-After` means it
 did not; retry. A repeated source event id (`id`) is answered `200` with the original event id and
@@ -154,11 +162,18 @@ def create_app(
         accepted=AcceptedEvents(ttl_s=settings.dedup_ttl_s, max_entries=settings.dedup_max_entries),
         metrics=metrics,
         limiter=RateLimiter(rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst),
+        parsers=ParseWorkers(
+            processes=settings.parse_workers,
+            cpu_limit_s=settings.parse_cpu_limit_s,
+            timeout_s=settings.parse_timeout_s,
+            preload=WORKER_MODULES,
+        ),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await publisher.start()
+        await state.parsers.warm_up()
         log.info(
             "ingest started",
             topic=publisher.topic,
@@ -169,6 +184,7 @@ def create_app(
         try:
             yield
         finally:
+            await state.parsers.close()
             await publisher.stop()
             log.info("ingest stopped")
 
@@ -184,16 +200,9 @@ def create_app(
     )
     app.state.ingest = state
     app.include_router(router)
-
-    def limit_for(path: str) -> int:
-        if path.endswith("/email"):
-            return settings.max_email_bytes
-        if path.endswith("/batch"):
-            return settings.max_batch_bytes
-        return settings.max_body_bytes
-
+    # Bodies are read by each operation once its caller is known, under the operation's limit
+    # (see services.ingest.api), never by a middleware.
     app.add_middleware(RequestMetrics, metrics=metrics)
-    app.add_middleware(BodyLimit, limit_for=limit_for)
 
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:

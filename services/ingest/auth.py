@@ -1,7 +1,11 @@
-"""Who may post: API keys per platform, optional HMAC-signed bodies with replay protection.
+"""Who may post: API keys per platform, optional HMAC-signed requests with replay protection.
 
 Keys are configured as SHA-256 hashes, never in plain text. Every failure is reported to the
 client as a bare 401; the reason is kept for metrics and logs only.
+
+A signed request is checked in two steps, so that nobody makes the service read a body before
+they are known: :meth:`Authenticator.check_signature_headers` needs only the headers (present,
+well formed, fresh); :meth:`Authenticator.verify_signature` then needs the body.
 """
 
 from __future__ import annotations
@@ -58,10 +62,35 @@ def generate_key() -> str:
     return _KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-def compute_signature(secret: str, timestamp: str, body: bytes) -> str:
-    """The signature a platform sends: HMAC-SHA256 over ``"<timestamp>." + body``."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + digest.hexdigest()
+def signed_message(
+    timestamp: str, body: bytes, *, query: str = "", idempotency_key: str | None = None
+) -> bytes:
+    """What a platform signs.
+
+    ``"<timestamp>." + body`` when the request has no query string and no ``Idempotency-Key``;
+    otherwise ``"<timestamp>;" + query + "\n" + idempotency key + "\n" + body``, where ``query``
+    is the query string exactly as sent (without ``?``) and the key is empty when absent. The
+    byte after the timestamp tells the two forms apart, so a body can never pass for parameters;
+    neither a query string nor a header value can hold a newline.
+    """
+    if not query and idempotency_key is None:
+        return timestamp.encode() + b"." + body
+    extras = f"{query}\n{idempotency_key or ''}\n".encode()
+    return timestamp.encode() + b";" + extras + body
+
+
+def compute_signature(
+    secret: str,
+    timestamp: str,
+    body: bytes,
+    *,
+    query: str = "",
+    idempotency_key: str | None = None,
+) -> str:
+    """The ``X-Triage-Signature`` a platform sends: ``"sha256=" +`` hex HMAC-SHA256 of
+    :func:`signed_message`."""
+    message = signed_message(timestamp, body, query=query, idempotency_key=idempotency_key)
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -102,6 +131,26 @@ class Authenticator:
         """True when the platform has a signing secret configured."""
         return platform in self._secrets
 
+    def check_signature_headers(
+        self,
+        platform: str,
+        *,
+        timestamp: str | None,
+        signature: str | None,
+        now: float | None = None,
+    ) -> None:
+        """What can be checked of a signed request before its body is read: the signature and
+        a well-formed, fresh timestamp are there. Nothing for a platform without a secret."""
+        if platform not in self._secrets:
+            return
+        if not timestamp or not signature:
+            raise AuthFailure(AuthFailureReason.MISSING_SIGNATURE)
+        if not timestamp.isdigit() or len(timestamp) > 12:
+            raise AuthFailure(AuthFailureReason.BAD_SIGNATURE)
+        current = time.time() if now is None else now
+        if abs(current - int(timestamp)) > self._tolerance_s:
+            raise AuthFailure(AuthFailureReason.STALE_SIGNATURE)
+
     def verify_signature(
         self,
         platform: str,
@@ -109,14 +158,18 @@ class Authenticator:
         *,
         timestamp: str | None,
         signature: str | None,
+        query: str = "",
+        idempotency_key: str | None = None,
         now: float | None = None,
         remember: bool = True,
     ) -> SignatureUse | None:
-        """Accept the body's signature once, and only while it is fresh.
+        """Accept the request's signature once, and only while it is fresh.
 
-        With ``remember=False`` the signature is checked but not yet used up: the caller passes
-        the returned :class:`SignatureUse` to :meth:`use` once it accepts the request (a request
-        refused for another reason, such as the rate limit, may then be retried as it was).
+        The signature covers the body, the query string and the ``Idempotency-Key`` (see
+        :func:`signed_message`). With ``remember=False`` it is checked but not yet used up: the
+        caller passes the returned :class:`SignatureUse` to :meth:`use` once it accepts the
+        request (a request refused for another reason, such as an outage, may then be retried as
+        it was).
         """
         secret = self._secrets.get(platform)
         if secret is None:
@@ -125,8 +178,10 @@ class Authenticator:
             raise AuthFailure(AuthFailureReason.MISSING_SIGNATURE)
         if not timestamp.isdigit() or len(timestamp) > 12:
             raise AuthFailure(AuthFailureReason.BAD_SIGNATURE)
-        expected = compute_signature(secret, timestamp, body)
-        if not hmac.compare_digest(expected, signature.strip()):
+        expected = compute_signature(
+            secret, timestamp, body, query=query, idempotency_key=idempotency_key
+        )
+        if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
             raise AuthFailure(AuthFailureReason.BAD_SIGNATURE)
         current = time.time() if now is None else now
         if abs(current - int(timestamp)) > self._tolerance_s:

@@ -42,6 +42,13 @@ class IngestMetrics:
             ["platform"],
             registry=self.registry,
         )
+        self.parse_refusals = Counter(
+            "triage_ingest_parse_refusals_total",
+            "Bodies not parsed: over_deadline (refused with 422) or unavailable (no parse worker "
+            "could take it; 503).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.produce_seconds = Histogram(
             "triage_ingest_produce_duration_seconds",
             "Time from sending records to the broker's acknowledgement.",

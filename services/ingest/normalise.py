@@ -52,6 +52,30 @@ def _clip(value: str | None, limit: int) -> str | None:
     return value[:limit] if value is not None else None
 
 
+# Bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): in a subject, a
+# name or a file name they make the text display in another order than it has, so that
+# "invoice\u202egnp.exe" reads as "invoiceexe.png". Right-to-left letters display correctly
+# without them.
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def displayable(value: str | None) -> str | None:
+    """A subject, name or file name as agents are shown it: without bidirectional controls;
+    None when nothing visible is left."""
+    if value is None:
+        return None
+    cleaned = value.translate(_BIDI_CONTROLS)
+    return cleaned if cleaned.strip() else None
+
+
+def _displayable_customer(customer: Customer) -> Customer:
+    """The customer with a displayable name and handle (the id, an identity, is kept as sent)."""
+    name, handle = displayable(customer.name), displayable(customer.handle)
+    if (name, handle) == (customer.name, customer.handle):
+        return customer
+    return customer.model_copy(update={"name": name, "handle": handle})
+
+
 def _from_fields(
     fields: FeedbackFields,
     *,
@@ -78,8 +102,8 @@ def _from_fields(
         event_id=event_id_for(platform, source_event_id),
         source=Source(platform=platform, event_id=source_event_id),
         channel=fields.channel,
-        customer=fields.customer,
-        subject=fields.subject,
+        customer=_displayable_customer(fields.customer),
+        subject=displayable(fields.subject),
         text=clean_text(fields.text, max_chars=max_text_chars, loc=(*loc, "text")),
         thread=fields.thread or Thread(),
         occurred_at=fields.occurred_at,
@@ -129,14 +153,15 @@ def from_chat(
         (t.at for t in body.turns if t.role is ChatRole.CUSTOMER and t.at is not None), None
     )
     transcript = tuple(
-        ChatTurn(role=t.role, text=t.text, at=t.at, author=t.author) for t in body.turns
+        ChatTurn(role=t.role, text=t.text, at=t.at, author=displayable(t.author))
+        for t in body.turns
     )
     return FeedbackReceived(
         event_id=event_id_for(platform, body.id),
         source=Source(platform=platform, event_id=body.id),
         channel=Channel.CHAT,
-        customer=body.customer,
-        subject=body.subject,
+        customer=_displayable_customer(body.customer),
+        subject=displayable(body.subject),
         text=clean_text("\n".join(customer_turns), max_chars=max_text_chars, loc=("body", "turns")),
         thread=Thread(conversation_id=body.conversation_id),
         occurred_at=occurred_at,
@@ -161,7 +186,7 @@ def from_social(
         event_id=event_id_for(platform, body.id),
         source=Source(platform=platform, event_id=body.id),
         channel=Channel.SOCIAL,
-        customer=customer,
+        customer=_displayable_customer(customer),
         text=clean_text(body.text, max_chars=max_text_chars, loc=("body", "text")),
         thread=Thread(
             message_id=body.id,
@@ -173,7 +198,7 @@ def from_social(
         social=SocialDetails(
             network=body.network,
             kind=body.kind,
-            handle=body.author.handle,
+            handle=displayable(body.author.handle) or "",
             public=public,
             followers=body.author.followers,
             reach=reach,
@@ -205,24 +230,25 @@ def from_email(
     """A parsed e-mail: the sender is the customer, threading headers are kept."""
     if len(parsed.sender_address) > 256:
         raise InputError(("body",), "the From address is longer than 256 characters")
+    sender_name = _clip(displayable(parsed.sender_name), 256)
     sender_customer = Customer(
-        id=parsed.sender_address,
-        email=parsed.sender_address,
-        name=_clip(parsed.sender_name, 256),
+        id=parsed.sender_address, email=parsed.sender_address, name=sender_name
     )
     if customer is not None:
-        sender_customer = customer.model_copy(
-            update={
-                "email": customer.email or parsed.sender_address,
-                "name": customer.name or _clip(parsed.sender_name, 256),
-            }
+        sender_customer = _displayable_customer(
+            customer.model_copy(
+                update={
+                    "email": customer.email or parsed.sender_address,
+                    "name": customer.name or sender_name,
+                }
+            )
         )
     return FeedbackReceived(
         event_id=event_id_for(platform, source_event_id),
         source=Source(platform=platform, event_id=source_event_id),
         channel=Channel.EMAIL,
         customer=sender_customer,
-        subject=_clip(parsed.subject, 998),
+        subject=_clip(displayable(parsed.subject), 998),
         text=clean_text(parsed.text, max_chars=max_text_chars, loc=("body",)),
         thread=Thread(
             message_id=_clip(parsed.message_id, 998),
@@ -237,7 +263,7 @@ def from_email(
             html_only=parsed.html_only,
             attachments=tuple(
                 Attachment(
-                    filename=a.filename[:512] if a.filename else None,
+                    filename=_clip(displayable(a.filename), 512),
                     content_type=a.content_type[:255],
                     size_bytes=a.size_bytes,
                 )

@@ -58,6 +58,43 @@ class IngestSettings(ServiceSettings):
     max_batch_items: int = Field(
         default=100, ge=1, le=1000, description="Most events in one batch request."
     )
+    body_read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Longest time to receive a request body; a slower one is refused with 408.",
+    )
+    parse_workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description=(
+            "Worker processes that parse e-mails and large JSON bodies off the event loop; each "
+            "starts with the first body that needs it."
+        ),
+    )
+    parse_cpu_limit_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="CPU seconds one body may take to parse; beyond that it is refused with 422.",
+    )
+    parse_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description=(
+            "Wall-clock bound on one parse (waiting for a free worker excluded); beyond it the "
+            "worker is stopped and replaced, and the body refused with 422."
+        ),
+    )
+    parse_inline_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        le=1_048_576,
+        description="JSON bodies up to this size are parsed in the request; larger ones by a "
+        "parse worker.",
+    )
     max_text_chars: int = Field(
         default=20_000,
         ge=100,
@@ -116,6 +153,8 @@ class IngestSettings(ServiceSettings):
             raise ValueError(
                 "TRIAGE_INGEST_API_KEYS must list at least one platform key in production"
             )
+        if self.parse_timeout_s < self.parse_cpu_limit_s:
+            raise ValueError("parse_timeout_s must be at least parse_cpu_limit_s")
         unknown = set(self.hmac_secrets) - set(self.api_keys) - {DEV_PLATFORM}
         if unknown:
             raise ValueError(f"hmac_secrets names platforms without an API key: {sorted(unknown)}")

@@ -12,6 +12,7 @@ import httpx
 
 from services.common.kafka import KafkaSettings
 from services.common.messages import event_id_for
+from services.ingest.email_parsing import TRUNCATION_MARKER
 from tests.ingest.conftest import DEV_AUTH
 from tests.support.kafka import read_records
 
@@ -335,3 +336,22 @@ async def test_concurrent_repeats_produce_one_event(
     assert codes == [200] * 19 + [202]
     assert len({r.json()["event_id"] for r in responses}) == 1
     assert len(await read_records(kafka, topic, expected=1, settle_s=1.0)) == 1
+
+
+async def test_an_email_over_the_configured_text_limit_keeps_its_first_lines(
+    ingest_factory: Any, kafka: KafkaSettings, topic: str
+) -> None:
+    message = _email()
+    opening = "My washing machine leaks from the door seal on every wash."
+    message.set_content(opening + "\n\n" + "It started last month and got worse. " * 60)
+    async with ingest_factory(max_text_chars=300) as client:
+        response = await client.post(
+            "/v1/feedback/email",
+            content=message.as_bytes(),
+            headers={**DEV_AUTH, "Content-Type": "message/rfc822"},
+        )
+    assert response.status_code == 202, response.text
+    event, _ = await _one_event(kafka, topic)
+    assert event["text"].startswith(opening)
+    assert len(event["text"]) <= 300
+    assert event["text"].endswith(TRUNCATION_MARKER)
