@@ -21,6 +21,7 @@ from services.common.broker import (
     DEFAULT_PORT,
     BrokerError,
     EmbeddedBroker,
+    dies_with_this_process,
     port_in_use,
 )
 from services.common.health import wait_until_ready
@@ -732,20 +733,37 @@ def up(
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # A closed terminal (SIGHUP) stops everything in order, as Ctrl-C does; a hard kill cannot be
+    # caught, so each child also gets the kernel's signal when this process dies.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
 
     def launch(child: _Child) -> None:
         child.process = subprocess.Popen(  # noqa: S603 - own argv
-            child.argv, env=child.env, start_new_session=True
+            child.argv,
+            env=child.env,
+            start_new_session=True,
+            preexec_fn=dies_with_this_process(),
         )
+
+    def started(child: _Child) -> bool:
+        """Wait for the child's readiness; give up at once when asked to stop."""
+        deadline = time.monotonic() + 180
+        while not stopping and time.monotonic() < deadline:
+            if child.ready_url is None or wait_until_ready(
+                child.ready_url, timeout_s=1, process=child.process
+            ):
+                return True
+            if child.process is not None and child.process.poll() is not None:
+                return False
+        return False
 
     try:
         for child in children:
             launch(child)
-            if child.ready_url and not wait_until_ready(
-                child.ready_url, timeout_s=180, process=child.process
-            ):
+            if not started(child):
+                if stopping:
+                    return  # `finally` stops what was started
                 code = child.process.poll() if child.process is not None else None
                 if code is not None:
                     raise click.ClickException(

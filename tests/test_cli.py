@@ -267,3 +267,98 @@ def test_up_runs_the_services_and_stops_cleanly(
     assert process.wait(30) == 0
     for port in (broker_port, ingest_port, classifier_port, router_port):
         assert not port_in_use("127.0.0.1", port)
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may itself hold spaces or parentheses.
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _children_of(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _proc_stat(int(entry.name))
+            if fields is not None and int(fields[1]) == pid:
+                children.append(int(entry.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    fields = _proc_stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X")  # a zombie holds no port
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; prctl is Linux's")
+@pytest.mark.timeout(180)
+def test_up_killed_hard_takes_its_children_with_it(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("broker", "ingest", "classifier", "router")}
+    log = tmp_path / "up.out"
+    process = _spawn(
+        ["up", *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port)))],
+        env={
+            "TRIAGE_CLASSIFIER_DATA_DIR": str(tmp_path / "classifier"),
+            "TRIAGE_ROUTER_DATA_DIR": str(tmp_path / "router"),
+        },
+        log=log,
+    )
+    children: list[int] = []
+    try:
+        assert wait_for_port("127.0.0.1", ports["ingest"], timeout_s=120), log.read_text()
+        # Stopped first, so it cannot start another child between the listing and the kill.
+        process.send_signal(signal.SIGSTOP)
+        children = _children_of(process.pid)
+        assert len(children) >= 2, f"expected the broker and ingest, found {children}"
+        process.kill()
+        process.wait(10)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            held = [name for name, port in ports.items() if port_in_use("127.0.0.1", port)]
+            if not held and not any(_alive(child) for child in children):
+                break
+            time.sleep(0.1)
+        assert [c for c in children if _alive(c)] == [], "children outlived `triage up`"
+        assert held == [], f"ports still held after `triage up` was killed: {held}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        for child in children:  # only the processes this test's `triage up` started
+            if _alive(child):
+                os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.timeout(120)
+def test_up_stops_everything_when_its_terminal_closes(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("broker", "ingest", "classifier", "router")}
+    log = tmp_path / "up.out"
+    process = _spawn(
+        ["up", *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port)))],
+        env={
+            "TRIAGE_CLASSIFIER_DATA_DIR": str(tmp_path / "classifier"),
+            "TRIAGE_ROUTER_DATA_DIR": str(tmp_path / "router"),
+        },
+        log=log,
+    )
+    children: list[int] = []
+    try:
+        assert wait_for_port("127.0.0.1", ports["ingest"], timeout_s=60), log.read_text()
+        children = _children_of(process.pid)
+        process.send_signal(signal.SIGHUP)  # what a closing terminal sends its foreground job
+        # Still starting: it stops at once instead of starting the other services first.
+        assert process.wait(30) == 0, log.read_text()
+        assert "stopped" in log.read_text()
+        assert [c for c in children if _alive(c)] == []
+        assert [name for name, port in ports.items() if port_in_use("127.0.0.1", port)] == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        for child in children:
+            if _alive(child):
+                os.kill(child, signal.SIGKILL)

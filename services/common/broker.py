@@ -7,12 +7,16 @@ Apache Kafka with the same client code.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -20,6 +24,8 @@ from services.common.errors import TriageError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9092
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class BrokerError(TriageError):
@@ -51,6 +57,32 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def dies_with_this_process() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child killed (SIGKILL) when this process dies, however it
+    dies: a supervisor that is killed hard cannot stop its children, and a child left behind
+    keeps its port. None where the kernel cannot do it.
+
+    Linux only (``prctl(PR_SET_PDEATHSIG)``), and only when called on the main thread: the
+    kernel signals the child when the *thread* that started it ends, and only the main thread
+    lasts as long as the process.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork, not in the child
+    parent = os.getpid()
+    kill = int(signal.SIGKILL)
+
+    def arm() -> None:
+        if prctl(PR_SET_PDEATHSIG, kill) != 0:
+            return  # the child runs as before: stopped by its owner only
+        if os.getppid() != parent:  # the owner died between fork and prctl
+            os.kill(os.getpid(), kill)
+
+    return arm
+
+
 def free_port(host: str = DEFAULT_HOST) -> int:
     """A TCP port that is free on host right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -72,7 +104,8 @@ class EmbeddedBroker:
     """A tansu broker child process bound to one address.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. Only the process this
-    object started is ever signalled.
+    object started is ever signalled. Started on the main thread (Linux), the broker dies with
+    this process even when it is killed hard, so its port is never left taken.
     """
 
     def __init__(
@@ -125,7 +158,12 @@ class EmbeddedBroker:
         env = {**os.environ, "RUST_LOG": os.environ.get("TRIAGE_BROKER_LOG", "warn")}
         try:
             self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=dies_with_this_process(),
             )
         finally:
             if self._log_path is not None and hasattr(output, "close"):
