@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -136,16 +137,11 @@ def classifier(host: str | None, port: int | None) -> None:
 
     settings, kafka = _service_settings(ClassifierSettings, host=host, port=port)
     try:
-        embedder = None
-        if settings.backend == "onnx":
-            from services.classifier.onnx_backend import OnnxEmbedder
-
-            embedder = OnnxEmbedder(threads=settings.torch_threads)
         model = TriageModel.load(
             settings.model_dir,
+            backend=settings.backend,
             thresholds=settings.thresholds(),
             threads=settings.torch_threads,
-            embedder=embedder,
         )
     except ModelError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -322,11 +318,11 @@ def agent_token(agent_id: str) -> None:
     click.echo(f"roster entry: token_sha256: {hash_token(token)}")
 
 
-def _load_model(model_dir: Path | None) -> Any:
+def _load_model(model_dir: Path | None, backend: str = "onnx") -> Any:
     from services.classifier.model import ModelError, TriageModel
 
     try:
-        return TriageModel.load(model_dir)
+        return TriageModel.load(model_dir, backend="torch" if backend == "torch" else "onnx")
     except ModelError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -348,7 +344,41 @@ def _data_files(data: tuple[Path, ...], files: tuple[Path, ...]) -> list[Path]:
 @click.option("--report", type=Path, default=None, help="Report directory [OUT/report].")
 @click.option("--holdout", type=click.FloatRange(0.0, 0.9), default=0.2, show_default=True)
 @click.option("--seed", type=int, default=13, show_default=True)
-@click.option("--c", "c", type=click.FloatRange(min=1e-4), default=2.0, show_default=True)
+@click.option(
+    "--epochs",
+    type=click.FloatRange(0.01, 50),
+    default=2.0,
+    show_default=True,
+    help="Passes over the training share.",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many batches, whatever --epochs says.",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train on this many training examples drawn at random (a quick model).",
+)
+@click.option("--batch-size", type=click.IntRange(2, 256), default=32, show_default=True)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(16, 512),
+    default=128,
+    show_default=True,
+    help="Tokens of each text the encoder reads.",
+)
+@click.option("--lr", type=click.FloatRange(min=1e-7, max=1e-2), default=5e-5, show_default=True)
+@click.option(
+    "--corpus-repeat",
+    type=click.IntRange(1, 10),
+    default=2,
+    show_default=True,
+    help="Times the project's corpus is shown per epoch.",
+)
 @click.option(
     "--target-precision",
     type=click.FloatRange(0.0, 1.0),
@@ -363,27 +393,12 @@ def _data_files(data: tuple[Path, ...], files: tuple[Path, ...]) -> list[Path]:
     show_default=True,
     help="Default thresholds never send more than this share of messages to review.",
 )
-@click.option("--cache", type=Path, default=None, help="Directory to keep embeddings between runs.")
 @click.option(
     "--corrections",
     is_flag=True,
     help="Add supervisors' corrections from the feedback.corrections topic (TRIAGE_KAFKA_*).",
 )
-@click.option(
-    "--heads",
-    default=None,
-    help=(
-        "Head kinds to try per tag (logreg, svc, mlp, mlp_balanced, vote) [logreg,mlp,"
-        "mlp_balanced]; the best on a validation share of the training data wins."
-    ),
-)
-@click.option(
-    "--lexical-weight",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.5,
-    show_default=True,
-    help="Share of each tag's probabilities from the word and character n-gram heads (0: none).",
-)
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="CPU threads.")
 def train_command(
     data: tuple[Path, ...],
     files: tuple[Path, ...],
@@ -391,36 +406,30 @@ def train_command(
     report: Path | None,
     holdout: float,
     seed: int,
-    c: float,
+    epochs: float,
+    max_steps: int | None,
+    sample: int | None,
+    batch_size: int,
+    max_tokens: int,
+    lr: float,
+    corpus_repeat: int,
     target_precision: float,
     max_review_share: float,
-    cache: Path | None,
     corrections: bool,
-    heads: str | None,
-    lexical_weight: float,
+    threads: int | None,
 ) -> None:
-    """Train a model from labelled JSONL (text plus any of label_sentiment, label_category,
-    label_difficult) and write it with a held-out report."""
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
-
-    from services.classifier.model import Embedder
-    from services.classifier.training import (
-        DEFAULT_HEAD_KINDS,
-        HEAD_KINDS,
-        DataError,
-        EmbeddingCache,
-        load_examples,
-        train,
-        write_report,
+    """Fine-tune the model on labelled JSONL (text plus any of label_sentiment, label_category,
+    label_difficult) and write it, exported to int8 ONNX, with a held-out report."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
-    kinds = (
-        [kind.strip() for kind in heads.split(",") if kind.strip()]
-        if heads is not None
-        else list(DEFAULT_HEAD_KINDS)
-    )
-    if not kinds or any(kind not in HEAD_KINDS for kind in kinds):
-        raise click.BadParameter(f"choose from {', '.join(HEAD_KINDS)}", param_hint="--heads")
+    from services.classifier.finetune import FineTuneConfig
+    from services.classifier.training import DataError, load_examples, train, write_report
 
     try:
         examples = load_examples(_data_files(data, files))
@@ -433,43 +442,63 @@ def train_command(
         corrected = as_examples(_read_corrections().corrections)
         examples = merge(examples, corrected)
         click.echo(f"{len(corrected)} corrected messages from the corrections topic")
-    embedder = Embedder()
+    config = FineTuneConfig(
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        encoder_lr=lr,
+        seed=seed,
+        threads=threads,
+    )
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
-        TaskProgressColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        "ETA",
         TimeRemainingColumn(),
     ) as progress:
         tasks: dict[str, Any] = {}
+        logged: dict[str, int] = {}
+        started: dict[str, float] = {}
 
         def on_progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = progress.add_task(stage, total=max(total, 1))
-            progress.update(tasks[stage], completed=done if total else 1)
+                started[stage] = time.monotonic()
+            progress.update(tasks[stage], completed=done, total=max(total, 1))
+            if progress.console.is_terminal:
+                return
+            # Without a terminal (a log file, CI) the bar is not drawn: a line every 5% instead.
+            step = 100 * done // max(total, 1) // 5 * 5
+            if step > logged.get(stage, -1):
+                logged[stage] = step
+                eta = _eta(started[stage], done, total)
+                click.echo(f"{stage}: {done}/{total} ({step}%), {eta}")
 
         try:
             result = train(
                 examples,
-                embedder=embedder,
+                out=out,
+                config=config,
                 holdout=holdout,
                 seed=seed,
-                c=c,
+                sample=sample,
+                corpus_repeat=corpus_repeat,
                 target_precision=target_precision,
                 max_review_share=max_review_share,
-                cache=EmbeddingCache(cache),
                 progress=on_progress,
-                head_kinds=kinds,
-                lexical_weight=lexical_weight,
             )
         except DataError as exc:
             raise click.ClickException(str(exc)) from exc
-    result.model.save(out)
     written = write_report(result.report, report or out / "report") if result.report else []
     click.echo(f"model written to {out}")
     for tag, entry in result.report.items():
         line = (
             f"  {tag:<10} macro P {entry['macro_precision']:.3f}  R {entry['macro_recall']:.3f}"
-            f"  F1 {entry['macro_f1']:.3f}  ({entry['examples']} held out)"
+            f"  F1 {entry['macro_f1']:.3f}  ECE {entry['calibration_error']:.3f}"
+            f"  ({entry['examples']} held out)"
         )
         if "real_data" in entry:
             real = entry["real_data"]
@@ -481,9 +510,18 @@ def train_command(
                 f" F1 {real['macro_f1']:.3f} ({band['macro_f1']}), 95% intervals"
             )
         click.echo(line)
-    click.echo(f"  thresholds: {result.model.thresholds}")
+    metadata = json.loads((out / "metadata.json").read_text())
+    click.echo(f"  thresholds: {metadata['thresholds']}")
+    click.echo(f"  temperatures: {metadata['temperatures']}")
     for path in written:
         click.echo(f"  report: {path}")
+
+
+def _eta(started: float, done: int, total: int) -> str:
+    """Elapsed time and the estimated time left, from the rate so far."""
+    elapsed = time.monotonic() - started
+    left = elapsed / done * (total - done) if done else 0.0
+    return f"{elapsed:.0f} s elapsed, ETA {left:.0f} s"
 
 
 def _read_corrections() -> Any:
@@ -552,76 +590,54 @@ def classify_command(
 @click.option("--data", multiple=True, type=Path, help="Labelled JSONL file (repeatable).")
 @click.argument("files", nargs=-1, type=Path)
 @click.option("--model", "model_dir", type=Path, default=None, help="Model directory [shipped].")
+@click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx", show_default=True)
 @click.option(
     "--held-out",
     is_flag=True,
-    help="Only the texts `triage train` holds out of these files (same --holdout and --seed).",
+    help="Only the texts `triage train` tests on in these files (same --holdout and --seed).",
 )
 @click.option("--holdout", type=click.FloatRange(0.01, 0.9), default=0.2, show_default=True)
 @click.option("--seed", type=int, default=13, show_default=True)
 @click.option("--by-source", is_flag=True, help="Add the metrics of each source on its own.")
-@click.option("--cache", type=Path, default=None, help="Directory to keep embeddings between runs.")
 def evaluate_command(
     data: tuple[Path, ...],
     files: tuple[Path, ...],
     model_dir: Path | None,
+    backend: str,
     held_out: bool,
     holdout: float,
     seed: int,
     by_source: bool,
-    cache: Path | None,
 ) -> None:
     """Print the model's metrics, as JSON, for whatever labels the files have.
 
-    Macro figures come with 95% bootstrap intervals (`interval_95`).
+    Macro figures come with 95% bootstrap intervals (`interval_95`), each tag with its expected
+    calibration error and the coverage and precision at its review threshold.
     """
-    import json
-
-    from services.classifier.training import (
-        DataError,
-        EmbeddingCache,
-        evaluate,
-        holdout_split,
-        load_examples,
-    )
+    from services.classifier import training
+    from services.classifier.training import DataError, evaluate, load_examples
 
     try:
         examples = load_examples(_data_files(data, files))
     except DataError as exc:
         raise click.ClickException(str(exc)) from exc
     if held_out:
-        examples = holdout_split(examples, share=holdout, seed=seed)[1]
+        examples = training.three_way_split(examples, holdout=holdout, seed=seed)[2]
         if not examples:
-            raise click.ClickException("no text of these files falls in the held-out share")
-    model = _load_model(model_dir)
-    store = EmbeddingCache(cache)
-    embeddings = store.embed([e.text for e in examples], model.embed)
-    store.save()
-    report = evaluate(model, examples, embeddings=embeddings)
+            raise click.ClickException("no text of these files falls in the test share")
+    model = _load_model(model_dir, backend)
+    _, probabilities = model.outputs([e.text for e in examples])
+    report = evaluate(model, examples, probabilities=probabilities)
     output: dict[str, Any] = {
         "model_version": model.version,
+        "backend": backend,
         "examples": len(examples),
         "metrics": report,
     }
     if by_source:
-        rows_of: dict[str, list[int]] = {}
-        for row, example in enumerate(examples):
-            rows_of.setdefault(example.source, []).append(row)
-        output["by_source"] = {
-            source: evaluate(
-                model,
-                [examples[row] for row in rows],
-                embeddings=embeddings[rows],
-                real_only=False,
-            )
-            for source, rows in sorted(rows_of.items())
-        }
+        output["by_source"] = training.by_source(model, examples, probabilities)
     for entry in report.values():
         entry.pop("confusion", None)
-    for tags in output.get("by_source", {}).values():
-        for entry in tags.values():
-            entry.pop("confusion", None)
-            entry.pop("thresholds", None)
     click.echo(json.dumps(output, indent=2))
 
 

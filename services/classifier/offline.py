@@ -45,6 +45,7 @@ def tagged_row(item: dict[str, Any], prediction: Prediction) -> dict[str, Any]:
     row["sentiment_score"] = prediction.sentiment_score
     row["needs_review"] = prediction.needs_review
     row["review_tags"] = [tag for tag in TAGS if getattr(prediction, tag).needs_review]
+    row["review_reason"] = prediction.review_reason
     row["facts"] = extract_facts(item["text"]).model_dump(mode="json")
     return row
 

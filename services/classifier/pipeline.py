@@ -144,6 +144,7 @@ def assemble(
         category=prediction.category,
         difficult=prediction.difficult,
         needs_review=prediction.needs_review,
+        review_reason=prediction.review_reason,
         facts=facts if facts is not None else extract_facts(event.text),
         history=history.summarize(
             past, now=now, window_days=window_days, repeat_threshold=repeat_threshold

@@ -64,14 +64,14 @@ class ClassifierSettings(ServiceSettings):
         default=Path(".triage/classifier"), description="Worker state directory."
     )
     backend: Literal["torch", "onnx"] = Field(
-        default="torch",
+        default="onnx",
         description=(
-            "Embedding runtime: torch (the reference) or onnx (int8 ONNX Runtime, faster; "
-            "exported from the packaged model on first use)."
+            "Model runtime: onnx (the shipped int8 model in ONNX Runtime, fastest) or torch "
+            "(the same fine-tuned weights in PyTorch)."
         ),
     )
     torch_threads: int | None = Field(
-        default=None, ge=1, le=256, description="CPU threads of the embedding model."
+        default=None, ge=1, le=256, description="CPU threads of the model (either backend)."
     )
 
     def thresholds(self) -> dict[str, float]:

@@ -1,20 +1,24 @@
 """Training and evaluation of the triage model from labelled JSON Lines.
 
 Each line has ``text`` and any of ``label_sentiment``, ``label_category``, ``label_difficult``
-(optionally ``source``). Every head is trained on the lines that carry its label. A held-out
-share, split by text so repeated texts never straddle the split, gives the report: per-label
-precision, recall and F1, macro averages, confusion matrices, and the precision each confidence
-threshold buys.
+(optionally ``source``). The encoder and its heads are fine-tuned together (see
+:mod:`services.classifier.finetune`); every example trains the heads of the labels it carries.
+The held-out share, split by text so repeated texts never straddle it, is halved: the
+validation half calibrates each head (temperature scaling) and chooses its review threshold,
+the test half gives the report: per-label precision, recall and F1, macro averages with 95%
+intervals, calibration error, confusion matrices, per-source figures and the precision each
+confidence threshold buys.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,18 +27,16 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from services.classifier.features import FEATURE_NAMES
-from services.classifier.lexical import LexicalHeads, fit_lexical_head, fit_vectorizer
+from services.classifier.finetune import FineTuneConfig
 from services.classifier.model import (
-    EMBEDDING_LAYERS,
+    LABELS,
     TAGS,
-    Estimator,
     Matrix,
     ModelMetadata,
-    SentenceEncoder,
     TagName,
     TriageModel,
-    design_matrix,
+    softmax,
+    write_metadata,
 )
 from services.common.errors import TriageError
 from services.common.messages import Category, DifficultType, Sentiment
@@ -109,188 +111,6 @@ def holdout_split(
         digest = hashlib.sha256(f"{seed}:{text_key(example.text)}".encode()).digest()
         (test if digest[0] / 256 < share else train).append(example)
     return train, test
-
-
-# Names the cached embeddings by what produced them, so a cache of another embedding is not read.
-EMBEDDING_CACHE_NAME = "minilm-layers-" + "-".join(str(layer) for layer in EMBEDDING_LAYERS)
-
-
-class EmbeddingCache:
-    """Embeddings of texts already seen, kept on disk between training runs."""
-
-    def __init__(self, directory: Path | None, *, name: str = EMBEDDING_CACHE_NAME) -> None:
-        self._directory = directory
-        self._keys_file = f"{name}.keys.json"
-        self._vectors_file = f"{name}.vectors.npy"
-        self._vectors: dict[str, npt.NDArray[np.float32]] = {}
-        if directory is not None and (directory / self._keys_file).is_file():
-            keys = json.loads((directory / self._keys_file).read_text())
-            matrix = np.load(directory / self._vectors_file)
-            self._vectors = dict(zip(keys, matrix, strict=True))
-
-    def embed(
-        self,
-        texts: Sequence[str],
-        encode: Callable[[Sequence[str]], Matrix],
-        *,
-        progress: Callable[[int], None] | None = None,
-        chunk: int = 256,
-    ) -> Matrix:
-        """Embeddings of all texts, computing only the missing ones."""
-        keys = [text_key(text) for text in texts]
-        missing = sorted(
-            {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items()
-        )
-        for start in range(0, len(missing), chunk):
-            part = missing[start : start + chunk]
-            vectors = encode([text for _, text in part])
-            for (key, _), vector in zip(part, vectors, strict=True):
-                self._vectors[key] = vector
-            if progress is not None:
-                progress(len(part))
-        if progress is not None and not missing:
-            progress(0)
-        return np.stack([self._vectors[k] for k in keys]).astype(np.float32)
-
-    def missing_count(self, texts: Sequence[str]) -> int:
-        """How many distinct texts still need an embedding."""
-        return len({text_key(t) for t in texts} - set(self._vectors))
-
-    def save(self) -> None:
-        """Write the cache."""
-        if self._directory is None:
-            return
-        self._directory.mkdir(parents=True, exist_ok=True)
-        keys = list(self._vectors)
-        np.save(self._directory / self._vectors_file, np.stack([self._vectors[k] for k in keys]))
-        (self._directory / self._keys_file).write_text(json.dumps(keys))
-
-
-HEAD_KINDS = ("logreg", "svc", "mlp", "mlp_balanced", "vote")
-# svc heads are accurate but weigh tens of megabytes, and on the project's data a vote never
-# beat its best member on validation, so neither is tried by default.
-DEFAULT_HEAD_KINDS = ("logreg", "mlp", "mlp_balanced")
-VOTE_MEMBERS = ("logreg", "mlp")
-# The n-gram heads' share of each tag's probabilities, and their inverse regularisation: on the
-# project's data (5-fold cross-validation of the training share) an even blend beat either view
-# alone on every tag.
-DEFAULT_LEXICAL_WEIGHT = 0.5
-DEFAULT_LEXICAL_C = 10.0
-
-
-class SoftVote:
-    """Calibrated heads whose probabilities are averaged: a linear and a non-linear view of
-    the same features, steadier than either on data unlike the training set."""
-
-    def __init__(self, members: Sequence[Estimator]) -> None:
-        classes = [list(member.classes_) for member in members]
-        if any(c != classes[0] for c in classes):
-            raise ValueError("the members of a vote must share their classes")
-        self.members = list(members)
-        self.classes_ = members[0].classes_
-
-    def predict_proba(self, x: Matrix) -> npt.NDArray[np.float64]:
-        """The members' mean probabilities."""
-        probabilities: npt.NDArray[np.float64] = np.mean(
-            [member.predict_proba(x) for member in self.members], axis=0
-        )
-        return probabilities
-
-
-def fit_head(
-    x: Matrix, y: Sequence[str], *, kind: str = "logreg", c: float, seed: int
-) -> Estimator:
-    """A head of the given kind with sigmoid-calibrated probabilities.
-
-    ``logreg``: multinomial logistic regression; ``svc``: RBF support-vector machine;
-    ``mlp``: one hidden layer of 256 units; ``mlp_balanced``: the same with small classes
-    weighed up to half the largest. The first two weigh classes by their inverse frequency.
-    ``vote``: the mean of a ``logreg`` and an ``mlp`` head.
-    """
-    if kind == "vote":
-        return SoftVote([fit_head(x, y, kind=member, c=c, seed=seed) for member in VOTE_MEMBERS])
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.svm import SVC
-
-    base: Any
-    if kind == "logreg":
-        base = LogisticRegression(C=c, max_iter=3000, class_weight="balanced", random_state=seed)
-    elif kind == "svc":
-        base = SVC(C=c, kernel="rbf", class_weight="balanced", random_state=seed)
-    elif kind in ("mlp", "mlp_balanced"):
-        base = MLPClassifier(
-            hidden_layer_sizes=(256,),
-            alpha=1e-3,
-            early_stopping=True,
-            max_iter=300,
-            random_state=seed,
-        )
-    else:
-        raise ValueError(f"unknown head kind {kind!r}; choose from {HEAD_KINDS}")
-    counts = Counter(y)
-    calibrated = CalibratedClassifierCV(
-        base, method="sigmoid", cv=max(2, min(3, min(counts.values())))
-    )
-    if kind == "mlp_balanced":
-        # The perceptron has no class weights: weigh small classes up to half the largest, so
-        # labels with few examples still count.
-        calibrated.fit(x, np.asarray(y), sample_weight=minority_weights(y))
-    else:
-        calibrated.fit(x, np.asarray(y))
-    slim(calibrated)
-    head: Estimator = calibrated
-    return head
-
-
-# What a fitted perceptron keeps only to go on training: the optimiser's moment estimates and
-# the early-stopping copy of the weights (already in ``coefs_``). Four fifths of its size.
-TRAINING_STATE = ("_optimizer", "_best_coefs", "_best_intercepts")
-
-
-def slim(head: Any) -> Any:
-    """Drop what the members of a calibrated head keep only for further training."""
-    for member in getattr(head, "calibrated_classifiers_", []):
-        for name in TRAINING_STATE:
-            if hasattr(member.estimator, name):
-                delattr(member.estimator, name)
-    return head
-
-
-def minority_weights(y: Sequence[str]) -> npt.NDArray[np.float64]:
-    """Per example: 1, or more for a class smaller than half the largest class."""
-    counts = Counter(y)
-    floor = max(counts.values()) / 2
-    return np.asarray([max(1.0, floor / counts[label]) for label in y])
-
-
-def select_head(
-    x: Matrix, y: Sequence[str], *, kinds: Sequence[str], c: float, seed: int
-) -> tuple[str, dict[str, float]]:
-    """The head kind with the best macro F1 on a validation share of the training data."""
-    if len(kinds) == 1:
-        return kinds[0], {}
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(y))
-    cut = int(len(order) * 0.8)
-    fit_rows, val_rows = order[:cut], order[cut:]
-    labels = np.asarray(y)
-    if len(set(labels[fit_rows])) < len(set(labels)) or not len(val_rows):
-        return kinds[0], {}
-    scores: dict[str, float] = {}
-    fitted: dict[str, Estimator] = {}
-    # A vote is scored with the members already fitted for their own scores.
-    for kind in sorted(kinds, key=lambda k: k == "vote"):
-        if kind == "vote" and all(member in fitted for member in VOTE_MEMBERS):
-            head: Estimator = SoftVote([fitted[member] for member in VOTE_MEMBERS])
-        else:
-            head = fit_head(x[fit_rows], list(labels[fit_rows]), kind=kind, c=c, seed=seed)
-        fitted[kind] = head
-        classes = [str(label) for label in head.classes_]
-        metrics = tag_metrics(list(labels[val_rows]), head.predict_proba(x[val_rows]), classes)
-        scores[kind] = metrics["macro_f1"]
-    return max(scores, key=lambda k: scores[k]), scores
 
 
 def tag_metrics(
@@ -410,44 +230,124 @@ def choose_threshold(
     return max(allowed, key=lambda row: (row["precision"], -row["threshold"]))["threshold"]
 
 
+# Where each training source comes from and under which licence (recorded in the model).
+SOURCE_LICENCES = {
+    "triage-corpus": "Apache-2.0 (this project's hand-written corpus)",
+    "banking77": "CC BY 4.0 (BANKING77, PolyAI)",
+    "cfpb_complaints": "US public government data (CFPB Consumer Complaint Database)",
+    "uci_sentiment_sentences": "Apache-2.0 copy of UCI Sentiment Labelled Sentences",
+    "goemotions": "Apache-2.0 (GoEmotions, Google Research)",
+    "semeval2017_task4a": "SemEval-2017 Task 4 data, Twitter terms apply",
+    "tweeteval": "TweetEval, released without restrictions; Twitter terms apply",
+    "davidson": "MIT (Davidson et al., 2017)",
+}
+# The lowest review threshold: a calibrated probability under it is a tag more likely wrong.
+EVEN_ODDS = 0.5
+# Buckets of the expected calibration error.
+CALIBRATION_BINS = 15
+# Temperatures tried when calibrating a head, on a log scale.
+TEMPERATURE_GRID = tuple(float(t) for t in np.exp(np.linspace(np.log(0.3), np.log(5.0), 80)))
+
+
+def licence_of(source: str) -> str:
+    """The licence of a training source, by its name or family (``tweeteval/irony``)."""
+    family = source.split("/", 1)[0]
+    return SOURCE_LICENCES.get(source) or SOURCE_LICENCES.get(family, "unknown")
+
+
+def three_way_split(
+    examples: Sequence[Example], *, holdout: float, seed: int
+) -> tuple[list[Example], list[Example], list[Example]]:
+    """Training, validation and test shares, split by text key: the held-out ``holdout`` share
+    is halved into a validation share (calibration, thresholds) and a test share (the report)."""
+    train_set, held = holdout_split(examples, share=holdout, seed=seed)
+    test, validation = holdout_split(held, share=0.5, seed=seed + 1)
+    return train_set, validation, test
+
+
+def fit_temperature(logits: Matrix, truth: Sequence[int]) -> float:
+    """The temperature whose softmax gives the labelled rows the lowest negative log-likelihood."""
+    if not len(truth):
+        return 1.0
+    rows = np.arange(len(truth))
+    target = np.asarray(truth)
+
+    def nll(temperature: float) -> float:
+        p = softmax(logits, temperature)
+        return float(-np.mean(np.log(np.maximum(p[rows, target], 1e-12))))
+
+    return min(TEMPERATURE_GRID, key=nll)
+
+
+def calibration_error(
+    probabilities: npt.NDArray[np.float64], truth: Sequence[int], *, bins: int = CALIBRATION_BINS
+) -> float:
+    """Expected calibration error of the top label: the gap between confidence and accuracy,
+    averaged over equal-width confidence bins weighted by their share of texts."""
+    if not len(truth):
+        return 0.0
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == np.asarray(truth)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    error = 0.0
+    for low, high in itertools.pairwise(edges):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            gap = abs(float(confidence[inside].mean()) - float(correct[inside].mean()))
+            error += gap * float(inside.mean())
+    return round(error, 4)
+
+
+def _labelled_rows(examples: Sequence[Example], tag: TagName) -> tuple[list[int], list[int]]:
+    index = {label: i for i, label in enumerate(LABELS[tag])}
+    rows = [i for i, e in enumerate(examples) if e.label(tag) is not None]
+    return rows, [index[str(examples[i].label(tag))] for i in rows]
+
+
 @dataclass
 class TrainingResult:
-    """A trained model and its held-out report."""
+    """Where the model was written and its held-out report."""
 
-    model: TriageModel
+    directory: Path
     report: dict[str, Any] = field(default_factory=dict)
-
-
-def _labelled(examples: Sequence[Example], tag: TagName) -> list[Example]:
-    return [e for e in examples if e.label(tag) is not None]
 
 
 def evaluate(
     model: TriageModel,
     examples: Sequence[Example],
     *,
-    embeddings: Matrix | None = None,
+    probabilities: dict[TagName, npt.NDArray[np.float64]] | None = None,
     real_only: bool = True,
 ) -> dict[str, Any]:
-    """Metrics per tag on labelled examples (and on the non-corpus ones alone)."""
-    texts = [e.text for e in examples]
-    probs = model.probabilities(texts, embeddings=embeddings)
+    """Metrics per tag on labelled examples (and on the non-corpus ones alone): per-label and
+    macro figures with 95% intervals, calibration error and the threshold table."""
+    if probabilities is None:
+        probabilities = model.outputs([e.text for e in examples])[1]
     report: dict[str, Any] = {}
     for tag in TAGS:
-        classes, p = probs[tag]
-        class_list = [str(c) for c in classes]
-        rows = [i for i, e in enumerate(examples) if e.label(tag) is not None]
+        classes = list(LABELS[tag])
+        rows, truth_index = _labelled_rows(examples, tag)
         if not rows:
             continue
-        truth = [str(examples[i].label(tag)) for i in rows]
-        entry = tag_metrics(truth, p[rows], class_list)
-        entry["interval_95"] = macro_intervals(truth, p[rows], class_list)
-        entry["thresholds"] = threshold_table(truth, p[rows], class_list)
+        truth = [classes[i] for i in truth_index]
+        p = probabilities[tag][rows]
+        entry = tag_metrics(truth, p, classes)
+        entry["interval_95"] = macro_intervals(truth, p, classes)
+        entry["calibration_error"] = calibration_error(p, truth_index)
+        entry["thresholds"] = threshold_table(truth, p, classes)
+        threshold = model.thresholds.get(tag, 0.0)
+        kept = p.max(axis=1) >= threshold
+        hits = np.asarray([classes[i] for i in p.argmax(axis=1)]) == np.asarray(truth)
+        entry["at_threshold"] = {
+            "threshold": threshold,
+            "coverage": round(float(kept.mean()), 4),
+            "precision": round(float(hits[kept].mean()), 4) if kept.any() else 1.0,
+        }
         if real_only:
-            real = [i for i in rows if examples[i].source != CORPUS_SOURCE]
+            real = [j for j, i in enumerate(rows) if examples[i].source != CORPUS_SOURCE]
             if real and len(real) != len(rows):
-                real_truth = [str(examples[i].label(tag)) for i in real]
-                real_entry = tag_metrics(real_truth, p[real], class_list)
+                real_truth = [truth[j] for j in real]
+                real_entry = tag_metrics(real_truth, p[real], classes)
                 entry["real_data"] = {
                     k: real_entry[k]
                     for k in (
@@ -459,128 +359,199 @@ def evaluate(
                         "per_label",
                     )
                 }
-                entry["real_data"]["interval_95"] = macro_intervals(real_truth, p[real], class_list)
+                entry["real_data"]["interval_95"] = macro_intervals(real_truth, p[real], classes)
         report[tag] = entry
     return report
+
+
+def by_source(
+    model: TriageModel,
+    examples: Sequence[Example],
+    probabilities: dict[TagName, npt.NDArray[np.float64]],
+) -> dict[str, Any]:
+    """:func:`evaluate` of each source on its own (no confusion matrices or threshold tables)."""
+    rows_of: dict[str, list[int]] = {}
+    for row, example in enumerate(examples):
+        rows_of.setdefault(example.source, []).append(row)
+    out: dict[str, Any] = {}
+    for source, rows in sorted(rows_of.items()):
+        entry = evaluate(
+            model,
+            [examples[r] for r in rows],
+            probabilities={tag: p[rows] for tag, p in probabilities.items()},
+            real_only=False,
+        )
+        for tag_entry in entry.values():
+            for key in ("confusion", "thresholds"):
+                tag_entry.pop(key, None)
+        out[source] = entry
+    return out
 
 
 def train(
     examples: Sequence[Example],
     *,
-    embedder: SentenceEncoder,
+    out: Path,
+    config: FineTuneConfig | None = None,
     holdout: float = 0.2,
     seed: int = 13,
-    c: float = 2.0,
+    sample: int | None = None,
+    corpus_repeat: int = 2,
     target_precision: float = 0.85,
     max_review_share: float = 0.15,
-    cache: EmbeddingCache | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     version: str | None = None,
-    head_kinds: Sequence[str] = DEFAULT_HEAD_KINDS,
-    lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
-    lexical_c: float = DEFAULT_LEXICAL_C,
 ) -> TrainingResult:
-    """Fit the heads on the training share and report on the held-out share.
+    """Fine-tune the encoder and heads on the training share, calibrate on the validation
+    share, write the model to ``out`` and report on the test share.
 
-    With ``lexical_weight`` above 0, each tag also gets an n-gram head
-    (:mod:`services.classifier.lexical`) whose probabilities are blended with the embedding
-    head's at that weight.
+    ``sample`` trains on that many training examples drawn at random (a quick model);
+    ``corpus_repeat`` shows the project's corpus that many times an epoch, since it alone
+    covers six difficult types and the contact-centre register.
     """
-    if not 0.0 <= lexical_weight <= 1.0:
-        raise DataError(f"the lexical weight must be within [0, 1]; got {lexical_weight}")
-    rng = random.Random(seed)
-    train_set, test_set = holdout_split(examples, share=holdout, seed=seed)
+    from services.classifier import finetune
+
+    config = config or FineTuneConfig(seed=seed)
+    train_set, validation, test = three_way_split(examples, holdout=holdout, seed=seed)
+    if sample is not None and sample < len(train_set):
+        train_set = random.Random(seed).sample(train_set, sample)
     if not train_set:
         raise DataError("the training share is empty; give more examples or a smaller --holdout")
-    cache = cache or EmbeddingCache(None)
-    all_texts = [e.text for e in train_set] + [e.text for e in test_set]
-    total = cache.missing_count(all_texts)
-    done = 0
+    for tag in TAGS:
+        found = {e.label(tag) for e in train_set if e.label(tag) is not None}
+        if not found:
+            raise DataError(f"no training example has a {tag} label")
+    shown = [e for e in train_set for _ in range(corpus_repeat if e.source == CORPUS_SOURCE else 1)]
+    tokenizer = finetune.load_tokenizer()
+    data = finetune.encode_examples(
+        [e.text for e in shown],
+        {tag: [e.label(tag) for e in shown] for tag in TAGS},
+        tokenizer=tokenizer,
+        max_tokens=config.max_tokens,
+    )
+    network = finetune.build_network()
 
-    def step(n: int) -> None:
-        nonlocal done
-        done += n
+    def on_step(step: int, total: int, losses: dict[str, float]) -> None:
         if progress is not None:
-            progress("embedding", done, total)
+            progress("fine-tuning", step, total)
 
-    vectors = cache.embed(all_texts, embedder.encode, progress=step)
-    cache.save()
-    train_vectors, test_vectors = vectors[: len(train_set)], vectors[len(train_set) :]
-    heads: dict[str, Estimator] = {}
-    counts: dict[str, int] = {}
-    selection: dict[str, Any] = {}
-    steps = len(TAGS) * (2 if lexical_weight > 0 else 1)
-    tag_rows: dict[str, list[int]] = {}
-    for position, tag in enumerate(TAGS):
-        rows = [i for i, e in enumerate(train_set) if e.label(tag) is not None]
-        labels = [str(train_set[i].label(tag)) for i in rows]
-        if len(set(labels)) < 2:
-            raise DataError(f"{tag}: at least two labels are needed to train; found {set(labels)}")
-        rng.shuffle(rows)
-        texts = [train_set[i].text for i in rows]
-        x = design_matrix(train_vectors[rows], texts)
-        y = [str(train_set[i].label(tag)) for i in rows]
-        kind, scores = select_head(x, y, kinds=head_kinds, c=c, seed=seed)
-        heads[tag] = fit_head(x, y, kind=kind, c=c, seed=seed)
-        selection[tag] = {"kind": kind, "validation_macro_f1": scores}
-        counts[tag] = len(rows)
-        tag_rows[tag] = rows
+    run = finetune.fine_tune(network, data, config=config, progress=on_step)
+    temperatures: dict[str, float] = {}
+    uncalibrated: dict[str, float] = {}
+    if validation:
         if progress is not None:
-            progress("fitting heads", position + 1, steps)
-    lexical: LexicalHeads | None = None
-    lexical_parameters: dict[str, Any] = {"weight": 0.0}
-    if lexical_weight > 0:
-        vectorizer, words = fit_vectorizer([e.text for e in train_set])
-        lexical_heads: dict[str, Any] = {}
-        for position, tag in enumerate(TAGS):
-            rows = tag_rows[tag]
-            y = [str(train_set[i].label(tag)) for i in rows]
-            lexical_heads[tag] = fit_lexical_head(words[rows], y, c=lexical_c, seed=seed)
-            if progress is not None:
-                progress("fitting heads", len(TAGS) + position + 1, steps)
-        lexical = LexicalHeads(vectorizer=vectorizer, heads=lexical_heads, weight=lexical_weight)
-        lexical_parameters = {
-            "weight": lexical_weight,
-            "C": lexical_c,
-            "features": int(words.shape[1]),
-        }
+            progress("calibrating", 0, 1)
+        ids = finetune.encode_examples(
+            [e.text for e in validation],
+            {tag: [None] * len(validation) for tag in TAGS},
+            tokenizer=tokenizer,
+            max_tokens=config.max_tokens,
+        ).ids
+        _, logits = finetune.logits_of(network, ids)
+        for tag in TAGS:
+            rows, truth = _labelled_rows(validation, tag)
+            temperatures[tag] = round(fit_temperature(logits[tag][rows], truth), 4)
+            uncalibrated[tag] = calibration_error(softmax(logits[tag][rows]), truth)
+        if progress is not None:
+            progress("calibrating", 1, 1)
+    if progress is not None:
+        progress("exporting", 0, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    finetune.save_model_files(network, out)
+    if progress is not None:
+        progress("exporting", 1, 1)
+    sources = Counter(e.source for e in train_set)
     metadata = ModelMetadata(
         version=version or datetime.now(UTC).strftime("%Y.%m.%d-%H%M"),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        embedding_dim=int(vectors.shape[1]),
-        embedding_layers=list(getattr(embedder, "layers", [6])),
-        feature_names=list(FEATURE_NAMES),
-        labels={
-            tag: sorted({str(e.label(tag)) for e in _labelled(train_set, tag)}) for tag in TAGS
-        },
+        max_tokens=config.max_tokens,
+        labels={tag: list(LABELS[tag]) for tag in TAGS},
+        temperatures={tag: temperatures.get(tag, 1.0) for tag in TAGS},
         thresholds={tag: 0.0 for tag in TAGS},
-        training_sources=dict(Counter(e.source for e in train_set).most_common()),
-        training_examples=counts,
+        training_sources=dict(sources.most_common()),
+        source_licences={source: licence_of(source) for source in sorted(sources)},
+        training_examples={
+            tag: sum(1 for e in train_set if e.label(tag) is not None) for tag in TAGS
+        },
         hyperparameters={
-            "C": c,
             "holdout": holdout,
             "seed": seed,
-            "calibration": "sigmoid",
-            "heads": selection,
-            "lexical": lexical_parameters,
+            "sample": sample,
+            "corpus_repeat": corpus_repeat,
+            "fine_tune": {**asdict(config), "task_weights": dict(config.task_weights)},
+            "run": run,
+            "heads": "linear on the mean-pooled last layer, one per tag",
+            "frozen": "word, position and type embeddings",
+            "onnx": "ONNX Runtime transformer fusions, int8 per-channel dynamic quantisation",
         },
     )
-    model = TriageModel(embedder=embedder, heads=heads, metadata=metadata, lexical=lexical)
-    report: dict[str, Any] = {}
-    if test_set:
-        report = evaluate(model, test_set, embeddings=test_vectors)
+    write_metadata(metadata, out)
+    if progress is not None:
+        progress("evaluating", 0, 1)
+    report = finalise(
+        out,
+        validation,
+        test,
+        target_precision=target_precision,
+        max_review_share=max_review_share,
+        uncalibrated=uncalibrated,
+    )
+    if progress is not None:
+        progress("evaluating", 1, 1)
+    return TrainingResult(directory=out, report=report)
+
+
+def finalise(
+    out: Path,
+    validation: Sequence[Example],
+    test: Sequence[Example],
+    *,
+    target_precision: float,
+    max_review_share: float,
+    uncalibrated: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Choose the review thresholds on the validation share and report on the test share, both
+    with the written model as it runs (int8 ONNX); record both in its metadata. Returns the
+    test report (with confusion matrices and threshold tables)."""
+    model = TriageModel.load(out, backend="onnx")
+    if validation:
+        _, validation_p = model.outputs([e.text for e in validation])
+        validation_report = evaluate(model, validation, probabilities=validation_p)
+        # The probabilities are calibrated, so below even odds the tag is more likely wrong
+        # than right: such a tag always needs review, whatever the precision target says.
         thresholds = {
-            tag: choose_threshold(
-                report[tag]["thresholds"],
-                target_precision=target_precision,
-                max_review_share=max_review_share,
+            tag: max(
+                EVEN_ODDS,
+                choose_threshold(
+                    entry["thresholds"],
+                    target_precision=target_precision,
+                    max_review_share=max_review_share,
+                ),
             )
-            for tag in report
+            for tag, entry in validation_report.items()
         }
-        metadata = metadata.model_copy(
-            update={
-                "thresholds": {**metadata.thresholds, **thresholds},
-                "metrics": {
+        model.metadata = model.metadata.model_copy(update={"thresholds": thresholds})
+        model.thresholds = dict(thresholds)
+    if not test:
+        write_metadata(model.metadata, out)
+        return {}
+    _, test_p = model.outputs([e.text for e in test])
+    report = evaluate(model, test, probabilities=test_p)
+    calibration = dict(model.metadata.calibration)
+    if uncalibrated is not None:
+        calibration["ece_uncalibrated_validation"] = uncalibrated
+    calibration.update(
+        {
+            "method": "temperature scaling on the validation share",
+            "validation_examples": len(validation),
+            "test_examples": len(test),
+            "ece_test": {tag: entry["calibration_error"] for tag, entry in report.items()},
+        }
+    )
+    metadata = model.metadata.model_copy(
+        update={
+            "metrics": {
+                **{
                     tag: {
                         key: value
                         for key, value in entry.items()
@@ -588,15 +559,19 @@ def train(
                     }
                     for tag, entry in report.items()
                 },
-                "threshold_report": {
-                    "target_precision": target_precision,
-                    "max_review_share": max_review_share,
-                    **{tag: entry["thresholds"] for tag, entry in report.items()},
-                },
-            }
-        )
-        model = TriageModel(embedder=embedder, heads=heads, metadata=metadata, lexical=lexical)
-    return TrainingResult(model=model, report=report)
+                "by_source": by_source(model, test, test_p),
+            },
+            "calibration": calibration,
+            "threshold_report": {
+                "chosen_on": "validation share",
+                "target_precision": target_precision,
+                "max_review_share": max_review_share,
+                "at_threshold_test": {tag: entry["at_threshold"] for tag, entry in report.items()},
+            },
+        }
+    )
+    write_metadata(metadata, out)
+    return report
 
 
 def write_report(report: dict[str, Any], directory: Path) -> list[Path]:

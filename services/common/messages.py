@@ -288,7 +288,14 @@ class FeedbackClassified(Message):
     sentiment_score: float = Field(ge=-1, le=1, description="P(positive) - P(negative).")
     category: Tag
     difficult: Tag
-    needs_review: bool = Field(description="True when any tag is below its threshold.")
+    needs_review: bool = Field(
+        description="True when any tag is below its threshold or the text is out of scope."
+    )
+    review_reason: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Why the text itself needs review: too short to tag, or another language.",
+    )
     facts: Facts
     history: CustomerHistory
     model_version: str

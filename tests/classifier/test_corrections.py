@@ -137,7 +137,7 @@ def test_corrections_are_read_from_the_topic_and_train_the_model(
         main,
         [
             *("train", "--data", str(data), "--corrections", "--out", str(model)),
-            *("--heads", "logreg", "--holdout", "0"),
+            *("--max-steps", "2", "--batch-size", "8", "--max-tokens", "32", "--holdout", "0"),
         ],
     )
     assert result.exit_code == 0, result.output
