@@ -27,10 +27,11 @@ import multiprocessing
 import os
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import structlog
 from pebble import ProcessPool
@@ -38,6 +39,8 @@ from pebble import ProcessPool
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
+# How long stopping the workers may take before they are killed.
+_CLOSE_TIMEOUT_S: Final = 10.0
 _RETURNED, _RAISED, _OVER_CPU = "returned", "raised", "over_cpu"
 
 # Larger bytes arguments are handed over in shared memory, outside the task pipe, in files that
@@ -251,8 +254,26 @@ class ParseWorkers:
     async def close(self) -> None:
         """Stop every worker; jobs in progress end with :class:`WorkerFailed`."""
         self._closed = True
+        pids = self.pids
         self._pool.stop()  # type: ignore[no-untyped-call]
-        await asyncio.to_thread(self._pool.join)
+        # pebble's join has no bound once the pool is stopped; a shutdown must not hang on it,
+        # nor leave a thread the interpreter would wait for at exit.
+        loop = asyncio.get_running_loop()
+        stopped = asyncio.Event()
+
+        def join() -> None:
+            self._pool.join()
+            with contextlib.suppress(RuntimeError):  # the loop may be gone by then
+                loop.call_soon_threadsafe(stopped.set)
+
+        threading.Thread(target=join, name="parse-workers-join", daemon=True).start()
+        try:
+            await asyncio.wait_for(stopped.wait(), _CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            log.error("parse workers did not stop in time; killing them", workers=len(pids))
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
         for future in list(self._pending):
             with contextlib.suppress(InvalidStateError):
                 future.set_exception(WorkerFailed("the parse workers are closed"))

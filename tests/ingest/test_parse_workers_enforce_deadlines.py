@@ -159,3 +159,34 @@ async def test_large_bodies_go_through_shared_memory_and_no_block_outlives_its_j
     with pytest.raises(WorkerFailed):
         await in_progress
     assert shared_blocks(me) == before, "a block outlived its job"
+
+
+def _gone(pid: int) -> bool:
+    """Whether a process has exited (a zombie waiting for its parent counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            return any(line.startswith("State:\tZ") for line in status)
+    except FileNotFoundError:
+        return True
+
+
+async def test_stopping_never_hangs_on_a_pool_that_does_not_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from services.ingest import workers as module
+
+    pool = ParseWorkers(processes=2, cpu_limit_s=0.3, timeout_s=1.5)
+    pids = await pool.warm_up()
+    assert len(pids) == 2
+    monkeypatch.setattr(module, "_CLOSE_TIMEOUT_S", 0.5)
+    # A pool whose own join never returns (its manager threads blocked).
+    monkeypatch.setattr(pool._pool, "join", lambda timeout=None: threading.Event().wait())
+    started = time.monotonic()
+    await pool.close()
+    assert time.monotonic() - started < 3
+    deadline = time.monotonic() + 5
+    while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert all(_gone(pid) for pid in pids)
