@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from services.classifier import finetune
-from services.classifier.model import LABELS, TAGS, softmax
+from services.classifier.model import LABELS, softmax
 from services.classifier.training import (
-    CORPUS_SOURCE,
     Example,
+    fit_network,
     load_examples,
+    logits_for,
     macro_intervals,
     tag_metrics,
 )
@@ -45,24 +46,9 @@ def left_out_scores(
     rest = [e for e in examples if source not in (e.source, family(e.source))]
     rng = random.Random(config.seed)
     train = rng.sample(rest, min(sample, len(rest)))
-    train = [e for e in train for _ in range(2 if e.source == CORPUS_SOURCE else 1)]
-    tokenizer = finetune.load_tokenizer()
-    data = finetune.encode_examples(
-        [e.text for e in train],
-        {tag: [e.label(tag) for e in train] for tag in TAGS},
-        tokenizer=tokenizer,
-        max_tokens=config.max_tokens,
-    )
-    network = finetune.build_network()
-    finetune.fine_tune(network, data, config=config)
+    network, _ = fit_network(train, config=config, corpus_repeat=2)
     scored = [e for e in inside if any(e.label(tag) for tag in ("category", "difficult"))]
-    ids = finetune.encode_examples(
-        [e.text for e in scored],
-        {tag: [None] * len(scored) for tag in TAGS},
-        tokenizer=tokenizer,
-        max_tokens=config.max_tokens,
-    ).ids
-    _, logits = finetune.logits_of(network, ids)
+    logits = logits_for(network, scored, max_tokens=config.max_tokens)
     out: dict[str, Any] = {"examples": len(inside), "trained_on": len(train)}
     for tag in ("category", "difficult"):
         rows = [i for i, e in enumerate(scored) if e.label(tag) is not None]

@@ -388,6 +388,46 @@ def by_source(
     return out
 
 
+def fit_network(
+    examples: Sequence[Example],
+    *,
+    config: FineTuneConfig,
+    corpus_repeat: int,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """A network fine-tuned on the examples (the project's corpus shown ``corpus_repeat``
+    times), and what the run did."""
+    from services.classifier import finetune
+
+    shown = [e for e in examples for _ in range(corpus_repeat if e.source == CORPUS_SOURCE else 1)]
+    data = finetune.encode_examples(
+        [e.text for e in shown],
+        {tag: [e.label(tag) for e in shown] for tag in TAGS},
+        tokenizer=finetune.load_tokenizer(),
+        max_tokens=config.max_tokens,
+    )
+    network = finetune.build_network()
+
+    def on_step(step: int, total: int, losses: dict[str, float]) -> None:
+        if progress is not None:
+            progress("fine-tuning", step, total)
+
+    run = finetune.fine_tune(network, data, config=config, progress=on_step)
+    return network, run
+
+
+def logits_for(
+    network: Any, examples: Sequence[Example], *, max_tokens: int
+) -> dict[TagName, Matrix]:
+    """Each tag's logits of the examples from a network in training form (torch)."""
+    from services.classifier import finetune
+
+    ids = finetune.load_tokenizer()(
+        [e.text for e in examples], truncation=True, max_length=max_tokens
+    )["input_ids"]
+    return finetune.logits_of(network, ids)[1]
+
+
 def train(
     examples: Sequence[Example],
     *,
@@ -421,33 +461,15 @@ def train(
         found = {e.label(tag) for e in train_set if e.label(tag) is not None}
         if not found:
             raise DataError(f"no training example has a {tag} label")
-    shown = [e for e in train_set for _ in range(corpus_repeat if e.source == CORPUS_SOURCE else 1)]
-    tokenizer = finetune.load_tokenizer()
-    data = finetune.encode_examples(
-        [e.text for e in shown],
-        {tag: [e.label(tag) for e in shown] for tag in TAGS},
-        tokenizer=tokenizer,
-        max_tokens=config.max_tokens,
+    network, run = fit_network(
+        train_set, config=config, corpus_repeat=corpus_repeat, progress=progress
     )
-    network = finetune.build_network()
-
-    def on_step(step: int, total: int, losses: dict[str, float]) -> None:
-        if progress is not None:
-            progress("fine-tuning", step, total)
-
-    run = finetune.fine_tune(network, data, config=config, progress=on_step)
     temperatures: dict[str, float] = {}
     uncalibrated: dict[str, float] = {}
     if validation:
         if progress is not None:
             progress("calibrating", 0, 1)
-        ids = finetune.encode_examples(
-            [e.text for e in validation],
-            {tag: [None] * len(validation) for tag in TAGS},
-            tokenizer=tokenizer,
-            max_tokens=config.max_tokens,
-        ).ids
-        _, logits = finetune.logits_of(network, ids)
+        logits = logits_for(network, validation, max_tokens=config.max_tokens)
         for tag in TAGS:
             rows, truth = _labelled_rows(validation, tag)
             temperatures[tag] = round(fit_temperature(logits[tag][rows], truth), 4)
