@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates the topics with their partitions and retention (see the README's topic table).
+# Creates the topics with their partitions and retention (see the topic table in docs/architecture.md).
 # Run by the kafka-init service of docker-compose.yml against $BOOTSTRAP.
 set -euo pipefail
 : "${BOOTSTRAP:?}"

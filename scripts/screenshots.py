@@ -1,4 +1,4 @@
-"""Screenshots of the console for the README, taken from a running stack with demo traffic.
+"""Screenshots of the console for the docs, taken from a running stack with demo traffic.
 
     .venv/bin/triage up --demo --rate 2 --duration 600 &     # wait a few minutes, then:
     .venv/bin/python scripts/screenshots.py [--router http://127.0.0.1:8082] [--out DIR]
