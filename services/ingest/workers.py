@@ -39,6 +39,8 @@ from pebble import ProcessPool
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
+# How much longer than a job's timeout its result may take to arrive before it is given up.
+_SETTLE_S: Final = 5.0
 # How long stopping the workers may take before they are killed.
 _CLOSE_TIMEOUT_S: Final = 10.0
 _RETURNED, _RAISED, _OVER_CPU = "returned", "raised", "over_cpu"
@@ -215,7 +217,9 @@ class ParseWorkers:
             )
             self._pending.add(future)
             future.add_done_callback(self._pending.discard)
-            return await asyncio.wrap_future(future)
+            # pebble resolves the future by the timeout; the wait is bounded all the same, so
+            # that no request (nor the server's shutdown, which waits for requests) can hang.
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s + _SETTLE_S)
         except TimeoutError:
             log.warning("parse worker stopped: over its deadline")
             raise OverDeadline(f"not parsed within {self.timeout_s:g} s") from None
@@ -255,13 +259,14 @@ class ParseWorkers:
         """Stop every worker; jobs in progress end with :class:`WorkerFailed`."""
         self._closed = True
         pids = self.pids
-        self._pool.stop()  # type: ignore[no-untyped-call]
-        # pebble's join has no bound once the pool is stopped; a shutdown must not hang on it,
-        # nor leave a thread the interpreter would wait for at exit.
+        # pebble's stop and join have no bound (a stop can wait for the task pipe, a join for
+        # its manager threads); a shutdown must not hang on them, nor leave a thread the
+        # interpreter would wait for at exit.
         loop = asyncio.get_running_loop()
         stopped = asyncio.Event()
 
         def join() -> None:
+            self._pool.stop()  # type: ignore[no-untyped-call]
             self._pool.join()
             with contextlib.suppress(RuntimeError):  # the loop may be gone by then
                 loop.call_soon_threadsafe(stopped.set)

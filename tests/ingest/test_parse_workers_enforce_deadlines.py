@@ -166,7 +166,7 @@ def _gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
             return any(line.startswith("State:\tZ") for line in status)
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return True
 
 
