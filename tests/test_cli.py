@@ -294,9 +294,8 @@ def _alive(pid: int) -> bool:
     return fields is not None and fields[0] not in ("Z", "X")  # a zombie holds no port
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; prctl is Linux's")
-@pytest.mark.timeout(180)
-def test_up_killed_hard_takes_its_children_with_it(tmp_path: Path) -> None:
+def _spawn_up(tmp_path: Path) -> tuple[dict[str, int], Path, subprocess.Popen[bytes]]:
+    """`triage up` on free ports with its state under tmp_path: the ports, its log, the process."""
     ports = {name: free_port() for name in ("broker", "ingest", "classifier", "router")}
     log = tmp_path / "up.out"
     process = _spawn(
@@ -307,6 +306,13 @@ def test_up_killed_hard_takes_its_children_with_it(tmp_path: Path) -> None:
         },
         log=log,
     )
+    return ports, log, process
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; prctl is Linux's")
+@pytest.mark.timeout(180)
+def test_up_killed_hard_takes_its_children_with_it(tmp_path: Path) -> None:
+    ports, log, process = _spawn_up(tmp_path)
     children: list[int] = []
     try:
         assert wait_for_port("127.0.0.1", ports["ingest"], timeout_s=120), log.read_text()
@@ -335,16 +341,7 @@ def test_up_killed_hard_takes_its_children_with_it(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 def test_up_stops_everything_when_its_terminal_closes(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("broker", "ingest", "classifier", "router")}
-    log = tmp_path / "up.out"
-    process = _spawn(
-        ["up", *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port)))],
-        env={
-            "TRIAGE_CLASSIFIER_DATA_DIR": str(tmp_path / "classifier"),
-            "TRIAGE_ROUTER_DATA_DIR": str(tmp_path / "router"),
-        },
-        log=log,
-    )
+    ports, log, process = _spawn_up(tmp_path)
     children: list[int] = []
     try:
         assert wait_for_port("127.0.0.1", ports["ingest"], timeout_s=60), log.read_text()
