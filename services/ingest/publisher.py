@@ -55,6 +55,7 @@ class Publisher:
         self._ready = asyncio.Event()
         self._recheck = asyncio.Event()
         self._monitor: asyncio.Task[None] | None = None
+        self._stopping = False
         self.idempotent: bool | None = None
 
     @property
@@ -65,6 +66,7 @@ class Publisher:
     async def start(self) -> None:
         """Begin watching the broker; does not wait for it."""
         if self._monitor is None:
+            self._stopping = False
             self._monitor = asyncio.create_task(self._watch(), name=f"publisher:{self.topic}")
 
     async def wait_ready(self, timeout_s: float) -> bool:
@@ -77,11 +79,14 @@ class Publisher:
 
     async def stop(self) -> None:
         """Stop watching and flush and close the producer."""
-        if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
-            self._monitor = None
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            self._stopping = True
+            # asyncio.wait_for (Python 3.11) can swallow a cancellation that arrives as the
+            # awaited thing completes; cancel until the task has ended.
+            while not monitor.done():
+                monitor.cancel()
+                await asyncio.wait({monitor}, timeout=1.0)
         await self._close_producer()
 
     async def publish(self, record: Record) -> None:
@@ -139,7 +144,7 @@ class Publisher:
         self._recheck.set()
 
     async def _watch(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._check()
             except asyncio.CancelledError:
@@ -148,7 +153,8 @@ class Publisher:
                 self._mark_unready(f"{type(exc).__name__}: {exc}")
             self._recheck.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._recheck.wait(), self._check_interval_s)
+                async with asyncio.timeout(self._check_interval_s):
+                    await self._recheck.wait()
 
     async def _check(self) -> None:
         timeout = max(1.0, min(self._send_timeout_s, 5.0))
@@ -187,7 +193,7 @@ class Publisher:
             except (KafkaError, TimeoutError) as exc:
                 last_error = exc
                 with contextlib.suppress(Exception):
-                    await producer.stop()
+                    await asyncio.wait_for(producer.stop(), self._send_timeout_s)
                 if isinstance(exc, KafkaConnectionError | TimeoutError):
                     break  # the broker is not there: nothing learnt about idempotence
                 if idempotent and mode == "auto":
