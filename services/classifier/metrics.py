@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
+from services.common.observability import add_runtime_collectors
+
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -12,6 +14,7 @@ class ClassifierMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        add_runtime_collectors(self.registry)
         self.messages = Counter(
             "triage_classifier_messages_total",
             "Messages tagged, by tag and label.",

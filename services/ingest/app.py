@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.kafka import KafkaSettings
+from services.common.observability import instrument_http
 from services.common.topics import feedback_received
 from services.ingest.api import (
     ApiError,
@@ -203,6 +204,7 @@ def create_app(
     # Bodies are read by each operation once its caller is known, under the operation's limit
     # (see services.ingest.api), never by a middleware.
     app.add_middleware(RequestMetrics, metrics=metrics)
+    instrument_http(app, metrics.registry)
 
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.common.observability import add_runtime_collectors
+
 CHANNEL_LABELS = ("email", "chat", "social", "phone", "web", "survey", "batch", "unknown")
 
 
@@ -12,6 +14,7 @@ class IngestMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        add_runtime_collectors(self.registry)
         self.requests = Counter(
             "triage_ingest_requests_total",
             "Feedback requests answered, by channel and HTTP status code.",

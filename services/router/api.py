@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -34,6 +34,7 @@ from services.common.cases import (
 )
 from services.common.http import BodyLimit
 from services.common.messages import Category, Channel
+from services.common.observability import instrument_http
 from services.router.commands import Action, Command, CommandResult, Labels, Status
 from services.router.engine import Engine
 from services.router.errors import CASE_ERRORS, DEFAULT_MAX_BODY_BYTES, ERRORS, Problem
@@ -231,8 +232,10 @@ def create_api(
     *,
     title: str = "Complaint triage: agent API",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    registry: CollectorRegistry | None = None,
 ) -> FastAPI:
-    """The FastAPI app of the router; bodies over ``max_body_bytes`` are answered 413."""
+    """The FastAPI app of the router; bodies over ``max_body_bytes`` are answered 413; request
+    durations go to ``registry`` when given."""
     app = FastAPI(
         title=title,
         version="1",
@@ -243,6 +246,8 @@ def create_api(
     )
     app.state.runtime = runtime
     app.add_middleware(BodyLimit, limit_for=lambda path: max_body_bytes)
+    if registry is not None:
+        instrument_http(app, registry)
 
     # The body is read before the token is checked: a caller without a valid token is answered
     # 401 even when the body is malformed, and learns nothing about it.

@@ -460,7 +460,7 @@ def create_app(
             ticks.failed()
             raise
 
-    api = create_api(runtime, max_body_bytes=settings.max_body_bytes)
+    api = create_api(runtime, max_body_bytes=settings.max_body_bytes, registry=metrics.registry)
     server = _EmbeddedServer(
         uvicorn.Config(
             api,

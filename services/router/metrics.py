@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from services.common.cases import CaseEvent, CaseEventType, CaseState, Presence, Priority
+from services.common.observability import add_runtime_collectors
 
 if TYPE_CHECKING:
     from services.router.engine import Engine
@@ -27,6 +28,7 @@ class RouterMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        add_runtime_collectors(self.registry)
         r = self.registry
         self.case_events = Counter(
             "triage_router_case_events", "Case lifecycle events, by type.", ["type"], registry=r

@@ -131,6 +131,7 @@ async def test_metrics(ingest: httpx.AsyncClient) -> None:
     await ingest.post("/v1/feedback", json=_event("m-1"), headers=DEV_AUTH)
     await ingest.post("/v1/feedback", json={"channel": "chat"}, headers=DEV_AUTH)
     await ingest.post("/v1/feedback", json=_event("m-2"))
+    await ingest.get("/v1/no-such-route/m-2")
     response = await ingest.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -148,6 +149,20 @@ async def test_metrics(ingest: httpx.AsyncClient) -> None:
         assert line in text, line
     assert "triage_ingest_produce_duration_seconds_count 1.0" in text
     assert 'triage_ingest_payload_bytes_count{channel="chat"} 2.0' in text
+    # Conventions every Prometheus user looks for: request durations by route template and
+    # status, the process and the runtime.
+    for line in (
+        'http_request_duration_seconds_count{handler="/v1/feedback",method="POST",status="202"} 1.0',
+        'http_request_duration_seconds_count{handler="/v1/feedback",method="POST",status="401"} 1.0',
+        'http_requests_total{handler="/v1/feedback",method="POST",status="422"} 1.0',
+    ):
+        assert line in text, line
+    assert 'handler="/metrics"' not in text
+    # A path no route knows is not a label value a caller can choose.
+    assert 'http_requests_total{handler="none",method="GET",status="404"} 1.0' in text
+    assert "no-such-route" not in text
+    for family in ("process_resident_memory_bytes", "process_open_fds", "python_info"):
+        assert f"\n{family}" in text, family
 
 
 async def test_health(ingest: httpx.AsyncClient) -> None:

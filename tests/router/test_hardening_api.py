@@ -230,3 +230,25 @@ def test_the_last_applied_tick_is_a_metric() -> None:
     metrics.tick_applied(1_800_000_000.0)
     text = metrics_payload(metrics.registry).decode()
     assert "triage_router_tick_applied_timestamp_seconds 1.8e+09" in text
+
+
+async def test_request_durations_are_recorded_by_route_template(router: Engine) -> None:
+    runtime = FakeRuntime(router)
+    app = create_api(runtime, registry=runtime.metrics.registry)
+    case_id = next(iter(router.records))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://router") as client:
+        assert (await client.get(f"/v1/cases/{case_id}", headers=headers("t-boss"))).is_success
+        missing = f"/v1/cases/{uuid.uuid4()}"
+        assert (await client.get(missing, headers=headers("t-boss"))).status_code == 404
+        assert (await client.get("/v1/me")).status_code == 401
+        text = (await client.get("/metrics", headers=headers("t-boss"))).text
+    for line in (
+        'http_request_duration_seconds_count{handler="/v1/cases/{case_id}",method="GET",'
+        'status="200"} 1.0',
+        'http_requests_total{handler="/v1/cases/{case_id}",method="GET",status="404"} 1.0',
+        'http_requests_total{handler="/v1/me",method="GET",status="401"} 1.0',
+    ):
+        assert line in text, line
+    assert str(case_id) not in text
+    assert "process_resident_memory_bytes" in text
