@@ -1,5 +1,6 @@
 # Sourced by the run and test scripts: makes .venv and installs the project when needed.
-# Usage: ensure_env "" (runtime) or ensure_env "[dev]" (tests and tools).
+# Usage: ensure_env "[embedded]" (the product on the embedded broker) or ensure_env "[dev]"
+# (tests and tools; it includes the train and embedded extras).
 set -euo pipefail
 
 ensure_env() {

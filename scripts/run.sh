@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_env.sh
-ensure_env ""
+ensure_env "[embedded]"
 exec .venv/bin/triage up "$@"

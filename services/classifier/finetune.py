@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import time
 import warnings
 from collections import Counter
@@ -34,13 +35,13 @@ from services.classifier.model import (
     LABELS,
     ONNX_FILE,
     TAGS,
+    TOKENIZER_FILE,
     WEIGHTS_FILE,
     TagName,
+    encode,
     load_tokenizer,
     model_path_of_embedder,
 )
-
-__all__ = ["load_tokenizer"]
 
 MAX_TOKENS = 128
 HIDDEN = 384
@@ -167,11 +168,10 @@ def encode_examples(
     texts: Sequence[str],
     targets: dict[TagName, Sequence[str | None]],
     *,
-    tokenizer: Any,
     max_tokens: int,
 ) -> Encoded:
     """Token ids (cut at ``max_tokens``) and label indices."""
-    ids = tokenizer(list(texts), truncation=True, max_length=max_tokens)["input_ids"]
+    ids = encode(load_tokenizer(max_tokens=max_tokens), texts)
     indexed: dict[TagName, npt.NDArray[np.int64]] = {}
     for tag in TAGS:
         index = {label: i for i, label in enumerate(LABELS[tag])}
@@ -402,7 +402,9 @@ def _export(network: Any, directory: Path) -> Path:
 
 
 def save_model_files(network: Any, directory: Path) -> None:
-    """Both backends' files of a trained network: ``model.onnx`` and ``encoder.npz``."""
+    """Both backends' files of a trained network, ``model.onnx`` and ``encoder.npz``, and the
+    tokenizer they read, ``tokenizer.json``."""
     directory.mkdir(parents=True, exist_ok=True)
     export_onnx(network, directory)
     save_weights(network, directory / WEIGHTS_FILE)
+    shutil.copyfile(model_path_of_embedder() / TOKENIZER_FILE, directory / TOKENIZER_FILE)

