@@ -1,4 +1,5 @@
-"""The Prometheus config, alert rules and Grafana dashboard are valid and use real metrics.
+"""The Prometheus config, alert rules, runbooks and Grafana dashboard are valid and use real
+metrics.
 
 `promtool` comes from PATH or, where it is missing, from Debian's `prometheus` package; a
 failed installation fails the tests rather than skipping them.
@@ -15,18 +16,28 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from services.classifier.metrics import ClassifierMetrics
+from services.cli import main
 from services.common.lag import ConsumerLagCollector
-from services.ingest.metrics import IngestMetrics
+from services.ingest.app import create_app
+from services.router.api import create_api
 from services.router.metrics import RouterMetrics
 
 ROOT = Path(__file__).parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 GRAFANA_DIR = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "triage.json"
-DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
-METRIC_NAME = re.compile(r"triage_[a-z_]+")
+RUNBOOKS = ROOT / "docs" / "runbooks.md"
+# Panels query whichever Prometheus the dashboard's `datasource` variable names.
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+# Every series selector of a panel is narrowed to the chosen jobs and instances.
+SCOPE = ('job=~"$job"', 'instance=~"$instance"')
+# The services' own metrics, the HTTP metrics of both APIs and the runtime collectors.
+METRIC_NAME = re.compile(r"\b(?:triage|http|process|python)_[a-z_]+")
+SELECTOR = re.compile(r"\b((?:triage|http|process|python)_[a-z_]+|up)\b(\{[^}]*\})?")
+RUNBOOK_PREFIX = "docs/runbooks.md#"
 
 SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -38,19 +49,19 @@ SUFFIXES = {
 
 # Each panel theme of the dashboard, and the fragments its expressions must contain.
 DASHBOARD_THEMES: dict[str, tuple[str, ...]] = {
-    "intake by channel": ('triage_ingest_events_total{outcome="accepted"}', "by (channel)"),
-    "sentiment": ('triage_classifier_messages_total{tag="sentiment"}',),
-    "category": ('triage_classifier_messages_total{tag="category"}',),
-    "difficult-type mix": ('triage_classifier_messages_total{tag="difficult"}',),
+    "intake by channel": ('triage_ingest_events_total{outcome="accepted",', "by (channel)"),
+    "sentiment": ('triage_classifier_messages_total{tag="sentiment",',),
+    "category": ('triage_classifier_messages_total{tag="category",',),
+    "difficult-type mix": ('triage_classifier_messages_total{tag="difficult",',),
     "queue depth": ("triage_router_queue_depth", "by (team, priority)"),
     "oldest age": ("triage_router_queue_oldest_age_seconds",),
     "first-response attainment": (
-        'triage_router_sla_met_total{metric="first_response"}',
-        'triage_router_sla_completed_total{metric="first_response"}',
+        'triage_router_sla_met_total{metric="first_response",',
+        'triage_router_sla_completed_total{metric="first_response",',
     ),
     "resolution attainment": (
-        'triage_router_sla_met_total{metric="resolution"}',
-        'triage_router_sla_completed_total{metric="resolution"}',
+        'triage_router_sla_met_total{metric="resolution",',
+        'triage_router_sla_completed_total{metric="resolution",',
     ),
     "breaches": ("triage_router_sla_breaches_total",),
     "escalations": ("triage_router_escalations_total",),
@@ -73,8 +84,16 @@ DASHBOARD_THEMES: dict[str, tuple[str, ...]] = {
     "classifier dead letters": ("triage_classifier_dead_letters_total",),
     "router dead letters": ("triage_router_dead_letters_total",),
     "ingest requests": ("triage_ingest_requests_total",),
-    "ingest 5xx": ('triage_ingest_requests_total{status=~"5.."}',),
+    "ingest 5xx": ('triage_ingest_requests_total{status=~"5..",',),
     "consumer lag": ("triage_consumer_lag_records",),
+    "HTTP duration p95 by handler": (
+        "histogram_quantile(0.95, sum by (le, job, handler) "
+        "(rate(http_request_duration_seconds_bucket",
+    ),
+    "HTTP 5xx by handler": ('http_requests_total{status=~"5..",', "by (job, handler)"),
+    "resident memory": ("process_resident_memory_bytes", "by (job, instance)"),
+    "CPU": ("rate(process_cpu_seconds_total", "by (job, instance)"),
+    "open file descriptors": ("process_open_fds", "process_max_fds"),
 }
 
 EXPECTED_ALERTS = {
@@ -128,7 +147,9 @@ def _panel_exprs(dashboard: dict[str, Any]) -> list[str]:
     return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
 
 
-def _exposed_metric_names() -> set[str]:
+def _registries() -> dict[str, CollectorRegistry]:
+    """Each service's registry as its /metrics serves it: ingest's from its app, the router's
+    with its agent API's HTTP metrics and the workers' lag collector."""
     router = RouterMetrics()
     router.watch(lambda: None)
     # The workers' lag collector, on a worker that reads nothing yet.
@@ -136,13 +157,35 @@ def _exposed_metric_names() -> set[str]:
         monitor=SimpleNamespace(tp_end_offsets={}, tp_committed_offsets={}, tp_read_offsets={})
     )
     router.registry.register(ConsumerLagCollector(idle))
-    names = {"up"}
-    for registry in (IngestMetrics().registry, ClassifierMetrics().registry, router.registry):
-        for family in registry.collect():
-            # A counter's or histogram's family name is no series of its own: only suffixed.
-            names.update(family.name + suffix for suffix in SUFFIXES.get(family.type, ("",)))
-            names.update(sample.name for sample in family.samples)
+    create_api(SimpleNamespace(), registry=router.registry)
+    ingest: CollectorRegistry = create_app().state.ingest.metrics.registry
+    return {"ingest": ingest, "classifier": ClassifierMetrics().registry, "router": router.registry}
+
+
+def _names(registry: CollectorRegistry) -> set[str]:
+    names: set[str] = set()
+    for family in registry.collect():
+        # A counter's or histogram's family name is no series of its own: only suffixed.
+        names.update(family.name + suffix for suffix in SUFFIXES.get(family.type, ("",)))
+        names.update(sample.name for sample in family.samples)
     return names
+
+
+def _exposed_metric_names() -> set[str]:
+    names = {"up"}
+    for registry in _registries().values():
+        names |= _names(registry)
+    return names
+
+
+def _runbook_anchors() -> dict[str, str]:
+    """The anchor of each section of docs/runbooks.md (GitHub's heading slugs) and its text."""
+    sections: dict[str, str] = {}
+    for chunk in re.split(r"^## ", RUNBOOKS.read_text(), flags=re.MULTILINE)[1:]:
+        heading, _, body = chunk.partition("\n")
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        sections[slug] = body
+    return sections
 
 
 def test_alerts_have_severity_duration_and_annotations() -> None:
@@ -165,15 +208,57 @@ def test_alerts_have_severity_duration_and_annotations() -> None:
     assert severities == {"warning", "critical"}
 
 
-@pytest.mark.parametrize("source", ["alerts", "dashboard"])
+def test_every_alert_links_its_runbook_section() -> None:
+    sections = _runbook_anchors()
+    for rule in _rules():
+        url: str = rule["annotations"].get("runbook_url", "")
+        # Relative to the repository root; deployments rewrite the part before `#`.
+        assert url.startswith(RUNBOOK_PREFIX), rule["alert"]
+        anchor = url.removeprefix(RUNBOOK_PREFIX)
+        assert anchor == rule["alert"].lower(), rule["alert"]
+        assert anchor in sections, f"docs/runbooks.md has no section #{anchor}"
+    # One section per alert (besides the introduction), none for an alert that is gone.
+    assert set(sections) - {"before-you-start"} == {name.lower() for name in EXPECTED_ALERTS}
+
+
+@pytest.mark.parametrize("alert", sorted(EXPECTED_ALERTS))
+def test_each_runbook_says_what_to_check_and_do(alert: str) -> None:
+    body = _runbook_anchors()[alert.lower()]
+    for part in ("**Means.**", "**Confirm.**", "**Likely causes.**", "**Do.**", "**Escalate**"):
+        assert part in body, f"{alert}: no {part}"
+    # Confirming means a query, an endpoint or a log line the paged engineer can run or grep.
+    assert METRIC_NAME.search(body) or "up{" in body, alert
+
+
+def test_runbooks_name_only_real_commands() -> None:
+    text = RUNBOOKS.read_text()
+    commands = set(re.findall(r"`triage ([a-z-]+)", text))
+    assert commands, "the runbooks name no triage command"
+    assert commands <= set(main.commands), sorted(commands - set(main.commands))
+    for path in re.findall(r"\]\((?!https?:)([^)#]+)", text):
+        assert (RUNBOOKS.parent / path).exists(), path
+
+
+@pytest.mark.parametrize("source", ["alerts", "dashboard", "runbooks"])
 def test_every_referenced_metric_is_exposed(source: str) -> None:
-    exprs = (
-        [rule["expr"] for rule in _rules()] if source == "alerts" else _panel_exprs(_dashboard())
-    )
+    if source == "alerts":
+        exprs = [rule["expr"] for rule in _rules()]
+    elif source == "dashboard":
+        exprs = _panel_exprs(_dashboard())
+    else:
+        exprs = [RUNBOOKS.read_text()]
     known = _exposed_metric_names()
     referenced = {name for expr in exprs for name in METRIC_NAME.findall(expr)}
     assert referenced, source
     assert referenced <= known, f"unknown metrics in {source}: {sorted(referenced - known)}"
+
+
+def test_both_apis_expose_http_durations_and_every_service_its_process() -> None:
+    names = {job: _names(registry) for job, registry in _registries().items()}
+    for job in ("ingest", "router"):
+        assert {"http_request_duration_seconds_bucket", "http_requests_total"} <= names[job], job
+    for job, exposed in names.items():
+        assert {"process_resident_memory_bytes", "process_cpu_seconds_total"} <= exposed, job
 
 
 def test_dashboard_is_complete() -> None:
@@ -193,6 +278,59 @@ def test_dashboard_is_complete() -> None:
     exprs = _panel_exprs(dashboard)
     for theme, fragments in DASHBOARD_THEMES.items():
         assert any(all(f in expr for f in fragments) for expr in exprs), theme
+
+
+def test_dashboard_has_datasource_job_and_instance_variables() -> None:
+    variables = {v["name"]: v for v in _dashboard()["templating"]["list"]}
+    assert set(variables) == {"datasource", "job", "instance"}
+    datasource = variables["datasource"]
+    assert datasource["type"] == "datasource"
+    assert datasource["query"] == "prometheus"
+    # No uid of one Grafana: an empty current value falls to the default Prometheus.
+    assert "uid" not in json.dumps(datasource)
+    for name in ("job", "instance"):
+        variable = variables[name]
+        assert variable["type"] == "query", name
+        assert variable["datasource"] == DATASOURCE, name
+        assert variable["multi"] is True, name
+        assert variable["includeAll"] is True, name
+        assert variable["definition"].startswith("label_values("), name
+        assert variable["definition"].endswith(f", {name})"), name
+        assert variable["query"]["query"] == variable["definition"], name
+    # Instances follow the jobs chosen.
+    assert '"$job"' in variables["instance"]["definition"]
+
+
+def test_every_dashboard_selector_is_scoped_to_the_chosen_jobs() -> None:
+    selectors = [
+        (match.group(1), match.group(2) or "")
+        for expr in _panel_exprs(_dashboard())
+        for match in SELECTOR.finditer(expr)
+    ]
+    assert len(selectors) > 30
+    for name, matchers in selectors:
+        for scope in SCOPE:
+            assert scope in matchers, f"{name}{matchers} lacks {scope}"
+
+
+@pytest.mark.timeout(600)
+def test_dashboard_expressions_are_valid_promql(promtool: str, tmp_path: Path) -> None:
+    # promtool parses each expression as a recording rule, with Grafana's variables as values.
+    values = {
+        "$__rate_interval": "1m",
+        "$__range": "6h",
+        "$job": "ingest|router",
+        "$instance": ".+",
+    }
+    rules = []
+    for n, expr in enumerate(_panel_exprs(_dashboard())):
+        for variable, value in values.items():
+            expr = expr.replace(variable, value)
+        assert "$" not in expr, expr
+        rules.append({"record": f"dashboard:panel_{n}", "expr": expr})
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    _promtool(promtool, "check", "rules", str(path))
 
 
 def test_grafana_provisioning_points_at_prometheus_and_the_dashboards() -> None:
