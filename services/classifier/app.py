@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -31,6 +31,8 @@ from services.classifier.pipeline import (
     history_entry,
 )
 from services.classifier.settings import ClassifierSettings
+from services.common.clock import utc_now
+from services.common.faust_app import TriageApp
 from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
 from services.common.messages import DeadLetter, Facts, FeedbackReceived
@@ -52,10 +54,6 @@ class WorkerState:
     errors: list[str] = field(default_factory=list)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def create_app(
     settings: ClassifierSettings,
     kafka: KafkaSettings,
@@ -72,7 +70,7 @@ def create_app(
             "backend": model.backend,
         }
     )
-    app = faust.App(
+    app = TriageApp(
         settings.app_id,
         **kafka.faust_options(),
         store=settings.store,
@@ -131,7 +129,7 @@ def create_app(
 
     async def send_failed(record: RawRecord, exc: Exception, what: str) -> None:
         reason = f"{what}: {type(exc).__name__}: {exc}"
-        letter = dead_letter(record, reason=reason, error_type=type(exc).__name__, now=_now())
+        letter = dead_letter(record, reason=reason, error_type=type(exc).__name__, now=utc_now())
         await send_dead(letter, record.key)
 
     def run_model(texts: list[str]) -> list[Prediction]:
@@ -204,7 +202,7 @@ def create_app(
         decoded = decode(
             records,
             already_seen=lambda e: history.seen(past_of(e.customer.id), str(e.event_id)),
-            now=_now(),
+            now=utc_now(),
         )
         for record, letter in decoded.dead:
             await send_dead(letter, record.key)
@@ -229,7 +227,7 @@ def create_app(
         except Exception as exc:  # a batch failure must not stop the stream
             log.exception("model failed on a batch; tagging one by one", error=type(exc).__name__)
             tagged = await predict_each(decoded.events)
-        finished = _now()
+        finished = utc_now()
         record_of = {str(event.event_id): record for record, event in decoded.events}
         done: list[tuple[FeedbackReceived, RawRecord]] = []
         outputs: list[tuple[bytes | None, bytes]] = []

@@ -19,6 +19,8 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 EMBEDDED_FETCH_MAX_WAIT_MS = 100
+# The URL scheme of the faust transport with the offset fixes (services/common/faust_app.py).
+FAUST_SCHEME = "triage-kafka"
 
 
 class KafkaSettings(BaseSettings):
@@ -94,8 +96,8 @@ class KafkaSettings(BaseSettings):
         return spec.full_name(self.topic_prefix)
 
     def faust_broker_url(self) -> str:
-        """The broker URL list in faust's form."""
-        return ";".join(f"kafka://{server}" for server in self.bootstrap.split(","))
+        """The broker URL list in faust's form, naming the transport with the offset fixes."""
+        return ";".join(f"{FAUST_SCHEME}://{server}" for server in self.bootstrap.split(","))
 
     def worker_fetch_max_wait_ms(self) -> int | None:
         """The fetch wait of stream workers (None: faust's own)."""
@@ -104,13 +106,10 @@ class KafkaSettings(BaseSettings):
         return EMBEDDED_FETCH_MAX_WAIT_MS if self.profile == "embedded" else None
 
     def faust_options(self) -> dict[str, Any]:
-        """faust App settings for this cluster (and faust's fetch loop made safe for them)."""
-        from services.common import faust_offsets
-
-        faust_offsets.install()
-        faust_offsets.set_fetch_max_wait_ms(self.worker_fetch_max_wait_ms())
+        """The options of a ``TriageApp`` (services/common/faust_app.py) for this cluster."""
         options: dict[str, Any] = {
             "broker": self.faust_broker_url(),
+            "fetch_max_wait_ms": self.worker_fetch_max_wait_ms(),
             "topic_replication_factor": self.replication_factor,
             "topic_allow_declare": self.create_topics,
         }

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -24,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
+from services.common.clock import utc_now
 from services.common.errors import BrokerUnavailable
 from services.common.http import BodyTimeout, BodyTooLarge, read_body
 from services.common.messages import Customer, CustomerTier, FeedbackReceived
@@ -37,7 +37,7 @@ from services.ingest.auth import (
 )
 from services.ingest.decoding import decode_batch, decode_email, decode_json, field_errors
 from services.ingest.dedup import AcceptedEvents
-from services.ingest.email_parsing import EmailParseError
+from services.ingest.email import EmailParseError
 from services.ingest.metrics import IngestMetrics
 from services.ingest.models import (
     Accepted,
@@ -351,10 +351,6 @@ async def accept(request: Request, state: IngestState, event: FeedbackReceived) 
     return JSONResponse(body.model_dump(mode="json"), status_code=202)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _body_doc(*schemas: tuple[str, str]) -> dict[str, Any]:
     return {
         "requestBody": {
@@ -428,7 +424,7 @@ async def post_feedback(request: Request, state: StateDep, caller: EventCaller) 
             envelope,
             platform=platform,
             max_text_chars=settings.max_text_chars,
-            now=_now(),
+            now=utc_now(),
         )
     elif media in JSON_TYPES:
         canonical = await _parse(state, FeedbackIn, body)
@@ -437,7 +433,7 @@ async def post_feedback(request: Request, state: StateDep, caller: EventCaller) 
             canonical,
             platform=platform,
             max_text_chars=settings.max_text_chars,
-            now=_now(),
+            now=utc_now(),
         )
     else:
         raise ApiError(415, f"Content-Type must be application/json or {CLOUDEVENTS_TYPE}")
@@ -508,7 +504,7 @@ async def post_email(
         source_event_id=normalise.email_source_id(parsed, raw, idempotency_key),
         platform=caller.platform,
         max_text_chars=state.settings.max_text_chars,
-        now=_now(),
+        now=utc_now(),
         customer=customer,
     )
     return await accept(request, state, event)
@@ -533,7 +529,7 @@ async def post_chat(request: Request, state: StateDep, caller: EventCaller) -> R
         chat,
         platform=caller.platform,
         max_text_chars=state.settings.max_text_chars,
-        now=_now(),
+        now=utc_now(),
     )
     return await accept(request, state, event)
 
@@ -557,7 +553,7 @@ async def post_social(request: Request, state: StateDep, caller: EventCaller) ->
         social,
         platform=caller.platform,
         max_text_chars=state.settings.max_text_chars,
-        now=_now(),
+        now=utc_now(),
     )
     return await accept(request, state, event)
 
@@ -593,7 +589,7 @@ async def post_batch(request: Request, state: StateDep, caller: BatchCaller) -> 
     results: list[BatchItemResult] = []
     channels: dict[int, str] = {}
     fresh: dict[str, tuple[int, FeedbackReceived]] = {}
-    now = _now()
+    now = utc_now()
     for index, item in enumerate(batch.items):
         prefix: tuple[str | int, ...] = ("body", "items", index)
         try:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from services.ingest.email_parsing import EmailParseError, ParsedEmail, parse_email
+from services.ingest.email import EmailParseError, ParsedEmail, parse_email
 from services.ingest.models import BatchIn, FieldError
 
 M = TypeVar("M", bound=BaseModel)

@@ -24,7 +24,7 @@ from services.common.messages import (
     Thread,
     event_id_for,
 )
-from services.ingest.email_parsing import ParsedEmail
+from services.ingest.email import ParsedEmail
 from services.ingest.models import ChatIn, CloudEventIn, FeedbackFields, FeedbackIn, SocialIn
 
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from faust.types import EventT
 from pydantic import TypeAdapter, ValidationError
 
 from services.common.cases import CaseEvent, SlaMetricName
+from services.common.clock import utc_now as _now
+from services.common.faust_app import TriageApp
 from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
 from services.common.messages import DeadLetter, FeedbackClassified
@@ -60,10 +62,6 @@ FORWARD_BATCH = 100  # classified records forwarded to the inbox together
 FORWARD_WAIT_S = 0.05  # the longest a classified record waits for its batch
 DEFAULT_SLA_PATH = Path(__file__).with_name("config") / "sla.yaml"
 RECORD_OVERHEAD_BYTES = 1024  # a record's framing and key, well over what they take
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -202,7 +200,7 @@ def create_app(
     metrics = metrics or RouterMetrics()
     runtime = RouterRuntime(settings=settings, metrics=metrics, build_engine=build_engine)
     metrics.watch(lambda: runtime.current)
-    app = faust.App(
+    app = TriageApp(
         settings.app_id,
         **kafka.faust_options(),
         store=settings.store,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.common.messages import Customer, CustomerTier, FeedbackReceived
 from services.ingest import normalise
-from services.ingest.email_parsing import EmailParseError, parse_email
+from services.ingest.email import EmailParseError, parse_email
 from services.ingest.models import ChatIn, CloudEventIn, FeedbackIn, SocialIn
 from tests.hostile.strategies import NOW, json_values, mutated
 from tests.ingest.test_email_parsing import VALID_MESSAGE, random_messages

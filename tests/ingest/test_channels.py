@@ -12,7 +12,7 @@ import httpx
 
 from services.common.kafka import KafkaSettings
 from services.common.messages import event_id_for
-from services.ingest.email_parsing import TRUNCATION_MARKER
+from services.ingest.email import TRUNCATION_MARKER
 from tests.ingest.conftest import DEV_AUTH
 from tests.support.kafka import read_records
 

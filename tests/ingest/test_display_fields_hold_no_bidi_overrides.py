@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from services.common.messages import FeedbackReceived
 from services.ingest import normalise
-from services.ingest.email_parsing import parse_email
+from services.ingest.email import parse_email
 from services.ingest.models import ChatIn, CloudEventIn, FeedbackIn, SocialIn
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Tests for services.ingest.email_parsing."""
+"""Tests for services.ingest.email (the e-mail parser)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.ingest.email_parsing import (
+from services.ingest.email import (
     Attachment,
     EmailParseError,
     ParsedEmail,

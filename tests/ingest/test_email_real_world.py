@@ -15,15 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from services.ingest import email_parsing, normalise
-from services.ingest.email_parsing import (
+from services.ingest import normalise
+from services.ingest.email import (
+    DEFAULT_MAX_TEXT_CHARS,
+    MAX_PARTS,
     TRUNCATION_MARKER,
     Attachment,
     EmailParseError,
     ParsedEmail,
     parse_email,
+    strip_quoted_reply,
     strip_signature,
 )
+from services.ingest.email import parse as email_parse
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real_world"
 TEN_MIB = 10 * 1024 * 1024
@@ -137,8 +141,7 @@ def test_too_many_empty_parts_give_the_too_many_parts_reason(name: str) -> None:
 def test_parts_at_the_limit_are_still_parsed() -> None:
     # The message itself counts as one of the 500 parts.
     parts = b"".join(
-        b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i
-        for i in range(email_parsing.MAX_PARTS - 1)
+        b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i for i in range(MAX_PARTS - 1)
     )
     parsed = parse_email(MULTIPART_HEAD + parts + b"--b--\r\n")
     assert parsed.text == "part 0"
@@ -195,7 +198,7 @@ def test_largest_text_is_read_cheaply_and_truncated(raw: bytes) -> None:
     parsed = parse_email(raw, max_bytes=TEN_MIB)
     elapsed = time.process_time() - started
     assert parsed.text.startswith("My words first.")
-    assert len(parsed.text) <= email_parsing.DEFAULT_MAX_TEXT_CHARS
+    assert len(parsed.text) <= DEFAULT_MAX_TEXT_CHARS
     assert elapsed < 2 * CPU_BUDGET_S, f"parsed in {elapsed:.2f} s of CPU"
 
 
@@ -209,10 +212,9 @@ def test_quote_and_signature_stripping_never_see_huge_text(monkeypatch: pytest.M
 
         return wrapper
 
-    monkeypatch.setattr(
-        email_parsing, "strip_quoted_reply", recording(email_parsing.strip_quoted_reply)
-    )
-    monkeypatch.setattr(email_parsing, "strip_signature", recording(email_parsing.strip_signature))
+    # Patched where parse_email looks them up.
+    monkeypatch.setattr(email_parse, "strip_quoted_reply", recording(strip_quoted_reply))
+    monkeypatch.setattr(email_parse, "strip_signature", recording(strip_signature))
     raw = b"From: jane@example.com\r\n\r\nMy words.\r\n" + (b"> " + b"q" * 70 + b"\r\n") * 60_000
     parsed = parse_email(raw, max_bytes=TEN_MIB)
     assert parsed.text == "My words."

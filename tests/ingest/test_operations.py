@@ -152,8 +152,10 @@ async def test_metrics(ingest: httpx.AsyncClient) -> None:
     # Conventions every Prometheus user looks for: request durations by route template and
     # status, the process and the runtime.
     for line in (
-        'http_request_duration_seconds_count{handler="/v1/feedback",method="POST",status="202"} 1.0',
-        'http_request_duration_seconds_count{handler="/v1/feedback",method="POST",status="401"} 1.0',
+        'http_request_duration_seconds_count{handler="/v1/feedback",method="POST",'
+        'status="202"} 1.0',
+        'http_request_duration_seconds_count{handler="/v1/feedback",method="POST",'
+        'status="401"} 1.0',
         'http_requests_total{handler="/v1/feedback",method="POST",status="422"} 1.0',
     ):
         assert line in text, line

@@ -11,6 +11,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.common.faust_app import TriageApp
 from services.common.kafka import KafkaSettings, ensure_topics
 from services.common.topics import TopicSpec
 
@@ -92,14 +93,26 @@ async def _partitions(
         await asyncio.sleep(0.1)
 
 
-async def inprocess_app(kafka: KafkaSettings, name: str, datadir: Path) -> tuple[faust.App, Any]:
+async def inprocess_app(
+    kafka: KafkaSettings, name: str, datadir: Path, *, stock_faust: bool = False
+) -> tuple[faust.App, Any]:
     """A faust app in this process on the real broker, and its one-partition input topic of
-    raw bytes (created first, so the broker does not make it with its own partition count)."""
+    raw bytes (created first, so the broker does not make it with its own partition count).
+
+    The app is the workers' ``TriageApp``, or with ``stock_faust`` a plain ``faust.App`` on
+    faust's own ``kafka://`` transport (faust's code alone, for the tests that show its faults).
+    """
     spec = TopicSpec(name=f"{name}-input", partitions=1, retention_ms=3_600_000, description="")
     await ensure_topics(kafka, [spec])
-    app = faust.App(
+    options = kafka.faust_options()
+    app_class: type[faust.App] = TriageApp
+    if stock_faust:
+        del options["fetch_max_wait_ms"]
+        options["broker"] = ";".join(f"kafka://{server}" for server in kafka.bootstrap.split(","))
+        app_class = faust.App
+    app = app_class(
         kafka.topic_prefix + name,
-        **kafka.faust_options(),
+        **options,
         store="memory://",
         datadir=str(datadir),
         web_enabled=False,
