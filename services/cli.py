@@ -318,6 +318,41 @@ def agent_token(agent_id: str) -> None:
     click.echo(f"roster entry: token_sha256: {hash_token(token)}")
 
 
+@main.command()
+@click.option("--host", default=None, help="Interface of the health and metrics server.")
+@click.option(
+    "--port", default=None, type=click.IntRange(1, 65535), help="Health and metrics port [8083]."
+)
+def webhooks(host: str | None, port: int | None) -> None:
+    """Run the webhook worker: posts case events to the subscribers in TRIAGE_WEBHOOKS_FILE."""
+    import asyncio
+
+    from services.webhooks.app import create_service, serve
+    from services.webhooks.settings import WebhooksSettings
+    from services.webhooks.subscriptions import (
+        Subscription,
+        WebhooksConfigError,
+        load_subscriptions,
+    )
+
+    settings, kafka = _service_settings(WebhooksSettings, host=host, port=port)
+    subscriptions: tuple[Subscription, ...] = ()
+    if settings.file is not None:
+        try:
+            subscriptions = load_subscriptions(settings.file)
+        except WebhooksConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+    asyncio.run(serve(create_service(settings, kafka, subscriptions)))
+
+
+@main.command("webhook-secret")
+def webhook_secret() -> None:
+    """Make a new webhook signing secret (Standard Webhooks form) for a subscription."""
+    from services.webhooks.subscriptions import new_secret
+
+    click.echo(new_secret())
+
+
 def _load_model(model_dir: Path | None, backend: str = "onnx") -> Any:
     from services.classifier.model import ModelError, TriageModel
 

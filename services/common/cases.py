@@ -227,6 +227,9 @@ class Case(Model):
     state: CaseState
     team: str
     channel: Channel
+    platform: str | None = Field(
+        default=None, description="The platform that posted the case's first message."
+    )
     customer_id: str
     customer_tier: CustomerTier = CustomerTier.STANDARD
     language: str | None = None

@@ -84,6 +84,16 @@ feedback_corrections = TopicSpec(
     description="Supervisors' corrections of tags, keyed by case id: training data for the model.",
 )
 
+webhooks_dlq = TopicSpec(
+    name="webhooks.dlq",
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+    description=(
+        "Case events a webhook subscriber did not accept within its retry budget (or that could "
+        "not be read), with the subscription and the reason, keyed by case id."
+    ),
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     feedback_received,
     feedback_received_dlq,
@@ -93,4 +103,5 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     router_inbox_dlq,
     cases_events,
     feedback_corrections,
+    webhooks_dlq,
 )

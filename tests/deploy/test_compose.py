@@ -9,7 +9,9 @@ from typing import Any
 
 import yaml
 
+from services.cli import main
 from services.common.topics import ALL_TOPICS
+from services.webhooks.settings import WebhooksSettings
 
 ROOT = Path(__file__).parents[2]
 
@@ -22,7 +24,7 @@ def _compose() -> dict[str, Any]:
 def test_services_and_dependencies_resolve() -> None:
     compose = _compose()
     services = compose["services"]
-    assert {"kafka", "kafka-init", "ingest", "classifier", "router"} <= set(services)
+    assert {"kafka", "kafka-init", "ingest", "classifier", "router", "webhooks"} <= set(services)
     for name, service in services.items():
         for dependency, condition in (service.get("depends_on") or {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
@@ -56,6 +58,32 @@ def test_services_have_healthchecks_and_required_secrets() -> None:
     assert "/readyz" in " ".join(router["healthcheck"]["test"])
     assert router["environment"]["TRIAGE_ROUTER_ROSTER_FILE"] == "/etc/triage/roster.yaml"
     assert any(v.startswith("${TRIAGE_ROSTER_FILE:?") for v in router["volumes"])
+
+
+def test_webhook_worker_runs_on_its_port_with_the_subscriptions_file() -> None:
+    webhooks = _compose()["services"]["webhooks"]
+    command: list[str] = webhooks["command"]
+    assert command[:2] == ["triage", "webhooks"]
+    assert command[1] in main.commands
+    assert command[command.index("--host") + 1] == "0.0.0.0"  # noqa: S104
+    port = int(command[command.index("--port") + 1])
+    assert port == WebhooksSettings.model_fields["port"].default
+    assert webhooks["ports"] == [f"{port}:{port}"]
+    assert f"http://127.0.0.1:{port}/readyz" in " ".join(webhooks["healthcheck"]["test"])
+    environment = webhooks["environment"]
+    assert environment["TRIAGE_ENV"] == "production"
+    assert environment["TRIAGE_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert environment["TRIAGE_KAFKA_CREATE_TOPICS"] == "false"
+    # The worker reads the file the host's TRIAGE_WEBHOOKS_FILE names, mounted read-only.
+    mounts = {}
+    for volume in webhooks["volumes"]:
+        source, target, mode = volume.rsplit(":", 2)
+        mounts[target] = (source, mode)
+    source, mode = mounts[environment["TRIAGE_WEBHOOKS_FILE"]]
+    assert source.startswith("${TRIAGE_WEBHOOKS_FILE:?"), source
+    assert mode == "ro"
+    assert webhooks["depends_on"] == {"kafka-init": {"condition": "service_completed_successfully"}}
+    assert webhooks.get("deploy", {}).get("replicas", 1) == 1, "a second worker delivers twice"
 
 
 def test_topic_script_creates_every_topic_as_declared() -> None:

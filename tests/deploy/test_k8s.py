@@ -28,10 +28,14 @@ OPERATOR_API_GROUP = "monitoring.coreos.com"
 OPERATOR_SECRETS: dict[str, set[str]] = {
     "triage-ingest": {"api-keys", "hmac-secrets"},
     "triage-roster": {"roster.yaml"},
+    "triage-webhooks": {"webhooks.yaml"},
+    # Optional: the signing secrets subscriptions name by `secret_env`, any keys (envFrom).
+    "triage-webhook-secrets": set(),
     # Kafka: each service's SCRAM password and the cluster CA (docs/kafka-security.md).
     "triage-kafka-ingest": {"password"},
     "triage-kafka-classifier": {"password"},
     "triage-kafka-router": {"password"},
+    "triage-kafka-webhooks": {"password"},
     "triage-kafka-ca": {"ca.crt"},
 }
 
@@ -43,6 +47,7 @@ SERVICES: dict[str, dict[str, Any]] = {
     "triage-ingest": {"command": "ingest", "port": 8080, "cpu": "500m", "memory": "512Mi"},
     "triage-classifier": {"command": "classifier", "port": 8081, "cpu": "2", "memory": "3Gi"},
     "triage-router": {"command": "router", "port": 8082, "cpu": "500m", "memory": "1Gi"},
+    "triage-webhooks": {"command": "webhooks", "port": 8083, "cpu": "100m", "memory": "256Mi"},
 }
 
 Manifest = dict[str, Any]
@@ -242,7 +247,7 @@ def test_config_map_matches_the_production_settings() -> None:
     assert data["TRIAGE_KAFKA_CREATE_TOPICS"] == "false"
     assert int(data["TRIAGE_KAFKA_REPLICATION_FACTOR"]) >= 3
     assert data["TRIAGE_KAFKA_BOOTSTRAP"]
-    for service in ("INGEST", "CLASSIFIER", "ROUTER"):
+    for service in ("INGEST", "CLASSIFIER", "ROUTER", "WEBHOOKS"):
         assert data[f"TRIAGE_{service}_LOG_FORMAT"] == "json"
 
 
@@ -276,7 +281,12 @@ def test_services_select_deployments_and_target_declared_ports() -> None:
 
 def test_service_ports() -> None:
     ports = {s["metadata"]["name"]: s["spec"]["ports"][0]["port"] for s in _of_kind("Service")}
-    assert ports == {"triage-ingest": 80, "triage-router": 80, "triage-classifier": 8081}
+    assert ports == {
+        "triage-ingest": 80,
+        "triage-router": 80,
+        "triage-classifier": 8081,
+        "triage-webhooks": 8083,
+    }
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -358,6 +368,39 @@ def test_replicas_fit_the_topic_partitions() -> None:
     # router.inbox has one partition: one active router and one hot standby.
     assert partitions["router.inbox"] == 1
     assert _deployment("triage-router")["spec"]["replicas"] == 2
+
+
+def test_one_webhook_worker_at_a_time() -> None:
+    # Each worker reads every partition for every subscription (no shared consumer group): two
+    # pods, even side by side during a rolling update, would post every event twice.
+    deployment = _deployment("triage-webhooks")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [
+        b
+        for b in _of_kind("PodDisruptionBudget")
+        if _matches(
+            b["spec"]["selector"]["matchLabels"], deployment["spec"]["selector"]["matchLabels"]
+        )
+    ]
+
+
+def test_webhooks_mount_the_subscriptions_file_from_its_secret() -> None:
+    deployment = _deployment("triage-webhooks")
+    container = _container(deployment)
+    env = {v["name"]: v.get("value") for v in container["env"]}
+    path = env["TRIAGE_WEBHOOKS_FILE"]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == path]
+    assert mount.get("readOnly") is True
+    pod = deployment["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == "triage-webhooks"
+    (item,) = volume["secret"]["items"]
+    assert mount["subPath"] == item["path"]
+    # Secrets named by `secret_env` come from an optional Secret: a file with the secrets
+    # inline needs none, and a missing required Secret would keep the pod from starting.
+    (secrets,) = [s["secretRef"] for s in container["envFrom"] if "secretRef" in s]
+    assert secrets == {"name": "triage-webhook-secrets", "optional": True}
 
 
 def test_router_mounts_the_roster_and_has_its_data_dir() -> None:

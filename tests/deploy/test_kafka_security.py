@@ -29,10 +29,13 @@ WRITER = {
     "router.inbox.dlq": "triage-router",
     "cases.events": "triage-router",
     "feedback.corrections": "triage-router",
+    "webhooks.dlq": "triage-webhooks",
 }
 # Each faust worker's consumer group and internal topics (table changelogs, leader topic) are
 # named after its app id (TRIAGE_<SERVICE>_APP_ID, the deployment's name by default).
 FAUST_WORKERS = {"triage-classifier", "triage-router"}
+# The webhook worker's consumer groups, one per subscription: "<principal>." + subscription id.
+GROUP_PREFIX_OWNERS = {"triage-webhooks"}
 # Operations no service needs on a shared cluster.
 FORBIDDEN = {"All", "Alter", "AlterConfigs", "Delete", "ClusterAction", "DescribeConfigs"}
 
@@ -96,7 +99,11 @@ def test_no_wildcards_and_no_administrative_rights() -> None:
         assert kind in ("topic", "group"), where  # no cluster or transactional-id grants
         assert "*" not in name, where
         assert operation not in FORBIDDEN, where
-        if pattern == "prefix":
+        if pattern == "prefix" and kind == "group":
+            # Only the webhook worker's own per-subscription groups.
+            assert principal in GROUP_PREFIX_OWNERS, where
+            assert name == f"{principal}.", where
+        elif pattern == "prefix":
             # Only a faust worker's own internal topics, named after its app id.
             assert kind == "topic", where
             assert name == f"{principal}-", where
@@ -114,7 +121,8 @@ def test_faust_workers_own_their_group_and_internal_topics() -> None:
         assert (worker, "group", "literal", worker, "Read") in acls
         for operation in ("Read", "Write", "Describe", "Create"):
             assert (worker, "topic", "prefix", f"{worker}-", operation) in acls
-    assert not any(kind == "group" and p not in FAUST_WORKERS for p, kind, *_ in acls)
+    owners = FAUST_WORKERS | GROUP_PREFIX_OWNERS
+    assert not any(kind == "group" and p not in owners for p, kind, *_ in acls)
 
 
 def test_the_document_lists_exactly_the_acls_shipped() -> None:
@@ -136,7 +144,9 @@ def _config() -> dict[str, str]:
     return data
 
 
-@pytest.mark.parametrize("name", ["triage-ingest", "triage-classifier", "triage-router"])
+@pytest.mark.parametrize(
+    "name", ["triage-ingest", "triage-classifier", "triage-router", "triage-webhooks"]
+)
 def test_each_service_signs_in_as_its_own_principal_over_tls(name: str) -> None:
     (deployment,) = [d for d in _deployments() if d["metadata"]["name"] == name]
     pod = deployment["spec"]["template"]["spec"]

@@ -24,6 +24,8 @@ from services.common.lag import ConsumerLagCollector
 from services.ingest.app import create_app
 from services.router.api import create_api
 from services.router.metrics import RouterMetrics
+from services.webhooks.delivery import outcome_of
+from services.webhooks.metrics import WebhookMetrics
 
 ROOT = Path(__file__).parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -38,6 +40,9 @@ SCOPE = ('job=~"$job"', 'instance=~"$instance"')
 METRIC_NAME = re.compile(r"\b(?:triage|http|process|python)_[a-z_]+")
 SELECTOR = re.compile(r"\b((?:triage|http|process|python)_[a-z_]+|up)\b(\{[^}]*\})?")
 RUNBOOK_PREFIX = "docs/runbooks.md#"
+# Label values the services emit that read like metric names: the webhook worker's error type of
+# a non-2xx answer (`error_type="http_status"`), which the runbooks and alerts name.
+LABEL_VALUES = {outcome_of(500)[1]}
 
 SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -94,6 +99,13 @@ DASHBOARD_THEMES: dict[str, tuple[str, ...]] = {
     "resident memory": ("process_resident_memory_bytes", "by (job, instance)"),
     "CPU": ("rate(process_cpu_seconds_total", "by (job, instance)"),
     "open file descriptors": ("process_open_fds", "process_max_fds"),
+    "webhook deliveries": ("triage_webhook_deliveries_total", "by (subscription)"),
+    "webhook failures": ("triage_webhook_delivery_failures_total", "by (subscription, error_type)"),
+    "webhook dead letters": ("triage_webhook_dead_letters_total", "by (subscription"),
+    "webhook oldest pending age": (
+        "triage_webhook_oldest_pending_age_seconds",
+        "by (subscription)",
+    ),
 }
 
 EXPECTED_ALERTS = {
@@ -107,6 +119,8 @@ EXPECTED_ALERTS = {
     "NeedsReviewShareHigh",
     "IngestErrors",
     "RouterClockStalled",
+    "WebhookDeadLetters",
+    "WebhookDeliveryStalled",
 }
 
 
@@ -149,7 +163,8 @@ def _panel_exprs(dashboard: dict[str, Any]) -> list[str]:
 
 def _registries() -> dict[str, CollectorRegistry]:
     """Each service's registry as its /metrics serves it: ingest's from its app, the router's
-    with its agent API's HTTP metrics and the workers' lag collector."""
+    with its agent API's HTTP metrics and the workers' lag collector, the webhook worker's with
+    its lag gauges."""
     router = RouterMetrics()
     router.watch(lambda: None)
     # The workers' lag collector, on a worker that reads nothing yet.
@@ -159,7 +174,14 @@ def _registries() -> dict[str, CollectorRegistry]:
     router.registry.register(ConsumerLagCollector(idle))
     create_api(SimpleNamespace(), registry=router.registry)
     ingest: CollectorRegistry = create_app().state.ingest.metrics.registry
-    return {"ingest": ingest, "classifier": ClassifierMetrics().registry, "router": router.registry}
+    webhooks = WebhookMetrics()
+    webhooks.watch(lambda: {"helpdesk": (0, 0.0)})
+    return {
+        "ingest": ingest,
+        "classifier": ClassifierMetrics().registry,
+        "router": router.registry,
+        "webhooks": webhooks.registry,
+    }
 
 
 def _names(registry: CollectorRegistry) -> set[str]:
@@ -202,6 +224,10 @@ def test_alerts_have_severity_duration_and_annotations() -> None:
             assert "$labels.channel" in rule["annotations"]["description"]
         if rule["alert"] == "QueueOldestAgeHigh":
             assert "$labels.team" in rule["annotations"]["description"]
+        if rule["alert"].startswith("Webhook"):
+            # A webhook alert is about one receiver: it names the subscription at fault.
+            assert "$labels.subscription" in rule["annotations"]["description"]
+            assert "subscription" in rule["expr"]
     severities = {
         rule["labels"]["severity"] for rule in rules if rule["alert"] == "QueueOldestAgeHigh"
     }
@@ -248,7 +274,7 @@ def test_every_referenced_metric_is_exposed(source: str) -> None:
     else:
         exprs = [RUNBOOKS.read_text()]
     known = _exposed_metric_names()
-    referenced = {name for expr in exprs for name in METRIC_NAME.findall(expr)}
+    referenced = {name for expr in exprs for name in METRIC_NAME.findall(expr)} - LABEL_VALUES
     assert referenced, source
     assert referenced <= known, f"unknown metrics in {source}: {sorted(referenced - known)}"
 
@@ -349,7 +375,7 @@ def test_grafana_provisioning_points_at_prometheus_and_the_dashboards() -> None:
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
 
 
-def test_prometheus_scrapes_the_three_services() -> None:
+def test_prometheus_scrapes_the_four_services() -> None:
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     assert config["global"]["scrape_interval"] == "15s"
     assert config["rule_files"] == ["alerts.yml"]
@@ -361,6 +387,7 @@ def test_prometheus_scrapes_the_three_services() -> None:
         "ingest": ["ingest:8080"],
         "classifier": ["classifier:8081"],
         "router": ["router:8082"],
+        "webhooks": ["webhooks:8083"],
     }
 
 
@@ -370,7 +397,7 @@ def test_compose_runs_prometheus_and_grafana() -> None:
     prometheus, grafana = services["prometheus"], services["grafana"]
     assert prometheus["image"] == "prom/prometheus:v3.5.0"
     assert "./deploy/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
-    assert set(prometheus["depends_on"]) == {"ingest", "classifier", "router"}
+    assert set(prometheus["depends_on"]) == {"ingest", "classifier", "router", "webhooks"}
     assert "/-/ready" in " ".join(prometheus["healthcheck"]["test"])
     assert grafana["image"] == "grafana/grafana:12.1.0"
     assert grafana["depends_on"] == {"prometheus": {"condition": "service_healthy"}}

@@ -1,5 +1,5 @@
 """The Prometheus Operator overlay (deploy/k8s/overlays/prometheus-operator): PodMonitors that
-scrape the three services under the job names the alerts use, and a PrometheusRule that is
+scrape the four services under the job names the alerts use, and a PrometheusRule that is
 deploy/prometheus/alerts.yml with its runbook links pointed where the overlay says.
 
 kubernetes-validate bundles no schemas of the operator's custom resources, and their API server
@@ -31,7 +31,12 @@ API_VERSION = "monitoring.coreos.com/v1"
 ROLE_LABEL = "complaint-triage/role"
 
 # Deployment → the job its metrics must carry (alerts.yml, prometheus.yml, the dashboard).
-JOBS = {"triage-ingest": "ingest", "triage-classifier": "classifier", "triage-router": "router"}
+JOBS = {
+    "triage-ingest": "ingest",
+    "triage-classifier": "classifier",
+    "triage-router": "router",
+    "triage-webhooks": "webhooks",
+}
 
 # Fields of the operator's PodMonitor (v1) these objects may use.
 POD_MONITOR_SPEC = {
@@ -228,7 +233,7 @@ def test_the_jobs_are_the_ones_the_alerts_and_compose_use() -> None:
 def test_the_built_overlay_carries_the_monitors_and_the_rule() -> None:
     documents = _kustomize_build(OVERLAY)
     operator = [d for d in documents if d["apiVersion"] == API_VERSION]
-    assert sorted(d["kind"] for d in operator) == ["PodMonitor"] * 3 + ["PrometheusRule"]
+    assert sorted(d["kind"] for d in operator) == ["PodMonitor"] * len(JOBS) + ["PrometheusRule"]
     for document in operator:
         assert document["metadata"]["namespace"] == "triage", document["metadata"]["name"]
         labels = document["metadata"]["labels"]
