@@ -29,8 +29,11 @@ ARGS = [
 def busiest_agent(router: str, supervisor_token: str) -> str:
     """The frontline agent holding the most cases now."""
     agents = httpx.get(
-        f"{router}/v1/agents", headers={"Authorization": f"Bearer {supervisor_token}"}, timeout=10
-    ).json()
+        f"{router}/v1/agents",
+        params={"tier": "frontline", "limit": 1000},
+        headers={"Authorization": f"Bearer {supervisor_token}"},
+        timeout=10,
+    ).json()["items"]
     frontline = [a for a in agents if a["profile"]["tier"] == "frontline"]
     return str(max(frontline, key=lambda a: len(a["cases"]))["profile"]["id"])
 

@@ -6,8 +6,9 @@ import asyncio
 from collections.abc import Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common.problems import problem_response
 
 
 class BodyLimit:
@@ -26,8 +27,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
-        too_large = JSONResponse(
-            {"detail": f"the body is larger than {limit} bytes"}, status_code=413
+        too_large = problem_response(
+            413, f"the body is larger than {limit} bytes", instance=scope["path"]
         )
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > limit):

@@ -117,14 +117,17 @@ async def agent(
             plans.clear()
             continue
         try:
-            response = await http.get(f"{base}/cases", params={"open": "true"}, headers=headers)
+            response = await http.get(
+                f"{base}/cases", params={"open": "true", "limit": 1000}, headers=headers
+            )
         except httpx.HTTPError as exc:
             stats.errors[type(exc).__name__] += 1
             continue
         if response.status_code != 200:
             stats.errors[f"cases {response.status_code}"] += 1
             continue
-        mine = {c["case_id"]: c for c in response.json()}
+        # One page: an agent holds far fewer open cases than a page.
+        mine = {c["case_id"]: c for c in response.json()["items"]}
         for case_id in list(plans):
             if case_id not in mine:
                 del plans[case_id]
@@ -283,7 +286,7 @@ async def watch(
             cases = await http.get(
                 f"{where.router}/v1/cases", params={"open": "true", "limit": 1000}, headers=headers
             )
-            for case in cases.json() if cases.status_code == 200 else []:
+            for case in cases.json()["items"] if cases.status_code == 200 else []:
                 tags[case["category"]] += 1
                 if case["difficult"] != "none":
                     tags[case["difficult"]] += 1

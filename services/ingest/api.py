@@ -27,6 +27,7 @@ from services.common.clock import utc_now
 from services.common.errors import BrokerUnavailable
 from services.common.http import BodyTimeout, BodyTooLarge, read_body
 from services.common.messages import Customer, CustomerTier, FeedbackReceived
+from services.common.problems import problem_response, problem_type, validation_detail
 from services.ingest import normalise
 from services.ingest.auth import (
     SIGNATURE_HEADER,
@@ -58,6 +59,8 @@ from services.ingest.workers import OverDeadline, ParseWorkers, WorkerError
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
+# The same words whatever was wrong with the credentials: a caller learns nothing from them.
+UNAUTHORIZED = "missing or wrong credentials"
 
 JSON_TYPES = ("application/json",)
 CLOUDEVENTS_TYPE = "application/cloudevents+json"
@@ -87,29 +90,42 @@ class IngestState:
 
 
 class ApiError(Exception):
-    """An answer other than success, raised from a view or dependency."""
+    """An answer other than success, raised from a view or dependency: answered as problem
+    details of ``kind`` (see services.common.problems; None: the status says it all)."""
 
     def __init__(
         self,
         status_code: int,
-        detail: str | list[FieldError],
+        detail: str,
         headers: dict[str, str] | None = None,
+        *,
+        kind: str | None = None,
+        errors: list[FieldError] | None = None,
     ) -> None:
-        super().__init__(str(detail))
+        problem_type(kind)  # an unknown kind is a bug: fail where it is raised
+        super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
         self.headers = headers
+        self.kind = kind
+        self.errors = errors
 
 
-def error_response(exc: ApiError) -> JSONResponse:
-    """The JSON answer of an :class:`ApiError`."""
-    body = ErrorBody(detail=exc.detail).model_dump(mode="json")
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+def error_response(request: Request, exc: ApiError) -> JSONResponse:
+    """The ``application/problem+json`` answer of an :class:`ApiError`."""
+    return problem_response(
+        exc.status_code,
+        exc.detail,
+        instance=request.url.path,
+        kind=exc.kind,
+        errors=exc.errors,
+        headers=exc.headers,
+    )
 
 
-def invalid(errors: list[FieldError]) -> ApiError:
+def invalid(errors: list[FieldError], *, kind: str = "validation-error") -> ApiError:
     """A 422 naming the fields."""
-    return ApiError(422, errors)
+    return ApiError(422, validation_detail(errors), kind=kind, errors=errors)
 
 
 async def _state(request: Request) -> IngestState:
@@ -131,7 +147,7 @@ class Caller:
 def _unauthorized(request: Request, state: IngestState, failure: AuthFailure) -> ApiError:
     state.metrics.auth_failures.labels(failure.reason.value).inc()
     log.info("request refused", reason=failure.reason.value, path=request.url.path)
-    return ApiError(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
+    return ApiError(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
 
 
 def _signed_idempotency_key(request: Request) -> str | None:
@@ -198,6 +214,7 @@ def _caller(max_bytes: Callable[[IngestSettings], int]) -> Callable[..., Any]:
                 "too many requests: this API key is over its rate limit; retry after "
                 "Retry-After seconds",
                 {"Retry-After": retry_after_header(wait_s)},
+                kind="rate-limited",
             )
         body = await _body(request, state, max_bytes(state.settings))
         if authenticator.requires_signature(platform):
@@ -243,7 +260,7 @@ async def _in_worker(
         error = FieldError(
             loc=["body"], msg=f"the body is too complex to parse: {exc}", type="too_complex"
         )
-        raise invalid([error]) from None
+        raise invalid([error], kind="too-complex") from None
     except WorkerError as exc:
         state.metrics.parse_refusals.labels("unavailable").inc()
         log.warning("body not parsed: no parse worker", error=type(exc).__name__)
@@ -251,6 +268,7 @@ async def _in_worker(
             503,
             "the body could not be parsed now; retry later",
             {"Retry-After": str(state.settings.retry_after_s)},
+            kind="parser-unavailable",
         ) from None
 
 
@@ -308,6 +326,7 @@ def _unavailable(request: Request, state: IngestState) -> ApiError:
         503,
         "the event was not accepted: the message broker is unavailable; retry later",
         {"Retry-After": str(state.settings.retry_after_s)},
+        kind="broker-unavailable",
     )
 
 
@@ -370,7 +389,11 @@ RETRY_AFTER = {
     }
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or wrong credentials."},
+    401: {
+        "model": ErrorBody,
+        "description": "Missing or wrong credentials (the same answer whatever was wrong).",
+        "headers": {"WWW-Authenticate": {"description": "`Bearer`.", "schema": {"type": "string"}}},
+    },
     408: {
         "model": ErrorBody,
         "description": "The body did not arrive within TRIAGE_INGEST_BODY_READ_TIMEOUT_S.",
@@ -379,20 +402,27 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorBody, "description": "Unsupported Content-Type."},
     422: {
         "model": ErrorBody,
-        "description": "Invalid input: which field and why (or too complex to parse within "
-        "TRIAGE_INGEST_PARSE_CPU_LIMIT_S).",
+        "description": "Invalid input, `type` .../problems/validation-error: `errors` names each "
+        "field and why. Or .../problems/too-complex: not parsed within "
+        "TRIAGE_INGEST_PARSE_CPU_LIMIT_S.",
     },
     429: {
         "model": ErrorBody,
-        "description": "This API key is over its rate limit (TRIAGE_INGEST_RATE_LIMIT_PER_S, "
-        "TRIAGE_INGEST_RATE_LIMIT_BURST); nothing was read. Retry after Retry-After seconds.",
+        "description": "`type` .../problems/rate-limited: this API key is over its rate limit "
+        "(TRIAGE_INGEST_RATE_LIMIT_PER_S, TRIAGE_INGEST_RATE_LIMIT_BURST); nothing was read. "
+        "Retry after Retry-After seconds.",
         "headers": RETRY_AFTER,
     },
     503: {
         "model": ErrorBody,
-        "description": "The broker did not acknowledge the event, or no parse worker was free; "
-        "nothing was accepted. Retry after the Retry-After header's seconds.",
+        "description": "`type` .../problems/broker-unavailable: the broker did not acknowledge "
+        "the event, or .../problems/parser-unavailable: no parse worker was free; nothing was "
+        "accepted. Retry after the Retry-After header's seconds.",
         "headers": RETRY_AFTER,
+    },
+    500: {
+        "model": ErrorBody,
+        "description": "A bug (`.../problems/internal-error`): nothing more.",
     },
 }
 ACCEPTED: dict[int | str, dict[str, Any]] = {
@@ -565,6 +595,11 @@ async def post_social(request: Request, state: StateDep, caller: EventCaller) ->
         202: {"model": BatchResult, "description": "Every item accepted or a repeat."},
         207: {"model": BatchResult, "description": "Some items were invalid or not accepted."},
         **ERRORS,
+        503: {
+            **ERRORS[503],
+            "description": f"{ERRORS[503]['description']} A batch's problem also carries the "
+            "members of BatchResult (counts and per-item outcomes).",
+        },
     },
     openapi_extra=_body_doc(("application/json", "BatchIn")),
     summary="Post many canonical events at once (bulk import)",
@@ -652,10 +687,17 @@ async def post_batch(request: Request, state: StateDep, caller: BatchCaller) -> 
     )
     headers: dict[str, str] = {}
     if summary.unavailable and not summary.accepted and not summary.duplicates:
-        status_code = 503
         _release_signature(request, state)
-        headers["Retry-After"] = str(state.settings.retry_after_s)
-    elif summary.accepted + summary.duplicates == len(results):
+        # A refusal like any other, with the per-item outcomes as extension members.
+        return problem_response(
+            503,
+            "no event was accepted: the message broker is unavailable; retry later",
+            instance=request.url.path,
+            kind="broker-unavailable",
+            headers={"Retry-After": str(state.settings.retry_after_s)},
+            extensions=summary.model_dump(mode="json"),
+        )
+    if summary.accepted + summary.duplicates == len(results):
         status_code = 202
     else:
         status_code = 207

@@ -18,6 +18,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.kafka import KafkaSettings
 from services.common.observability import instrument_http
+from services.common.problems import (
+    document_problems,
+    http_problem,
+    problem_response,
+    request_validation_problem,
+)
 from services.common.topics import feedback_received
 from services.ingest.api import (
     ApiError,
@@ -135,8 +141,8 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             if path.startswith("/v1/"):
                 for operation in operations.values():
                     operation["security"] = [{"apiKey": []}]
-        app.openapi_schema = schema
-        return schema
+        app.openapi_schema = document_problems(schema)
+        return app.openapi_schema
 
     return build
 
@@ -206,30 +212,25 @@ def create_app(
     app.add_middleware(RequestMetrics, metrics=metrics)
     instrument_http(app, metrics.registry)
 
+    # Every refusal is RFC 9457 problem details (services.common.problems).
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc)
+        return error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {
-                "loc": list(err.get("loc", ())),
-                "msg": err.get("msg", ""),
-                "type": err.get("type", ""),
-            }
-            for err in exc.errors()
-        ]
-        return JSONResponse({"detail": errors}, status_code=422)
+        return request_validation_problem(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return http_problem(request, exc)
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
-        return JSONResponse({"detail": "internal error"}, status_code=500)
+        return problem_response(
+            500, "internal error", instance=request.url.path, kind="internal-error"
+        )
 
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

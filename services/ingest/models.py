@@ -16,6 +16,8 @@ from services.common.messages import (
     Thread,
     UtcDatetime,
 )
+from services.common.problems import FieldError as FieldError  # re-exported: errors of items
+from services.common.problems import Problem
 
 SourceEventId = Field(
     min_length=1,
@@ -237,14 +239,6 @@ class Accepted(BaseModel):
     status: Literal[Status.ACCEPTED, Status.DUPLICATE]
 
 
-class FieldError(BaseModel):
-    """Which field is wrong and why."""
-
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
 class BatchItemResult(BaseModel):
     """The outcome of one batch item, by its position in the request."""
 
@@ -264,7 +258,5 @@ class BatchResult(BaseModel):
     results: list[BatchItemResult]
 
 
-class ErrorBody(BaseModel):
-    """A refusal: ``detail`` is a message, or the list of field errors."""
-
-    detail: str | list[FieldError]
+#: A refusal: RFC 9457 problem details (``errors`` names the fields of an invalid request).
+ErrorBody = Problem

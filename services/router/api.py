@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.cases import (
@@ -35,12 +35,27 @@ from services.common.cases import (
 from services.common.http import BodyLimit
 from services.common.messages import Category, Channel
 from services.common.observability import instrument_http
+from services.common.problems import (
+    ProblemError,
+    document_problems,
+    http_problem,
+    problem_response,
+    request_validation_problem,
+)
 from services.router.commands import Action, Command, CommandResult, Labels, Status
 from services.router.engine import Engine
-from services.router.errors import CASE_ERRORS, DEFAULT_MAX_BODY_BYTES, ERRORS, Problem
+from services.router.errors import (
+    CASE_ERRORS,
+    DEFAULT_MAX_BODY_BYTES,
+    ERRORS,
+    LIST_ERRORS,
+    Problem,
+)
 from services.router.floor import FloorView, floor_view
+from services.router.paging import CursorError, Key, decode_cursor, fingerprint, microseconds, page
 from services.router.roster import AgentProfile
 
+log = structlog.get_logger(__name__)
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5d0c2d8e-49a7-4f47-9e3c-0f1f6a0f7c3a")
 CONSOLE_DIR = Path(__file__).parent.parent / "console" / "static"
 # The console is same-origin static files: no inline scripts or styles, no third parties.
@@ -152,6 +167,118 @@ class QueueView(BaseModel):
     cases: list[QueueEntry]
 
 
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=512,
+        description="The previous page's `next_cursor`; the filters must be the same.",
+    ),
+]
+NEXT_CURSOR = Field(
+    description="Pass as `cursor`, with the same filters, for the next page; null at the end."
+)
+
+
+class CasePage(BaseModel):
+    """A page of cases, newest first."""
+
+    items: list[Case]
+    next_cursor: str | None = NEXT_CURSOR
+
+
+class AgentPage(BaseModel):
+    """A page of the roster, by agent id."""
+
+    items: list[AgentView]
+    next_cursor: str | None = NEXT_CURSOR
+
+
+class CaseFilters(BaseModel):
+    """What a supervisor narrows the cases to; each filter given must hold."""
+
+    state: list[CaseState] | None = Field(default=None, description="Any of these states.")
+    team: str | None = Field(default=None, max_length=40)
+    priority: list[Priority] | None = Field(default=None, description="Any of these priorities.")
+    channel: list[Channel] | None = Field(default=None, description="Any of these channels.")
+    needs_review: bool | None = Field(
+        default=None, description="A message of the case was tagged with low confidence."
+    )
+    updated_since: datetime | None = Field(
+        default=None, description="Changed at or after this time (UTC when no offset is given)."
+    )
+    assignee: str | None = Field(
+        default=None, max_length=64, description="Assigned or offered to this agent."
+    )
+    open: bool = Field(default=False, description="Only cases not resolved.")
+
+    @field_validator("updated_since")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    def admit(self, case: Case) -> bool:
+        """Whether ``case`` passes every filter given."""
+        since = self.updated_since
+        return (
+            (self.state is None or case.state in self.state)
+            and (self.team is None or case.team == self.team)
+            and (self.priority is None or case.priority in self.priority)
+            and (self.channel is None or case.channel in self.channel)
+            and (self.needs_review is None or _needs_review(case) == self.needs_review)
+            and (since is None or case.updated_at >= since)
+            and (
+                self.assignee is None
+                or self.assignee in (case.assignee, case.offer and case.offer.agent_id)
+            )
+            and (not self.open or case.is_open)
+        )
+
+
+class AgentFilters(BaseModel):
+    """What a supervisor narrows the roster to."""
+
+    team: str | None = Field(default=None, max_length=40)
+    presence: list[Presence] | None = Field(default=None, description="Any of these presences.")
+    tier: list[AgentTier] | None = Field(default=None, description="Any of these tiers.")
+
+    def admit(self, profile: AgentProfile, presence: Presence) -> bool:
+        """Whether the agent passes every filter given."""
+        return (
+            (self.team is None or profile.team == self.team)
+            and (self.presence is None or presence in self.presence)
+            and (self.tier is None or profile.tier in self.tier)
+        )
+
+
+def _needs_review(case: Case) -> bool:
+    return any(message.needs_review for message in case.messages)
+
+
+CASE_KEY = (int, str)
+
+
+def _case_key(case: Case) -> Key:
+    # Creation time and id never change, so a case keeps its place while it is worked.
+    return (microseconds(case.created_at), str(case.case_id))
+
+
+def _all_cases(engine: Engine) -> Iterable[Case]:
+    """Every case the router keeps (the caller's scope is applied after)."""
+    return (record.case for record in engine.records.values())
+
+
+def _after(cursor: str | None, digest: str, shape: tuple[type, ...]) -> Key | None:
+    if cursor is None:
+        return None
+    try:
+        return decode_cursor(cursor, digest, shape)
+    except CursorError as exc:
+        raise ProblemError(400, str(exc), kind="invalid-cursor") from None
+
+
 STATUS_CODES = {
     Status.OK: 200,
     Status.NOT_FOUND: 404,
@@ -161,6 +288,11 @@ STATUS_CODES = {
 }
 
 bearer = HTTPBearer(auto_error=False, description="The agent's API token.")
+# The same words whatever was wrong with the token: a caller learns nothing from them.
+UNAUTHORIZED = "missing or unknown agent token"
+NOT_YOUR_CASE = "this case is not yours"
+SUPERVISOR_ONLY = "only a supervisor may do this"
+RETRY = {"Retry-After": "2"}
 
 
 def _runtime(request: Request) -> Runtime:
@@ -171,7 +303,9 @@ def _runtime(request: Request) -> Runtime:
 def _engine_of(runtime: Runtime) -> Engine:
     engine = runtime.engine
     if engine is None or not runtime.ready:
-        raise HTTPException(503, "router is starting or on standby", {"Retry-After": "2"})
+        raise ProblemError(
+            503, "the router is starting or on standby; retry", kind="not-ready", headers=RETRY
+        )
     return engine
 
 
@@ -190,10 +324,10 @@ async def current_agent(
 ) -> AgentProfile:
     """The agent whose bearer token this is; 401 without a valid one."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
+        raise ProblemError(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
     agent = ready_engine(request).agent_by_token(credentials.credentials)
     if agent is None:
-        raise HTTPException(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
+        raise ProblemError(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
     return agent
 
 
@@ -203,15 +337,15 @@ async def refusal(request: Request) -> Response | None:
         return None
     try:
         await current_agent(request, await bearer(request))
-    except HTTPException as refused:
-        return await http_exception_handler(request, refused)
+    except ProblemError as refused:
+        return http_problem(request, refused)
     return None
 
 
 async def supervisor(agent: Annotated[AgentProfile, Depends(current_agent)]) -> AgentProfile:
     """The calling agent if a supervisor; 403 otherwise."""
     if not agent.is_supervisor:
-        raise HTTPException(403, "forbidden")
+        raise ProblemError(403, SUPERVISOR_ONLY, kind="supervisor-only")
     return agent
 
 
@@ -251,14 +385,29 @@ def create_api(
 
     # The body is read before the token is checked: a caller without a valid token is answered
     # 401 even when the body is malformed, and learns nothing about it.
+    # Every refusal is RFC 9457 problem details (services.common.problems).
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
-        return await refusal(request) or await request_validation_exception_handler(request, exc)
+        return await refusal(request) or request_validation_problem(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def unreadable_body(request: Request, exc: StarletteHTTPException) -> Response:
         refused = await refusal(request) if exc.status_code == 400 else None
-        return refused or await http_exception_handler(request, exc)
+        return refused or http_problem(request, exc)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", path=request.url.path)
+        return problem_response(
+            500, "internal error", instance=request.url.path, kind="internal-error"
+        )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     v1 = APIRouter(prefix="/v1", responses=ERRORS)
 
@@ -290,16 +439,24 @@ def create_api(
         try:
             result = await runtime.submit(command)
         except TimeoutError:
-            raise HTTPException(
-                503, "the router did not answer in time; retry with the same Idempotency-Key"
+            raise ProblemError(
+                503,
+                "the router did not answer in time; retry with the same Idempotency-Key",
+                kind="command-timeout",
+                headers=RETRY,
             ) from None
         if result.status == Status.OK:
             return result.case if result.case is not None else {"status": "ok"}
+        detail = result.message or result.status.value
         if result.status == Status.FORBIDDEN:
-            raise HTTPException(403, "forbidden")
+            # The same words for every case the agent may not touch: nothing about its state.
+            if detail == "supervisors only":
+                raise ProblemError(403, SUPERVISOR_ONLY, kind="supervisor-only")
+            raise ProblemError(403, NOT_YOUR_CASE, kind="not-your-case")
         if result.status == Status.NOT_FOUND:
-            raise HTTPException(404, "not found")
-        raise HTTPException(STATUS_CODES[result.status], result.message)
+            raise ProblemError(404, detail)
+        kind = "state-conflict" if result.status == Status.CONFLICT else "invalid-command"
+        raise ProblemError(STATUS_CODES[result.status], detail, kind=kind)
 
     def can_see(agent: AgentProfile, case: Case) -> bool:
         if agent.is_supervisor:
@@ -315,30 +472,33 @@ def create_api(
     async def set_my_presence(agent: Agent, body: PresenceBody, key: IdempotencyKey = None) -> Any:
         return await run(agent, Action.PRESENCE, key=key, presence=body.presence)
 
-    @v1.get("/cases", summary="Your cases (a supervisor's: all), newest first")
+    @v1.get(
+        "/cases",
+        summary="Your cases (a supervisor's: all), newest first, a page at a time",
+        responses=LIST_ERRORS,
+    )
     async def list_cases(
         agent: Agent,
-        state: CaseState | None = None,
-        team: str | None = Query(default=None, max_length=40),
-        priority: Priority | None = None,
-        assignee: str | None = Query(default=None, max_length=64),
-        open_only: bool = Query(default=False, alias="open"),
-        limit: int = Query(default=100, ge=1, le=1000),
-    ) -> list[Case]:
+        filters: Annotated[CaseFilters, Query()],
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> CasePage:
+        """Cases newest first (by creation, then id). Filters narrow what the caller may see and
+        never widen it; repeat `state`, `priority` or `channel` to allow several values. Follow
+        `next_cursor` with the same filters for the next page: a traversal returns every case
+        that existed when it began exactly once."""
         engine = engine_or_503()
-        cases = [record.case for record in engine.records.values() if can_see(agent, record.case)]
-        if state is not None:
-            cases = [c for c in cases if c.state == state]
-        if team is not None:
-            cases = [c for c in cases if c.team == team]
-        if priority is not None:
-            cases = [c for c in cases if c.priority == priority]
-        if assignee is not None:
-            cases = [c for c in cases if assignee in (c.assignee, c.offer and c.offer.agent_id)]
-        if open_only:
-            cases = [c for c in cases if c.is_open]
-        cases.sort(key=lambda c: c.updated_at, reverse=True)
-        return cases[:limit]
+        digest = fingerprint({"list": "cases", **filters.model_dump()})
+        after = _after(cursor, digest, CASE_KEY)
+        chosen = page(
+            (c for c in _all_cases(engine) if can_see(agent, c) and filters.admit(c)),
+            _case_key,
+            limit=limit,
+            after=after,
+            filters=digest,
+            newest_first=True,
+        )
+        return CasePage(items=chosen.items, next_cursor=chosen.next_cursor)
 
     @v1.get(
         "/cases/{case_id}",
@@ -349,9 +509,9 @@ def create_api(
         engine = engine_or_503()
         case = engine.case(case_id)
         if case is None:
-            raise HTTPException(404, "not found")
+            raise ProblemError(404, "no such case")
         if not can_see(agent, case):
-            raise HTTPException(403, "forbidden")
+            raise ProblemError(403, NOT_YOUR_CASE, kind="not-your-case")
         return case
 
     case_responses = CASE_ERRORS
@@ -545,25 +705,46 @@ def create_api(
             )
         return views
 
-    @v1.get("/agents", summary="Supervisor: the roster with presence and load")
+    @v1.get(
+        "/agents",
+        summary="Supervisor: the roster with presence and load, by id, a page at a time",
+        responses=LIST_ERRORS,
+    )
     async def agents(
-        agent: Supervisor, team: str | None = Query(default=None, max_length=40)
-    ) -> list[AgentView]:
+        agent: Supervisor,
+        filters: Annotated[AgentFilters, Query()],
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> AgentPage:
+        """Agents by id. Follow `next_cursor` with the same filters for the next page."""
         engine = engine_or_503()
-        return [
-            _agent_view(engine, agent_id)
-            for agent_id, state in sorted(engine.agents.items())
-            if team is None or state.profile.team == team
-        ]
+        digest = fingerprint({"list": "agents", **filters.model_dump()})
+        after = _after(cursor, digest, (str,))
+        chosen = page(
+            (
+                agent_id
+                for agent_id, state in engine.agents.items()
+                if filters.admit(state.profile, state.presence)
+            ),
+            lambda agent_id: (agent_id,),
+            limit=limit,
+            after=after,
+            filters=digest,
+            newest_first=False,
+        )
+        return AgentPage(
+            items=[_agent_view(engine, agent_id) for agent_id in chosen.items],
+            next_cursor=chosen.next_cursor,
+        )
 
     @v1.put("/agents/{agent_id}", summary="Supervisor: add or change an agent")
     async def put_agent(
         agent: Supervisor, agent_id: str, body: AgentProfile, key: IdempotencyKey = None
     ) -> Any:
         if body.id != agent_id:
-            raise HTTPException(422, "the body's id must match the path")
+            raise ProblemError(422, "the body's id must match the path", kind="invalid-command")
         if body.token_sha256 is not None:
-            raise HTTPException(422, "tokens are set in the roster file")
+            raise ProblemError(422, "tokens are set in the roster file", kind="invalid-command")
         return await run(agent, Action.UPSERT_AGENT, key=key, profile=body)
 
     @v1.delete(
@@ -656,7 +837,7 @@ class ConsoleFiles(StaticFiles):
 def _agent_view(engine: Engine, agent_id: str) -> AgentView:
     state = engine.agents.get(agent_id)
     if state is None:
-        raise HTTPException(404, "not found")
+        raise ProblemError(404, "no such agent")
     return AgentView(
         # Token hashes are never served: with one, a token can be guessed offline.
         profile=state.profile.model_copy(update={"token_sha256": None}),

@@ -45,7 +45,7 @@ async def sign_in(browser: Browser, stack: Stack, agent_id: str, pages: list[Pag
 
 def case_by_subject(stack: Stack, agent_id: str, subject: str) -> dict[str, Any]:
     with stack.api(agent_id) as api:
-        cases = api.get("/v1/cases").json()
+        cases = api.get("/v1/cases", params={"limit": 1000}).json()["items"]
     (case,) = [c for c in cases if c["subject"] == subject]
     return dict(case)
 
@@ -161,7 +161,8 @@ async def test_supervisor_sees_the_queue_reassigns_and_corrects_tags(
 
 async def _wait_for_case(api: Any, subject: str) -> dict[str, Any]:
     for _ in range(300):
-        cases = [c for c in api.get("/v1/cases").json() if c["subject"] == subject]
+        listed = api.get("/v1/cases", params={"limit": 1000}).json()["items"]
+        cases = [c for c in listed if c["subject"] == subject]
         if cases:
             return dict(cases[0])
         await asyncio.sleep(0.3)

@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.common.kafka import KafkaSettings
+from services.common.problems import PROBLEM_JSON, TYPE_BASE
 from services.common.topics import feedback_classified
 from tests.hostile.conftest import SUPERVISOR_TOKEN
 from tests.router import factories
@@ -62,7 +63,7 @@ def _case_of(router: ServiceProcess, http: httpx.Client, customer: str) -> dict[
     for _ in range(150):
         cases = http.get(
             f"{router.base}/v1/cases", headers={"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}
-        ).json()
+        ).json()["items"]
         mine = [c for c in cases if c["customer_id"] == customer and c["offer"]]
         if mine:
             return dict(mine[0])
@@ -84,9 +85,20 @@ async def _produce(kafka: KafkaSettings, customer: str) -> None:
         await producer.stop()
 
 
-def _forbidden(response: httpx.Response, what: str) -> None:
+def _forbidden(response: httpx.Response, what: str, kind: str = "not-your-case") -> None:
+    """A 403 as problem details of ``kind``, which says nothing about the case."""
     assert response.status_code == 403, (what, response.status_code, response.text)
-    assert response.json() == {"detail": "forbidden"}, what
+    assert response.headers["content-type"] == PROBLEM_JSON, what
+    body = response.json()
+    assert body["type"] == TYPE_BASE + kind, (what, body)
+    assert body["status"] == 403, what
+    assert body["instance"] == response.request.url.path, what
+    assert set(body) == {"type", "title", "status", "detail", "instance"}, what
+    # The same words whatever the case's state: nothing about it is learnt.
+    expected = (
+        "this case is not yours" if kind == "not-your-case" else "only a supervisor may do this"
+    )
+    assert body["detail"] == expected, (what, body)
 
 
 def test_an_agent_cannot_see_or_act_on_another_agents_case(
@@ -101,11 +113,12 @@ def test_an_agent_cannot_see_or_act_on_another_agents_case(
 
     for state in ("offered", "assigned"):
         _forbidden(http.get(url, headers=bearer(INTRUDER)), f"read an {state} case")
-        listed = http.get(f"{base}/v1/cases", headers=bearer(INTRUDER)).json()
+        listed = http.get(f"{base}/v1/cases", headers=bearer(INTRUDER)).json()["items"]
         assert case["case_id"] not in {c["case_id"] for c in listed}
         for command, body in CASE_COMMANDS.items():
             response = http.post(f"{url}/{command}", json=body, headers=bearer(INTRUDER))
-            _forbidden(response, f"{command} on an {state} case")
+            kind = "supervisor-only" if command == "csat" else "not-your-case"
+            _forbidden(response, f"{command} on an {state} case", kind)
         if state == "offered":
             accepted = http.post(f"{url}/accept", headers=bearer(holder))
             assert accepted.status_code == 200, accepted.text
@@ -128,7 +141,7 @@ def test_an_agent_cannot_call_a_supervisor_action(
     )
     for agent in ("dan", "grace"):  # frontline and senior
         response = http.request(method, url, headers=bearer(agent), json={})
-        _forbidden(response, f"{agent}: {method} {path}")
+        _forbidden(response, f"{agent}: {method} {path}", "supervisor-only")
 
 
 def test_the_matrix_knows_every_supervisor_action() -> None:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from services.common.kafka import KafkaSettings
+from services.common.problems import PROBLEM_JSON
 from services.common.topics import feedback_received, router_inbox
 from services.ingest.settings import DEV_API_KEY
 from tests.hostile.conftest import SUPERVISOR_TOKEN
@@ -67,9 +68,15 @@ def _headers(auth: dict[str, str], media: str | None) -> dict[str, str]:
 
 def _refused_clearly(response: httpx.Response, status: int) -> None:
     assert response.status_code == status, response.text[:300]
-    detail = response.json()["detail"]
-    assert detail
-    text = json.dumps(detail)
+    assert response.headers["content-type"] == PROBLEM_JSON
+    problem = response.json()
+    assert problem["status"] == status
+    assert problem["title"]
+    assert problem["detail"]
+    assert problem["instance"] == response.request.url.path
+    if status == 422:
+        assert problem["errors"], "a validation problem names the fields"
+    text = json.dumps(problem)
     assert "Traceback" not in text
     assert len(text) < 2000, "an error never echoes a large input back"
 

@@ -15,7 +15,9 @@ from schemathesis import Case
 from schemathesis.config import SchemathesisConfig
 from schemathesis.schemas import BaseSchema
 
+from services.ingest.api import UNAUTHORIZED as INGEST_UNAUTHORIZED
 from services.ingest.settings import DEV_API_KEY
+from services.router.api import UNAUTHORIZED as ROUTER_UNAUTHORIZED
 from tests.hostile.conftest import SUPERVISOR_TOKEN
 from tests.support.process import ServiceProcess
 
@@ -27,6 +29,7 @@ SHORT_COMMAND_EXAMPLES = 5
 ANONYMOUS_EXAMPLES = 10
 LONG_EXAMPLES = 500
 LONG_COMMAND_EXAMPLES = 100
+UNAUTHORIZED = {INGEST_UNAUTHORIZED, ROUTER_UNAUTHORIZED}
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -105,7 +108,20 @@ def only_unauthorized(ctx: Any, response: schemathesis.Response, case: Case[Any]
         return None
     if response.status_code != 401:
         raise AssertionError(f"{response.status_code} without credentials: {response.text[:200]}")
-    if response.json() != {"detail": "unauthorized"}:
+    problem = response.json()
+    expected = {
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": problem.get("detail"),
+        "instance": problem.get("instance"),
+    }
+    if (
+        problem != expected
+        or problem["detail"] not in UNAUTHORIZED
+        or not str(problem["instance"]).startswith("/v1/")
+        or response.headers.get("content-type") != ["application/problem+json"]
+    ):
         raise AssertionError(f"a 401 that says more than 'unauthorized': {response.text[:200]}")
     return None
 

@@ -208,7 +208,8 @@ async def test_router_dead_letters_poison_on_both_inputs_and_goes_on(
                 headers={"Authorization": f"Bearer {SUPERVISOR_TOKEN}"},
             )
         assert cases.status_code == 200
-        customers = sorted(case["customer_id"] for case in cases.json())
+        assert cases.json()["next_cursor"] is None
+        customers = sorted(case["customer_id"] for case in cases.json()["items"])
         assert customers == ["c-classified", "c-inbox"]
     finally:
         router.kill()

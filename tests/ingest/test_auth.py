@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.common.kafka import KafkaSettings
+from services.ingest.api import UNAUTHORIZED
 from services.ingest.auth import (
     Authenticator,
     AuthFailure,
@@ -21,6 +22,7 @@ from services.ingest.auth import (
 )
 from services.ingest.settings import DEV_API_KEY, IngestSettings
 from tests.support.kafka import read_records
+from tests.support.problems import assert_problem
 
 ZENDESK_KEY = generate_key()
 SIGNED_KEY = generate_key()
@@ -71,7 +73,9 @@ async def test_api_key_matrix(
     response = await secured.post("/v1/feedback", json=body, headers=headers)
     assert response.status_code == status, response.text
     if status == 401:
-        assert response.json() == {"detail": "unauthorized"}
+        problem = assert_problem(response, 401, None)
+        assert problem["detail"] == UNAUTHORIZED
+        assert "errors" not in problem
         assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
@@ -223,7 +227,14 @@ async def test_every_endpoint_refuses_every_kind_of_bad_credentials(
     for what, headers in _refusals(media, body).items():
         response = await secured.post(path, content=body, headers=headers)
         assert response.status_code == 401, (what, response.text)
-        assert response.json() == {"detail": "unauthorized"}, what
+        # The same answer whatever was wrong: nothing is learnt about the credentials.
+        assert assert_problem(response, 401, None) == {
+            "type": "about:blank",
+            "title": "Unauthorized",
+            "status": 401,
+            "detail": UNAUTHORIZED,
+            "instance": path,
+        }, what
     good = {**_signed_headers(body), "Content-Type": media}
     accepted = await secured.post(path, content=body, headers=good)
     assert accepted.status_code == 202, accepted.text

@@ -10,6 +10,7 @@ import pytest
 from services.common.kafka import KafkaSettings
 from tests.ingest.conftest import DEV_AUTH
 from tests.support.kafka import read_records
+from tests.support.problems import assert_problem
 
 VALID = {"id": "e-1", "channel": "email", "customer": {"id": "c-1"}, "text": "It broke."}
 JSON = {**DEV_AUTH, "Content-Type": "application/json"}
@@ -212,22 +213,20 @@ async def test_bad_input_is_refused_and_nothing_produced(
 ) -> None:
     response = await ingest.post(path, content=body, headers=headers)
     assert response.status_code == status, response.text
-    detail = response.json()["detail"]
+    problem = assert_problem(response, status, "validation-error" if status == 422 else None)
     if loc is not None:
-        assert isinstance(detail, list)
-        assert detail[0]["loc"] == loc
-        assert detail[0]["msg"]
-        assert "input" not in detail[0]
-    else:
-        assert detail
+        errors = problem["errors"]
+        assert errors[0]["loc"] == loc
+        assert errors[0]["msg"]
+        assert set(errors[0]) == {"loc", "msg", "type"}, "never the input sent"
     assert await read_records(kafka, topic, expected=0, settle_s=0.3) == []
 
 
 async def test_text_limit_is_configurable(ingest_factory: Any) -> None:
     async with ingest_factory(max_text_chars=100) as client:
         response = await client.post("/v1/feedback", json=_with(text="x" * 101), headers=DEV_AUTH)
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["msg"] == "text is longer than 100 characters"
+    problem = assert_problem(response, 422, "validation-error")
+    assert problem["errors"][0]["msg"] == "text is longer than 100 characters"
 
 
 async def test_chunked_body_over_the_limit(ingest: httpx.AsyncClient) -> None:

@@ -15,6 +15,7 @@ from services.common.messages import event_id_for
 from services.ingest.email import TRUNCATION_MARKER
 from tests.ingest.conftest import DEV_AUTH
 from tests.support.kafka import read_records
+from tests.support.problems import assert_problem
 
 
 def _without_received_at(event: dict[str, Any]) -> dict[str, Any]:
@@ -306,8 +307,9 @@ async def test_batch_limit(ingest_factory: Any) -> None:
             for n in range(3)
         ]
         response = await client.post("/v1/feedback/batch", json={"items": items}, headers=DEV_AUTH)
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["msg"] == "at most 2 items"
+    problem = assert_problem(response, 422, "validation-error")
+    assert problem["errors"][0]["msg"] == "at most 2 items"
+    assert "at most 2 items" in problem["detail"]
 
 
 async def test_repeated_event_is_accepted_once(

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.ingest.conftest import DEV_AUTH
+from tests.support.problems import assert_problem
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -113,7 +114,10 @@ async def test_the_worst_email_is_refused_while_health_and_posts_answer_at_once(
         )
         refused = await hostile
         elapsed = time.perf_counter() - started
-        assert refused.status_code == 422, refused.text[:300]
+        # Refused for its structure, or for the CPU its parsing took: either names the body.
+        kind = str(refused.json().get("type", "")).rsplit("/", 1)[-1]
+        assert kind in {"validation-error", "too-complex"}, refused.text[:300]
+        assert assert_problem(refused, 422, kind)["errors"][0]["loc"] == ["body"]
         assert len(refused.content) < 2000
         assert elapsed < 10, f"refused after {elapsed:.1f} s"
         _assert_prompt(seen, {200, 202})
@@ -149,8 +153,7 @@ async def test_the_largest_batch_is_refused_while_health_and_posts_answer_at_onc
         )
         refused = await hostile
         elapsed = time.perf_counter() - started
-    assert refused.status_code == 422, refused.text[:300]
-    assert refused.json()["detail"] == [
+    assert assert_problem(refused, 422, "validation-error")["errors"] == [
         {"loc": ["body", "items"], "msg": "at most 100 items", "type": "too_long"}
     ]
     assert elapsed < 10, f"refused after {elapsed:.1f} s"

@@ -22,6 +22,7 @@ from services.ingest.auth import compute_signature, generate_key, hash_key
 from services.ingest.settings import IngestSettings
 from tests.ingest.conftest import DEV_AUTH, running_ingest
 from tests.support.kafka import read_records
+from tests.support.problems import assert_problem
 
 OPENAPI_PATH = Path(__file__).parents[2] / "docs" / "openapi" / "ingest.json"
 
@@ -41,11 +42,21 @@ async def test_broker_outage_gives_503_and_recovers(own_broker: EmbeddedBroker) 
         response = await client.post("/v1/feedback", json=_event("during"), headers=DEV_AUTH)
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "7"
-        assert "retry" in response.json()["detail"]
+        assert "retry" in assert_problem(response, 503, "broker-unavailable")["detail"]
         assert (await client.get("/readyz")).status_code == 503
         assert (await client.get("/healthz")).status_code == 200
         again = await client.post("/v1/feedback", json=_event("during"), headers=DEV_AUTH)
         assert again.status_code == 503, "a refused event must not count as accepted"
+        batch = await client.post(
+            "/v1/feedback/batch",
+            json={"items": [_event("batch-during"), {"id": "bad"}]},
+            headers=DEV_AUTH,
+        )
+        # A batch of which nothing was accepted is a problem too, with its per-item outcomes.
+        problem = assert_problem(batch, 503, "broker-unavailable")
+        assert batch.headers["Retry-After"] == "7"
+        assert (problem["unavailable"], problem["invalid"], problem["accepted"]) == (1, 1, 0)
+        assert [r["status"] for r in problem["results"]] == ["unavailable", "invalid"]
         metrics = (await client.get("/metrics")).text
         assert "triage_ingest_broker_up 0.0" in metrics
 

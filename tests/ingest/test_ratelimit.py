@@ -17,6 +17,7 @@ from services.ingest.auth import compute_signature, generate_key, hash_key
 from services.ingest.ratelimit import Bucket, RateLimiter, retry_after_header, take
 from services.ingest.settings import IngestSettings
 from tests.support.kafka import read_records
+from tests.support.problems import assert_problem
 
 BUSY_KEY = generate_key()
 QUIET_KEY = generate_key()
@@ -130,7 +131,9 @@ async def test_one_key_is_refused_while_another_goes_on(
         ]
         assert [r.status_code for r in busy] == [202, 202, 202, 429, 429, 429]
         refused = busy[3]
-        assert refused.json()["detail"].startswith("too many requests")
+        assert assert_problem(refused, 429, "rate-limited")["detail"].startswith(
+            "too many requests"
+        )
         assert 1 <= int(refused.headers["Retry-After"]) <= 5
         # Checked before the body is read: even a malformed body gets 429, not 422.
         malformed = await client.post(

@@ -30,6 +30,7 @@ from services.common.topics import (
 from services.router.roster import hash_token
 from tests.router.factories import feedback
 from tests.support.kafka import read_records
+from tests.support.problems import assert_problem
 from tests.support.process import ServiceProcess
 
 ROOT = Path(__file__).parents[2]
@@ -169,6 +170,22 @@ def record_of(message: Any) -> tuple[bytes, bytes]:
     return fc.feedback.customer.id.encode(), fc.model_dump_json().encode()
 
 
+async def every_page(http: httpx.AsyncClient, first: httpx.Response, agent: str) -> Any:
+    """The body of ``first``; for a page of a list, the items of it and every later page."""
+    body = first.json()
+    if not (isinstance(body, dict) and set(body) == {"items", "next_cursor"}):
+        return body
+    items = list(body["items"])
+    while body["next_cursor"] is not None:
+        response = await http.get(
+            first.request.url, params={"cursor": body["next_cursor"]}, headers=auth(agent)
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        items.extend(body["items"])
+    return items
+
+
 async def wait_for(
     http: httpx.AsyncClient,
     url: str,
@@ -182,7 +199,7 @@ async def wait_for(
     while asyncio.get_running_loop().time() < deadline:
         response = await http.get(url, headers=auth(agent))
         if response.status_code == 200:
-            body = response.json()
+            body = await every_page(http, response, agent)
             if check(body):
                 return body
         await asyncio.sleep(0.2)
@@ -236,8 +253,7 @@ async def test_case_is_routed_worked_and_published(
     assert case["routing"][-1]["agent_id"] == "amy"
 
     other = await client.get(f"{base}/v1/cases/{case_id}", headers=auth("bob"))
-    assert other.status_code == 403
-    assert other.json() == {"detail": "forbidden"}
+    assert_problem(other, 403, "not-your-case")
     assert (
         await client.post(f"{base}/v1/cases/{case_id}/accept", headers=auth("bob"))
     ).status_code == 403
@@ -247,7 +263,7 @@ async def test_case_is_routed_worked_and_published(
     ).status_code == 401
     assert (await client.get(f"{base}/v1/queues", headers=auth("amy"))).status_code == 403
     resolve_early = await client.post(f"{base}/v1/cases/{case_id}/resolve", headers=auth("amy"))
-    assert resolve_early.status_code == 409
+    assert_problem(resolve_early, 409, "state-conflict")
 
     accepted = await client.post(f"{base}/v1/cases/{case_id}/accept", headers=auth("amy"))
     assert accepted.status_code == 200, accepted.text
@@ -268,11 +284,15 @@ async def test_case_is_routed_worked_and_published(
     bad = await client.post(
         f"{base}/v1/cases/{case_id}/csat", headers=auth("boss"), json={"score": 9}
     )
-    assert bad.status_code == 422
+    invalid = assert_problem(bad, 422, "validation-error")
+    assert [e["loc"] for e in invalid["errors"]] == [["body", "score"]]
 
     mine = await client.get(f"{base}/v1/cases", headers=auth("amy"))
-    assert [c["case_id"] for c in mine.json()] == [case_id]
-    assert (await client.get(f"{base}/v1/cases", headers=auth("bob"))).json() == []
+    assert [c["case_id"] for c in mine.json()["items"]] == [case_id]
+    assert (await client.get(f"{base}/v1/cases", headers=auth("bob"))).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
 
     events = await read_records(kafka, kafka.topic(cases_events), expected=6, timeout_s=30)
     kinds = [r.json()["type"] for r in events]
@@ -378,7 +398,7 @@ async def test_timeout_breach_escalation_and_agent_leaving(
     queues = await client.get(f"{base}/v1/queues", headers=auth("boss"))
     assert queues.status_code == 200
     agents = await client.get(f"{base}/v1/agents", headers=auth("boss"))
-    assert {a["profile"]["id"]: a["presence"] for a in agents.json()}["amy"] == "away"
+    assert {a["profile"]["id"]: a["presence"] for a in agents.json()["items"]}["amy"] == "away"
 
 
 @pytest.mark.timeout(300)
@@ -429,7 +449,7 @@ async def test_killed_worker_resumes_without_loss_or_double_assignment(
     assert by_id[offered_to_amy[0]]["assignee"] == "amy", json.dumps(by_id[offered_to_amy[0]])[
         :3000
     ]
-    agents = (await client.get(f"{second.base}/v1/agents", headers=auth("boss"))).json()
+    agents = (await client.get(f"{second.base}/v1/agents", headers=auth("boss"))).json()["items"]
     held = [case_id for a in agents for case_id in a["cases"]]
     assert len(held) == len(set(held)), "a case is held by two agents"
     for agent in agents:
@@ -505,11 +525,12 @@ async def test_every_endpoint_refuses_missing_wrong_and_insufficient_credentials
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic eDp5"}):
             response = await client.request(method, url, headers=headers, json={})
             assert response.status_code == 401, (method, path, headers, response.text)
-            assert response.json() == {"detail": "unauthorized"}
+            assert "errors" not in assert_problem(response, 401, None)
+            assert response.headers["www-authenticate"] == "Bearer"
         if (method, path) in SUPERVISOR_ONLY:
             response = await client.request(method, url, headers=auth("amy"), json={})
             assert response.status_code == 403, (method, path, response.text)
-            assert response.json() == {"detail": "forbidden"}
+            assert_problem(response, 403, "supervisor-only")
     stream = await client.get(f"{router.base}/v1/stream", headers={"Authorization": "Bearer x"})
     assert stream.status_code == 401
 
@@ -539,7 +560,8 @@ async def test_a_second_worker_stands_by_and_takes_over_without_loss(
     assert sorted(states.values()) == [200, 503], "one active worker, one standby"
     active, standby = (first, second) if states[first.port] == 200 else (second, first)
     standby_call = await client.get(f"{standby.base}/v1/cases", headers=auth("boss"))
-    assert standby_call.status_code == 503
+    assert_problem(standby_call, 503, "not-ready")
+    assert standby_call.headers["retry-after"]
 
     await produce(kafka, [record_of(feedback(f"Late {n}", customer=f"s-{n}")) for n in range(5)])
     await wait_for(client, f"{active.base}/v1/cases", "boss", lambda cs: len(cs) == 5)

@@ -181,7 +181,14 @@ async def router_state(
             versions[case_id] = int(case["version"]) if case is not None else None
 
         await asyncio.gather(*(version(case_id) for case_id in case_ids))
-        agents = await get("/agents")
+        agents: list[Any] = []
+        cursor = ""
+        while True:  # every page of the roster
+            page = await get(f"/agents?limit=1000{cursor}")
+            agents.extend(page["items"])
+            if page["next_cursor"] is None:
+                break
+            cursor = f"&cursor={page['next_cursor']}"
     holdings = {a["profile"]["id"]: [str(c) for c in a["cases"]] for a in agents}
     over = [
         f"{a['profile']['id']} {channel}: {used} > {a['profile']['channels'].get(channel, 0)}"

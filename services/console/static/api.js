@@ -1,12 +1,14 @@
-// Calls to the agent API: the bearer token, an idempotency key per action, and the router's
-// error answers turned into ApiError with a readable detail.
+// Calls to the agent API: the bearer token, an idempotency key per action, paged lists read to
+// the end, and the router's error answers (RFC 9457 problem details) turned into ApiError with
+// a readable detail.
 import { observeServerDate } from "./clock.js";
 
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, type = "about:blank") {
     super(`${status}: ${detail}`);
     this.status = status; // 0: the router could not be reached
     this.detail = detail;
+    this.type = type; // the problem's type URI, e.g. .../problems/state-conflict
   }
 }
 
@@ -54,18 +56,19 @@ export function authHeaders(tokenValue = token()) {
   return { Authorization: `Bearer ${tokenValue}` };
 }
 
-function detailOf(body, fallback) {
-  const detail = body?.detail;
-  if (typeof detail === "string") return detail;
-  // FastAPI's validation errors: [{loc: [...], msg}, ...]
-  if (Array.isArray(detail)) {
-    return detail
+/** One readable line from problem details: the offending fields, else detail, else title. */
+export function detailOf(body, fallback) {
+  // Invalid input names its fields: errors: [{loc: ["body", "score"], msg, type}, ...]
+  if (Array.isArray(body?.errors) && body.errors.length) {
+    return body.errors
       .map((d) => {
-        const where = (d.loc ?? []).filter((p) => p !== "body").join(".");
+        const where = (d.loc ?? []).filter((p) => p !== "body" && p !== "query").join(".");
         return where ? `${where}: ${d.msg}` : d.msg;
       })
       .join("; ");
   }
+  if (typeof body?.detail === "string" && body.detail) return body.detail;
+  if (typeof body?.title === "string" && body.title) return body.title;
   return fallback;
 }
 
@@ -78,7 +81,10 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * the session on 401: the sign-in form checks tokens).
  */
 export async function request(method, path, options = {}) {
-  const headers = { Accept: "application/json", ...authHeaders(options.token ?? token()) };
+  const headers = {
+    Accept: "application/json, application/problem+json",
+    ...authHeaders(options.token ?? token()),
+  };
   if (method !== "GET") headers["Idempotency-Key"] = uuid4();
   let body;
   if (options.body !== undefined) {
@@ -113,13 +119,35 @@ export async function request(method, path, options = {}) {
     if (wasStarting) hooks.starting(false);
     const parsed = await response.json().catch(() => null);
     if (response.ok) return parsed;
-    const error = new ApiError(response.status, detailOf(parsed, response.statusText));
+    const error = new ApiError(
+      response.status,
+      detailOf(parsed, response.statusText),
+      parsed?.type ?? "about:blank",
+    );
     if (response.status === 401 && !options.quiet401) hooks.unauthorized();
     throw error;
   }
 }
 
 export const get = (path, options) => request("GET", path, options);
+
+/**
+ * The items of a paged list ({items, next_cursor}), following next_cursor until the end or
+ * until `max` items; `path` carries the filters, which every page repeats.
+ */
+export async function getAll(path, { max = Infinity, pageSize = 500, ...options } = {}) {
+  const items = [];
+  let cursor = null;
+  do {
+    const url = new URL(path, window.location.origin);
+    url.searchParams.set("limit", String(Math.min(pageSize, max - items.length)));
+    if (cursor) url.searchParams.set("cursor", cursor);
+    const page = await get(`${url.pathname}${url.search}`, options);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor && items.length < max);
+  return items;
+}
 export const post = (path, body, options = {}) => request("POST", path, { ...options, body });
 export const put = (path, body, options = {}) => request("PUT", path, { ...options, body });
 

@@ -45,7 +45,7 @@ function route({ focus = true } = {}) {
 
 async function refetchHeld() {
   const me = encodeURIComponent(session.agentId);
-  const cases = await api.get(`/v1/cases?open=true&assignee=${me}&limit=1000`);
+  const cases = await api.getAll(`/v1/cases?open=true&assignee=${me}`);
   session.replaceHeld(cases);
 }
 

@@ -189,10 +189,10 @@ export class FloorView {
     const [teams, queues, agents, floor, cases] = await Promise.allSettled([
       withCases || !session.teams ? api.get("/v1/teams") : Promise.reject(skipped),
       api.get("/v1/queues"),
-      api.get("/v1/agents"),
+      api.getAll("/v1/agents"),
       api.get("/v1/floor"),
       withCases
-        ? api.get(`/v1/cases?open=true&limit=${OPEN_CASES_LIMIT}`)
+        ? api.getAll("/v1/cases?open=true", { max: OPEN_CASES_LIMIT })
         : Promise.reject(skipped),
     ]);
     this.inFlight = false;
