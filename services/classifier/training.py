@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import json
 import random
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -75,11 +76,16 @@ class Example(BaseModel):
 
 
 def load_examples(paths: Iterable[Path]) -> list[Example]:
-    """Read JSON Lines files; the first bad line stops with its file and line number."""
+    """Read JSON Lines files (``-``: standard input); the first bad line stops with its file and
+    line number."""
     examples: list[Example] = []
     for path in paths:
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            if str(path) == "-":  # standard input
+                path = Path("<stdin>")
+                lines = sys.stdin.buffer.read().decode("utf-8").splitlines()
+            else:
+                lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise DataError(f"{path}: cannot read: {exc}") from exc
         for number, line in enumerate(lines, start=1):

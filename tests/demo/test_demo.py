@@ -25,6 +25,7 @@ from services.demo.traffic import (
     plan_for_offer,
 )
 from services.ingest.models import FeedbackIn
+from services.stack import SERVICES
 
 ROOT = Path(__file__).parents[2]
 
@@ -74,9 +75,8 @@ def test_agents_accept_most_offers_and_move_cases_forward() -> None:
 
 @pytest.mark.timeout(300)
 def test_up_demo_runs_the_floor_for_a_bounded_time_and_stops(tmp_path: Path) -> None:
-    ports = [free_port() for _ in range(4)]
-    args = ["--broker-port", "--ingest-port", "--classifier-port", "--router-port"]
-    argv = [arg for pair in zip(args, map(str, ports), strict=True) for arg in pair]
+    names = ("broker", *(spec.name for spec in SERVICES))
+    argv = [arg for name in names for arg in (f"--{name}-port", str(free_port()))]
     result = subprocess.run(
         [
             sys.executable,

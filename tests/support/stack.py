@@ -1,7 +1,8 @@
 """The whole product as separate processes (ingest, classifier workers, router workers) on an
-embedded broker of its own: the stack that the fault and load runs drive (``bench/chaos.py``,
-``bench/soak.py``, ``tests/chaos``). Every process is a :class:`ServiceProcess`; only processes
-started here are ever signalled, by their own PID."""
+embedded broker of its own, as the fault and load runs drive it (``bench/chaos.py``,
+``bench/soak.py``, ``tests/chaos``): the product's supervisor (:mod:`services.stack`) runs the
+processes; this module adds what those runs configure (topic prefix, short service levels,
+several workers of a kind) and measure."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,7 +20,9 @@ from typing import Literal
 import httpx
 
 from services.common.broker import EmbeddedBroker, free_port
-from tests.support.process import ServiceProcess
+from services.stack import Child, StartError, Supervisor, answers, service
+
+ROOT = Path(__file__).parents[2]
 
 Kind = Literal["ingest", "classifier", "router"]
 
@@ -100,33 +102,10 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-async def wait_http(
-    url: str,
-    *,
-    timeout_s: float,
-    process: subprocess.Popen[bytes] | None = None,
-) -> bool:
-    """Poll ``url`` until it answers 200, without blocking the event loop; False on timeout or
-    when ``process`` exits first."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    async with httpx.AsyncClient(timeout=2) as http:
-        while loop.time() < deadline:
-            if process is not None and process.poll() is not None:
-                return False
-            with contextlib.suppress(httpx.HTTPError):
-                if (await http.get(url)).status_code == 200:
-                    return True
-            await asyncio.sleep(0.2)
-    return False
-
-
-class StackError(RuntimeError):
-    """A service of the stack did not start."""
-
-
 class Stack:
-    """Broker, ingest, classifier workers and router workers as separate processes."""
+    """Broker, ingest, classifier workers and router workers as separate processes, run by the
+    product's supervisor (:class:`services.stack.Supervisor`) with each process's output in a
+    log file of ``workdir``; a process killed here is started again on a new port."""
 
     def __init__(
         self, workdir: Path, options: StackOptions, *, bootstrap: str | None = None
@@ -134,10 +113,10 @@ class Stack:
         self.workdir = workdir
         self.options = options
         workdir.mkdir(parents=True, exist_ok=True)
-        self.broker: EmbeddedBroker | None = None
+        broker: EmbeddedBroker | None = None
         if bootstrap is None:
-            self.broker = EmbeddedBroker(port=free_port(), log_path=workdir / "broker.log")
-            bootstrap = self.broker.bootstrap
+            broker = EmbeddedBroker(port=free_port(), log_path=workdir / "broker.log")
+            bootstrap = broker.bootstrap
         self.bootstrap = bootstrap
         self.run_id = uuid.uuid4().hex[:8]
         self.topic_prefix = f"r{self.run_id}."
@@ -161,56 +140,46 @@ class Stack:
             "TRIAGE_ROUTER_TICK_INTERVAL_S": str(options.tick_interval_s),
             "TRIAGE_ROUTER_LOG_LEVEL": options.log_level,
         }
-        self.ingest: ServiceProcess | None = None
-        self.classifiers: list[ServiceProcess] = []
-        self.routers: list[ServiceProcess] = []
-        self.started: list[ServiceProcess] = []
+        self.supervisor = Supervisor(
+            self.env, broker=broker, cwd=ROOT, log_dir=workdir, stop_signal=signal.SIGTERM
+        )
+        self.broker = broker
+        self.ingest: Child | None = None
+        self.classifiers: list[Child] = []
+        self.routers: list[Child] = []
 
-    # ------------------------------------------------------------------ processes
-
-    def _spawn(self, kind: Kind) -> ServiceProcess:
-        process = ServiceProcess(kind, self.env, self.workdir)
-        process.start()
-        self.started.append(process)
-        return process
+    def _add(self, kind: Kind, index: int | None = None) -> Child:
+        name = kind if index is None else f"{kind}-{index}"
+        return self.supervisor.add(service(kind), port=free_port(), name=name)
 
     async def start(self, *, timeout_s: float = 180) -> None:
         """Start the broker and every service; return when all are ready (one router active,
         the others standing by)."""
-        if self.broker is not None:
-            self.broker.start()
-        self.ingest = self._spawn("ingest")
-        self.classifiers = [self._spawn("classifier") for _ in range(self.options.classifiers)]
-        self.routers = [self._spawn("router") for _ in range(self.options.routers)]
-        waits = [self._ready(self.ingest, timeout_s)]
-        waits += [self._ready(worker, timeout_s) for worker in self.classifiers]
-        waits += [self._alive(router, timeout_s) for router in self.routers]
+        self.supervisor.start_broker()
+        self.ingest = self._add("ingest")
+        self.classifiers = [self._add("classifier", n) for n in range(self.options.classifiers)]
+        self.routers = [self._add("router", n) for n in range(self.options.routers)]
+        waits = [self.supervisor.start(self.ingest, timeout_s=timeout_s)]
+        waits += [self.supervisor.start(c, timeout_s=timeout_s) for c in self.classifiers]
+        # A router on standby answers /readyz 503 until it owns the inbox: it has started when
+        # it is alive.
+        waits += [
+            self.supervisor.start(router, timeout_s=timeout_s, path="/healthz")
+            for router in self.routers
+        ]
         await asyncio.gather(*waits)
         if self.routers and await self.wait_active_router(timeout_s) is None:
-            raise StackError("no router became active")
+            raise StartError("no router became active")
 
-    async def _ready(self, process: ServiceProcess, timeout_s: float) -> None:
-        if not await wait_http(
-            f"{process.base}/readyz", timeout_s=timeout_s, process=process.process
-        ):
-            raise StackError(f"{process.command} not ready: {_tail(process.log)}")
-
-    async def _alive(self, process: ServiceProcess, timeout_s: float) -> None:
-        if not await wait_http(
-            f"{process.base}/healthz", timeout_s=timeout_s, process=process.process
-        ):
-            raise StackError(f"{process.command} did not start: {_tail(process.log)}")
-
-    async def active_router(self) -> ServiceProcess | None:
+    async def active_router(self) -> Child | None:
         """The router worker that owns the inbox now (its /readyz answers 200), if any."""
         async with httpx.AsyncClient(timeout=2) as http:
             for router in self.routers:
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"{router.base}/readyz")).status_code == 200:
-                        return router
+                if await answers(http, f"{router.base}/readyz"):
+                    return router
         return None
 
-    async def wait_active_router(self, timeout_s: float) -> ServiceProcess | None:
+    async def wait_active_router(self, timeout_s: float) -> Child | None:
         """Wait until some router worker is active."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -233,23 +202,26 @@ class Stack:
         timeout_s: float = 180,
         after_kill: Callable[[], Awaitable[None]] | None = None,
     ) -> float:
-        """SIGKILL one worker and start a new process in its place (``after_kill`` runs in
+        """SIGKILL one worker and start it again on a new port (``after_kill`` runs in
         between); return the seconds until the service works again (the classifier worker
         ready; a router worker active, which is the standby taking over when there is one)."""
-        slots = self.classifiers if kind == "classifier" else self.routers
+        worker = (self.classifiers if kind == "classifier" else self.routers)[index]
         killed_at = time.monotonic()
-        slots[index].kill()
+        worker.kill()
         if after_kill is not None:
             await after_kill()
-        slots[index] = self._spawn(kind)
+        self.supervisor.launch(worker, port=free_port())
+        worker.restarts += 1
         if kind == "classifier":
-            await self._ready(slots[index], timeout_s)
+            if not await self.supervisor.wait_ready(worker, timeout_s=timeout_s):
+                raise StartError(f"{worker.name} not ready after a kill: {worker.log_tail()}")
             return time.monotonic() - killed_at
         active = await self.wait_active_router(timeout_s)
         if active is None:
-            raise StackError(f"no router active after a kill: {_tail(slots[index].log)}")
+            raise StartError(f"no router active after a kill: {worker.log_tail()}")
         recovered = time.monotonic() - killed_at
-        await self._alive(slots[index], timeout_s)
+        if not await self.supervisor.wait_ready(worker, timeout_s=timeout_s, path="/healthz"):
+            raise StartError(f"{worker.name} did not start after a kill: {worker.log_tail()}")
         return recovered
 
     def pids(self) -> dict[str, int]:
@@ -257,37 +229,12 @@ class Stack:
         found: dict[str, int] = {}
         if self.broker is not None and self.broker.pid is not None:
             found["broker"] = self.broker.pid
-        named: list[tuple[str, ServiceProcess | None]] = [("ingest", self.ingest)]
-        named += [(f"classifier-{n}", p) for n, p in enumerate(self.classifiers)]
-        named += [(f"router-{n}", p) for n, p in enumerate(self.routers)]
-        for name, process in named:
-            popen = process.process if process is not None else None
-            if popen is not None and popen.poll() is None:
-                found[name] = popen.pid
+        for child in self.supervisor.children:
+            if child.pid is not None:
+                found[child.name] = child.pid
         return found
 
     def stop(self) -> None:
         """Stop every process this stack started (SIGTERM, SIGKILL after 15 s), then the
         broker."""
-        running = [
-            p.process for p in self.started if p.process is not None and p.process.poll() is None
-        ]
-        for process in running:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for process in running:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        if self.broker is not None:
-            self.broker.stop()
-
-
-def _tail(path: Path, chars: int = 3000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return "(no log)"
+        self.supervisor.stop()
