@@ -72,20 +72,33 @@ async def send_acknowledged(
     results: list[Exception | None] = [None] * len(records)
     pending = list(range(len(records)))
     while pending:
-        sent: list[int] = []
-        deliveries = []
-        failed = []
+        failed: list[int] = []
+
+        async def hand_over(chain: list[int], failed: list[int] = failed) -> list[tuple[int, Any]]:
+            handed: list[tuple[int, Any]] = []
+            for n in chain:
+                try:
+                    handed.append((n, await topic.send(key=records[n][0], value=records[n][1])))
+                except Exception as exc:  # refused as it was handed over: too large, say
+                    if retriable(exc):
+                        failed.append(n)
+                    else:
+                        results[n] = exc
+            return handed
+
+        # The producer takes a record for a partition only once that partition's previous
+        # batch has left, so records are handed over one key after another (in order within
+        # a key) but the keys side by side: one partition's wait holds up no other partition.
+        chains: dict[bytes | None, list[int]] = {}
         for n in pending:
-            try:
-                deliveries.append(await topic.send(key=records[n][0], value=records[n][1]))
-            except Exception as exc:  # refused as it was handed over: too large, say
-                if retriable(exc):
-                    failed.append(n)
-                else:
-                    results[n] = exc
-                continue
-            sent.append(n)
-        again, refused = await deliveries_settled(deliveries)
+            chains.setdefault(records[n][0], []).append(n)
+        handed = [
+            pair
+            for chain in await asyncio.gather(*(hand_over(c) for c in chains.values()))
+            for pair in chain
+        ]
+        sent = [n for n, _ in handed]
+        again, refused = await deliveries_settled([future for _, future in handed])
         for position, error in refused.items():
             results[sent[position]] = error
         failed = sorted(failed + [sent[position] for position in again])

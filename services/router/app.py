@@ -6,8 +6,9 @@ Three streams meet in the inbox topic, which one agent applies in order:
 * the agent API sends agents' commands to the inbox and waits for their results;
 * a faust timer sends a tick when an offer expires or a service-level deadline is due.
 
-``apply_inbox`` applies each inbox record to the :class:`Engine`, stores the changed cases and
-agents in changelog-backed tables, and publishes the case events on ``cases.events``. After a
+``apply_inbox`` takes the inbox records ready (a batch) and has the :class:`InboxApplier`
+apply them to the :class:`Engine` in order, publish their case events on ``cases.events``,
+store the changed cases and agents in changelog-backed tables, then acknowledge them. After a
 restart or rebalance the engine is rebuilt from the tables; records replayed since the last
 commit are recognised (event, command and clock ids) and change nothing twice.
 """
@@ -18,7 +19,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,16 +29,16 @@ import faust
 import structlog
 import uvicorn
 from faust.types import EventT
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from services.common.cases import CaseEvent, SlaMetricName
+from services.common.cases import CaseEvent
 from services.common.clock import utc_now as _now
 from services.common.faust_app import TriageApp
 from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
 from services.common.messages import DeadLetter, FeedbackClassified
 from services.common.streams import raw_topic, send_acknowledged, send_dead_letter
-from services.common.tables import acknowledged_table
+from services.common.tables import AcknowledgedTable, acknowledged_table
 from services.common.topics import (
     cases_events,
     feedback_classified,
@@ -48,18 +49,23 @@ from services.common.topics import (
 )
 from services.router import sla
 from services.router.api import create_api, metrics_payload
+from services.router.applier import INBOX as INBOX  # the inbox record model, read elsewhere too
+from services.router.applier import Applied, InboxApplier, Produced, first_error
 from services.router.clock import TickClock
-from services.router.commands import Command, CommandResult, FeedbackIn, Inbound, Tick
-from services.router.engine import AgentRecord, CaseRecord, Engine, Outcome
+from services.router.commands import Command, CommandResult, FeedbackIn, Tick
+from services.router.engine import AgentRecord, CaseRecord, Engine
 from services.router.metrics import RouterMetrics
 from services.router.settings import RouterSettings
 
 log = structlog.get_logger(__name__)
-INBOX = TypeAdapter[Inbound](Inbound)
 FLOOR_KEY = b"floor"
 SUBSCRIBER_BUFFER = 1000
 FORWARD_BATCH = 100  # classified records forwarded to the inbox together
 FORWARD_WAIT_S = 0.05  # the longest a classified record waits for its batch
+# Inbox records applied together: their events sent together, one table flush, then one
+# acknowledgement. A batch's live-stream events stay well under a subscriber's buffer.
+INBOX_BATCH = 100
+INBOX_WAIT_S = 0.01  # the longest a lone inbox record (an agent's command) waits for others
 DEFAULT_SLA_PATH = Path(__file__).with_name("config") / "sla.yaml"
 RECORD_OVERHEAD_BYTES = 1024  # a record's framing and key, well over what they take
 
@@ -179,6 +185,66 @@ class RouterRuntime:
 
     def metrics_text(self) -> bytes:
         return metrics_payload(self.metrics.registry)
+
+
+class BrokerOutputs:
+    """The worker's topics and tables, as the inbox applier writes to them."""
+
+    def __init__(
+        self,
+        *,
+        events: Any,
+        corrections: Any,
+        cases: AcknowledgedTable,
+        agents: AcknowledgedTable,
+        stream: faust.Stream[bytes],
+        dead_letter: Callable[[EventT[bytes], str, str], Awaitable[None]],
+    ) -> None:
+        self.events = events
+        self.corrections = corrections
+        self.cases = cases
+        self.agents = agents
+        self.stream = stream
+        self._dead_letter = dead_letter
+
+    async def publish(self, events: Sequence[Produced], corrections: Sequence[Produced]) -> None:
+        refusals = await asyncio.gather(
+            send_acknowledged(self.events, [(r.key, r.value) for r in events]),
+            send_acknowledged(self.corrections, [(r.key, r.value) for r in corrections]),
+        )
+        for refused in (error for errors in refusals for error in errors):
+            if refused is not None:
+                raise refused
+
+    def store(
+        self,
+        records: Sequence[EventT[bytes]],
+        cases: Mapping[str, Any],
+        agents: Mapping[str, Any],
+    ) -> None:
+        # A table's changelog partition is that of the inbox records that made the change.
+        # faust finds it from the record a stream iteration is on, which a batch has not
+        # (faust: "Cannot modify table key from outside of stream iteration"), so the writes
+        # name it, as faust's own table write does (send_changelog, then the local store).
+        (partition,) = {event.message.partition for event in records}
+        for table, changes in ((self.cases, cases), (self.agents, agents)):
+            for key, value in changes.items():
+                if value is not None:
+                    table.send_changelog(partition, key, value)
+                    table.data[key] = value
+                elif key in table.data:
+                    table.send_changelog(partition, key, None, value_serializer="raw")
+                    del table.data[key]
+
+    async def stored(self) -> None:
+        await asyncio.gather(self.cases.acknowledged(), self.agents.acknowledged())
+
+    async def acknowledge(self, records: Sequence[EventT[bytes]]) -> None:
+        for event in records:
+            await self.stream.ack(event)
+
+    async def dead_letter(self, record: EventT[bytes], reason: str, error_type: str) -> None:
+        await self._dead_letter(record, reason, error_type)
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -323,7 +389,7 @@ def create_app(
                     message = FeedbackClassified.model_validate_json(event.value)
                 except ValidationError as exc:
                     await send_dead(
-                        feedback_classified.name, event, _first_error(exc), "ValidationError"
+                        feedback_classified.name, event, first_error(exc), "ValidationError"
                     )
                     continue
                 except ValueError as exc:
@@ -342,80 +408,43 @@ def create_app(
                     reason = f"refused by the broker: {type(refused).__name__}: {refused}"
                     await send_dead(feedback_classified.name, event, reason, type(refused).__name__)
 
-    def store(outcome: Outcome, engine: Engine) -> None:
-        for case_id in outcome.cases:
-            record = engine.record(case_id)
-            if record is not None:
-                cases_table[str(case_id)] = record.model_dump(mode="json")
-        for case_id in outcome.stats.get("forgotten", []):
-            with contextlib.suppress(KeyError):
-                del cases_table[str(case_id)]
-        for agent_id in outcome.agents:
-            agent_record = engine.agent_record(agent_id)
-            if agent_record is not None:
-                agents_table[agent_id] = agent_record.model_dump(mode="json")
-
-    def observe_clocks(outcome: Outcome, engine: Engine) -> None:
-        for case_id, metric in outcome.stats.get("clocks_stopped", []):
-            record = engine.record(case_id)
-            if record is None or metric == SlaMetricName.NEXT_RESPONSE:
-                continue
-            clock = record.clocks.get(metric)
-            if clock is None:
-                continue
-            case = record.case
-            metrics.observe_clock(
-                metric.value, case.channel.value, case.base_priority.value, bool(sla.met(clock))
-            )
-
-    async def apply(event: EventT[bytes]) -> None:
-        engine = runtime.current
-        if engine is None:
+    def current_engine() -> Engine:
+        if runtime.current is None:
             rebuild()
-            engine = runtime.current
-            assert engine is not None
-        try:
-            message = INBOX.validate_json(event.value)
-        except ValidationError as exc:
-            await send_dead(router_inbox.name, event, _first_error(exc), "ValidationError")
-            return
-        now = message.at
-        started = time.perf_counter()
-        outcome = engine.apply(message, now)
-        metrics.inbox_seconds.labels(message.kind).observe(time.perf_counter() - started)
+        assert runtime.current is not None
+        return runtime.current
+
+    def reload() -> None:
+        # The engine may be half-way through a change: reload it from the tables. A tick that
+        # failed is sent again rather than awaited forever.
+        rebuild()
+        assert runtime.clock is not None
+        runtime.clock.failed()
+
+    async def send_inbox_dead(event: EventT[bytes], reason: str, error_type: str) -> None:
+        await send_dead(router_inbox.name, event, reason, error_type)
+
+    def applied(done: Applied[EventT[bytes]]) -> None:
+        """What follows a record once it is on the broker: metrics, live streams, the API's
+        waiting call, the clock."""
+        outcome = done.outcome
+        metrics.inbox_seconds.labels(done.message.kind).observe(done.seconds)
         if outcome.stats.get("duplicate"):
             metrics.duplicates.inc()
-        deliveries = []
         for case_event, payload in zip(outcome.events, outcome.payloads, strict=True):
-            deliveries.append(
-                await events_topic.send(key=str(case_event.case_id).encode(), value=payload)
-            )
             metrics.observe_event(case_event)
             runtime.publish(case_event, payload)
         for correction in outcome.corrections:
-            deliveries.append(
-                await corrections_topic.send(
-                    key=str(correction.case_id).encode(),
-                    value=correction.model_dump_json().encode(),
-                )
-            )
             for tag in ("sentiment", "category", "difficult"):
                 if getattr(correction, f"label_{tag}") is not None:
                     metrics.corrections.labels(tag).inc()
-        # The tables mark this message applied (a replay after a crash changes nothing twice):
-        # write them only once the broker has the message's events, or a worker killed in
-        # between would replay it as a repeat and never publish them.
-        await asyncio.gather(*deliveries)
-        store(outcome, engine)
-        # The inbox record is acknowledged when this returns, so the changes must be on the
-        # broker first: a commit may pass changes still in the producer's buffer.
-        await asyncio.gather(cases_table.acknowledged(), agents_table.acknowledged())
-        observe_clocks(outcome, engine)
+        for clock in done.clocks:
+            metrics.observe_clock(clock.metric, clock.channel, clock.priority, clock.met)
         if outcome.result is not None:
             runtime.resolve(outcome.result)
         if outcome.agents:
             runtime.refresh_streams()
-        if isinstance(message, Tick):
+        if isinstance(done.message, Tick):
             assert runtime.clock is not None
             runtime.clock.applied(time.monotonic())
             metrics.tick_applied(time.time())
@@ -424,23 +453,24 @@ def create_app(
     @app.agent(inbox, name="apply-inbox")
     async def apply_inbox(stream: faust.StreamT[bytes]) -> None:
         assert isinstance(stream, faust.Stream)
-        async for event in stream.events():
-            try:
-                await apply(event)
-            except Exception as exc:  # a bug must not stop routing: dead-letter and go on
-                log.exception(
-                    "inbox record failed",
-                    partition=event.message.partition,
-                    offset=event.message.offset,
-                )
-                await send_dead(
-                    router_inbox.name, event, f"{type(exc).__name__}: {exc}", type(exc).__name__
-                )
-                # The engine may be half-way through a change: reload it from the tables. A
-                # tick that failed is sent again rather than awaited forever.
-                rebuild()
-                assert runtime.clock is not None
-                runtime.clock.failed()
+        outputs = BrokerOutputs(
+            events=events_topic,
+            corrections=corrections_topic,
+            cases=cases_table,
+            agents=agents_table,
+            stream=stream,
+            dead_letter=send_inbox_dead,
+        )
+        applier = InboxApplier(outputs, engine=current_engine, reload=reload)
+        # take_events acknowledges the batch again after each pass: a no-op, as the applier
+        # has acknowledged every record by then.
+        async for events in stream.take_events(INBOX_BATCH, within=INBOX_WAIT_S):
+            for part in by_partition(events):
+                for done in await applier.apply(part):
+                    try:
+                        applied(done)
+                    except Exception:  # the record is applied and stored: routing goes on
+                        log.exception("after an inbox record was applied")
 
     @app.timer(interval=settings.tick_interval_s)  # type: ignore[untyped-decorator]
     async def clock() -> None:
@@ -490,6 +520,15 @@ def create_app(
     return app, runtime
 
 
+def by_partition(events: Sequence[EventT[bytes]]) -> list[list[EventT[bytes]]]:
+    """A batch split by inbox partition, each in order: a partition's records change its own
+    state only."""
+    parts: dict[int, list[EventT[bytes]]] = {}
+    for event in events:
+        parts.setdefault(event.message.partition, []).append(event)
+    return list(parts.values())
+
+
 def inbox_record(message: FeedbackClassified, at: datetime) -> bytes:
     """The inbox record of a classified message, without what routing never reads (a chat's
     transcript, an e-mail's recipients and attachments): the case keeps the text, and the
@@ -499,15 +538,6 @@ def inbox_record(message: FeedbackClassified, at: datetime) -> bytes:
         feedback = feedback.model_copy(update={"chat": None, "email": None})
         message = message.model_copy(update={"feedback": feedback})
     return FeedbackIn(at=at, feedback=message).model_dump_json().encode()
-
-
-def _first_error(exc: ValidationError) -> str:
-    errors = exc.errors(include_url=False, include_input=False)
-    if not errors:
-        return "invalid record"
-    err = errors[0]
-    where = ".".join(str(p) for p in err["loc"]) or "record"
-    return f"invalid record: {where}: {err['msg']} ({len(errors)} errors)"
 
 
 def build_engine_factory(settings: RouterSettings) -> Any:

@@ -85,3 +85,37 @@ async def test_a_record_refused_as_it_is_sent_is_that_records_refusal_alone() ->
     assert isinstance(outcomes[1], MessageSizeTooLargeError)
     assert outcomes[2] is None
     assert topic.sent == [b"before", b"huge", b"after"]
+
+
+class OnePerPartitionTopic:
+    """A producer that, like aiokafka's with one record per batch, takes a record for a key only
+    once the key's previous record has left (here: until ``release`` for that key)."""
+
+    def __init__(self) -> None:
+        self.order: list[bytes] = []
+        self.released: dict[bytes | None, asyncio.Event] = {}
+
+    def get_topic_name(self) -> str:
+        return "partitions"
+
+    async def send(self, *, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
+        gate = self.released.setdefault(key, asyncio.Event())
+        if any(v.split(b"-")[0] == (key or b"") for v in self.order):
+            await gate.wait()  # the key's previous record has not left yet
+        self.order.append(value)
+        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        delivery.set_result("metadata")
+        return delivery
+
+
+async def test_keys_are_handed_over_side_by_side_each_in_order() -> None:
+    topic = OnePerPartitionTopic()
+    records = [(b"a", b"a-1"), (b"a", b"a-2"), (b"b", b"b-1"), (b"a", b"a-3"), (b"b", b"b-2")]
+    sending = asyncio.create_task(send_acknowledged(topic, records))
+    await asyncio.sleep(0.01)
+    assert topic.order == [b"a-1", b"b-1"], "key b waits for nothing of key a"
+    topic.released[b"a"].set()
+    topic.released[b"b"].set()
+    assert await sending == [None] * 5
+    assert [v for v in topic.order if v.startswith(b"a")] == [b"a-1", b"a-2", b"a-3"]
+    assert [v for v in topic.order if v.startswith(b"b")] == [b"b-1", b"b-2"]
