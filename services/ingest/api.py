@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import unquote
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -36,7 +37,13 @@ from services.ingest.auth import (
     AuthFailure,
     AuthFailureReason,
 )
-from services.ingest.decoding import decode_batch, decode_email, decode_json, field_errors
+from services.ingest.decoding import (
+    decode_batch,
+    decode_cloudevents_batch,
+    decode_email,
+    decode_json,
+    field_errors,
+)
 from services.ingest.dedup import AcceptedEvents
 from services.ingest.email import EmailParseError
 from services.ingest.metrics import IngestMetrics
@@ -45,6 +52,7 @@ from services.ingest.models import (
     BatchItemResult,
     BatchResult,
     ChatIn,
+    CloudEventData,
     CloudEventIn,
     ErrorBody,
     FeedbackIn,
@@ -64,6 +72,9 @@ UNAUTHORIZED = "missing or wrong credentials"
 
 JSON_TYPES = ("application/json",)
 CLOUDEVENTS_TYPE = "application/cloudevents+json"
+CLOUDEVENTS_BATCH_TYPE = "application/cloudevents-batch+json"
+# A binary-mode CloudEvent carries its attributes in these headers and its data as the body.
+CE_HEADER_PREFIX = "ce-"
 EMAIL_TYPE = "message/rfc822"
 EMAIL_EXAMPLE = (
     "From: Jane Doe <jane@example.com>\r\n"
@@ -226,6 +237,7 @@ def _caller(max_bytes: Callable[[IngestSettings], int]) -> Callable[..., Any]:
                     signature=signature,
                     query=request.scope.get("query_string", b"").decode("latin-1"),
                     idempotency_key=_signed_idempotency_key(request),
+                    cloudevent_headers=_cloudevent_headers(request),
                     remember=False,
                 )
             except AuthFailure as failure:
@@ -246,6 +258,52 @@ BatchCaller = Annotated[Caller, Depends(_caller(attrgetter("max_batch_bytes")))]
 
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _cloudevent_headers(request: Request) -> list[tuple[str, str]]:
+    """The request's CloudEvents ``ce-*`` headers, names in lower case, values as sent."""
+    return [
+        (name.lower(), value)
+        for name, value in request.headers.items()
+        if name.lower().startswith(CE_HEADER_PREFIX)
+    ]
+
+
+def _binary_cloudevent(
+    headers: list[tuple[str, str]], data: CloudEventData
+) -> CloudEventIn | list[FieldError]:
+    """A binary-mode CloudEvent: its attributes from the ``ce-*`` headers (percent-decoded, as
+    the HTTP binding has them encoded) and ``data``, or what is wrong with them."""
+    attributes: dict[str, str] = {}
+    errors: list[FieldError] = []
+    for name, raw in headers:
+        attribute = name[len(CE_HEADER_PREFIX) :]
+        loc: list[str | int] = ["header", name]
+        if attribute in attributes:
+            errors.append(FieldError(loc=loc, msg="sent more than once", type="value_error"))
+            continue
+        try:
+            attributes[attribute] = unquote(raw, errors="strict")
+        except UnicodeDecodeError:
+            errors.append(FieldError(loc=loc, msg="not UTF-8 once decoded", type="value_error"))
+    if errors:
+        return errors
+    envelope = {**attributes, "datacontenttype": "application/json", "data": data}
+    try:
+        return CloudEventIn.model_validate(envelope)
+    except ValidationError as exc:
+        return [
+            FieldError(
+                loc=(
+                    ["body", *err["loc"][1:]]
+                    if err["loc"][:1] == ("data",)
+                    else ["header", f"{CE_HEADER_PREFIX}{err['loc'][0]}", *err["loc"][1:]]
+                ),
+                msg=err["msg"],
+                type=err["type"],
+            )
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
 
 
 async def _in_worker(
@@ -443,11 +501,30 @@ router = APIRouter()
     tags=["feedback"],
 )
 async def post_feedback(request: Request, state: StateDep, caller: EventCaller) -> Response:
-    """The canonical JSON event, or the same event as a CloudEvents 1.0 structured JSON body."""
+    """The canonical JSON event, or the same event as a CloudEvents 1.0 structured JSON body, or
+    as a binary-mode CloudEvent (attributes in ``ce-*`` headers, the canonical event as data)."""
     media = _media_type(request)
     platform, body = caller.platform, caller.body
     settings = state.settings
-    if media == CLOUDEVENTS_TYPE:
+    cloudevent_headers = _cloudevent_headers(request)
+    if any(name == "ce-specversion" for name, _ in cloudevent_headers):
+        # Binary mode: the attributes are headers, the body is the data.
+        if media not in JSON_TYPES:
+            raise ApiError(
+                415, "a binary-mode CloudEvent's data must be application/json (canonical event)"
+            )
+        data = await _parse(state, CloudEventData, body)
+        envelope = _binary_cloudevent(cloudevent_headers, data)
+        if isinstance(envelope, list):
+            raise invalid(envelope)
+        event = _normalised(
+            normalise.from_cloudevent,
+            envelope,
+            platform=platform,
+            max_text_chars=settings.max_text_chars,
+            now=utc_now(),
+        )
+    elif media == CLOUDEVENTS_TYPE:
         envelope = await _parse(state, CloudEventIn, body)
         event = _normalised(
             normalise.from_cloudevent,
@@ -466,7 +543,11 @@ async def post_feedback(request: Request, state: StateDep, caller: EventCaller) 
             now=utc_now(),
         )
     else:
-        raise ApiError(415, f"Content-Type must be application/json or {CLOUDEVENTS_TYPE}")
+        raise ApiError(
+            415,
+            f"Content-Type must be application/json or {CLOUDEVENTS_TYPE} "
+            f"({CLOUDEVENTS_BATCH_TYPE} goes to /v1/feedback/batch)",
+        )
     return await accept(request, state, event)
 
 
@@ -601,23 +682,41 @@ async def post_social(request: Request, state: StateDep, caller: EventCaller) ->
             "members of BatchResult (counts and per-item outcomes).",
         },
     },
-    openapi_extra=_body_doc(("application/json", "BatchIn")),
-    summary="Post many canonical events at once (bulk import)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/BatchIn"}},
+                CLOUDEVENTS_BATCH_TYPE: {
+                    "schema": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"$ref": "#/components/schemas/CloudEventIn"},
+                    }
+                },
+            },
+        }
+    },
+    summary="Post many events at once (bulk import), canonical or as a CloudEvents batch",
     tags=["feedback"],
 )
 async def post_batch(request: Request, state: StateDep, caller: BatchCaller) -> Response:
-    """Up to TRIAGE_INGEST_MAX_BATCH_ITEMS canonical events, each validated and answered on its
-    own: 202 when all were accepted (or repeats), 207 when some were not, 503 when the broker
-    accepted none."""
+    """Up to TRIAGE_INGEST_MAX_BATCH_ITEMS events, each validated and answered on its own: 202
+    when all were accepted (or repeats), 207 when some were not, 503 when the broker accepted
+    none. The body is ``{"items": [canonical events]}`` (``application/json``), or a CloudEvents
+    batch: a JSON array of structured CloudEvents (``application/cloudevents-batch+json``)."""
     request.state.channel = "batch"
-    if _media_type(request) not in JSON_TYPES:
-        raise ApiError(415, "Content-Type must be application/json")
+    media = _media_type(request)
+    if media not in (*JSON_TYPES, CLOUDEVENTS_BATCH_TYPE):
+        raise ApiError(415, f"Content-Type must be application/json or {CLOUDEVENTS_BATCH_TYPE}")
+    cloudevents = media == CLOUDEVENTS_BATCH_TYPE
     platform, body = caller.platform, caller.body
     limit = state.settings.max_batch_items
+    decode = decode_cloudevents_batch if cloudevents else decode_batch
     if len(body) <= state.settings.parse_inline_bytes:
-        decoded = decode_batch(body, max_items=limit)
+        decoded = decode(body, max_items=limit)
     else:
-        decoded = await _in_worker(state, decode_batch, body, max_items=limit)
+        decoded = await _in_worker(state, decode, body, max_items=limit)
     if isinstance(decoded, list):
         raise invalid(decoded)
     batch = decoded
@@ -626,12 +725,22 @@ async def post_batch(request: Request, state: StateDep, caller: BatchCaller) -> 
     fresh: dict[str, tuple[int, FeedbackReceived]] = {}
     now = utc_now()
     for index, item in enumerate(batch.items):
-        prefix: tuple[str | int, ...] = ("body", "items", index)
+        prefix: tuple[str | int, ...] = ("body", index) if cloudevents else ("body", "items", index)
         try:
-            canonical = FeedbackIn.model_validate(item)
-            event = normalise.from_feedback(
-                canonical, platform=platform, max_text_chars=state.settings.max_text_chars, now=now
-            )
+            if cloudevents:
+                event = normalise.from_cloudevent(
+                    CloudEventIn.model_validate(item),
+                    platform=platform,
+                    max_text_chars=state.settings.max_text_chars,
+                    now=now,
+                )
+            else:
+                event = normalise.from_feedback(
+                    FeedbackIn.model_validate(item),
+                    platform=platform,
+                    max_text_chars=state.settings.max_text_chars,
+                    now=now,
+                )
         except ValidationError as exc:
             results.append(
                 BatchItemResult(

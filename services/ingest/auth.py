@@ -15,6 +15,7 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -63,16 +64,28 @@ def generate_key() -> str:
 
 
 def signed_message(
-    timestamp: str, body: bytes, *, query: str = "", idempotency_key: str | None = None
+    timestamp: str,
+    body: bytes,
+    *,
+    query: str = "",
+    idempotency_key: str | None = None,
+    cloudevent_headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """What a platform signs.
 
-    ``"<timestamp>." + body`` when the request has no query string and no ``Idempotency-Key``;
-    otherwise ``"<timestamp>;" + query + "\n" + idempotency key + "\n" + body``, where ``query``
-    is the query string exactly as sent (without ``?``) and the key is empty when absent. The
-    byte after the timestamp tells the two forms apart, so a body can never pass for parameters;
-    neither a query string nor a header value can hold a newline.
+    ``"<timestamp>." + body`` when the request has no query string, no ``Idempotency-Key`` and
+    no CloudEvents ``ce-*`` header; ``"<timestamp>;" + query + "\n" + idempotency key + "\n" +
+    body`` when it has no ``ce-*`` header, where ``query`` is the query string exactly as sent
+    (without ``?``) and the key is empty when absent; with ``ce-*`` headers (a binary-mode
+    CloudEvent), ``"<timestamp>:" + query + "\n" + idempotency key + "\n"``, then one
+    ``name:value`` line per ``ce-*`` header (names in lower case, sorted; values as sent), an
+    empty line, and the body. The byte after the timestamp tells the forms apart, so a body can
+    never pass for parameters; neither a query string nor a header can hold a newline.
     """
+    if cloudevent_headers:
+        lines = "".join(f"{name}:{value}\n" for name, value in sorted(cloudevent_headers))
+        extras = f"{query}\n{idempotency_key or ''}\n{lines}\n".encode()
+        return timestamp.encode() + b":" + extras + body
     if not query and idempotency_key is None:
         return timestamp.encode() + b"." + body
     extras = f"{query}\n{idempotency_key or ''}\n".encode()
@@ -86,10 +99,17 @@ def compute_signature(
     *,
     query: str = "",
     idempotency_key: str | None = None,
+    cloudevent_headers: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The ``X-Triage-Signature`` a platform sends: ``"sha256=" +`` hex HMAC-SHA256 of
     :func:`signed_message`."""
-    message = signed_message(timestamp, body, query=query, idempotency_key=idempotency_key)
+    message = signed_message(
+        timestamp,
+        body,
+        query=query,
+        idempotency_key=idempotency_key,
+        cloudevent_headers=cloudevent_headers,
+    )
     return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
@@ -160,16 +180,17 @@ class Authenticator:
         signature: str | None,
         query: str = "",
         idempotency_key: str | None = None,
+        cloudevent_headers: Sequence[tuple[str, str]] = (),
         now: float | None = None,
         remember: bool = True,
     ) -> SignatureUse | None:
         """Accept the request's signature once, and only while it is fresh.
 
-        The signature covers the body, the query string and the ``Idempotency-Key`` (see
-        :func:`signed_message`). With ``remember=False`` it is checked but not yet used up: the
-        caller passes the returned :class:`SignatureUse` to :meth:`use` once it accepts the
-        request (a request refused for another reason, such as an outage, may then be retried as
-        it was).
+        The signature covers the body, the query string, the ``Idempotency-Key`` and any
+        CloudEvents ``ce-*`` header (see :func:`signed_message`). With ``remember=False`` it is
+        checked but not yet used up: the caller passes the returned :class:`SignatureUse` to
+        :meth:`use` once it accepts the request (a request refused for another reason, such as an
+        outage, may then be retried as it was).
         """
         secret = self._secrets.get(platform)
         if secret is None:
@@ -179,7 +200,12 @@ class Authenticator:
         if not timestamp.isdigit() or len(timestamp) > 12:
             raise AuthFailure(AuthFailureReason.BAD_SIGNATURE)
         expected = compute_signature(
-            secret, timestamp, body, query=query, idempotency_key=idempotency_key
+            secret,
+            timestamp,
+            body,
+            query=query,
+            idempotency_key=idempotency_key,
+            cloudevent_headers=cloudevent_headers,
         )
         if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
             raise AuthFailure(AuthFailureReason.BAD_SIGNATURE)

@@ -8,9 +8,9 @@ sends back a small, picklable answer whatever the input.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model
 
 from services.ingest.email import EmailParseError, ParsedEmail, parse_email
 from services.ingest.models import BatchIn, FieldError
@@ -59,6 +59,24 @@ def decode_batch(body: bytes, *, max_items: int) -> BatchIn | list[FieldError]:
         return field_errors(exc)
     # The bounded model's class exists only in this process: answer with the public one.
     return BatchIn.model_construct(items=bounded.items)
+
+
+@lru_cache(maxsize=16)
+def _bounded_events(max_items: int) -> TypeAdapter[list[dict[str, Any]]]:
+    return TypeAdapter(Annotated[list[dict[str, Any]], Field(min_length=1, max_length=max_items)])
+
+
+def decode_cloudevents_batch(body: bytes, *, max_items: int) -> BatchIn | list[FieldError]:
+    """A CloudEvents JSON batch (an array of structured events) of at most ``max_items``, as a
+    batch of items, or what is wrong with it."""
+    try:
+        items = _bounded_events(max_items).validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if any(err["type"] == "too_long" and err["loc"] == () for err in errors):
+            return [FieldError(loc=["body"], msg=f"at most {max_items} events", type="too_long")]
+        return field_errors(exc)
+    return BatchIn.model_construct(items=items)
 
 
 def decode_email(
