@@ -18,4 +18,6 @@ create router.inbox.dlq 1 2592000000
 create cases.events 6 2592000000
 create feedback.corrections 1 315360000000
 create webhooks.dlq 1 2592000000
+create trends.surges 1 2592000000
+create trends.emerging 1 2592000000
 /opt/kafka/bin/kafka-topics.sh --bootstrap-server "$BOOTSTRAP" --list

@@ -34,6 +34,7 @@ from services.common.messages import (  # noqa: E402
     FeedbackReceived,
 )
 from services.common.topics import TopicSpec  # noqa: E402
+from services.common.trends import EmergingIssue, SurgeEvent  # noqa: E402
 from services.router.commands import Command, FeedbackIn, Tick  # noqa: E402
 from services.webhooks.models import WebhookDeadLetter  # noqa: E402
 
@@ -88,7 +89,7 @@ TOPICS: tuple[Topic, ...] = (
         (FeedbackClassified,),
         Key("The customer id, UTF-8 (the key of the feedback.received record)."),
         writer="classifier",
-        readers=("router",),
+        readers=("router", "trends"),
     ),
     Topic(
         topics.feedback_classified_dlq,
@@ -132,6 +133,20 @@ TOPICS: tuple[Topic, ...] = (
         writer="webhooks",
         readers=("operators",),
         headers=("event_type", "schema_version", "content-type"),
+    ),
+    Topic(
+        topics.trends_surges,
+        (SurgeEvent,),
+        Key("`category:channel`, UTF-8: one series' surges stay in order."),
+        writer="trends",
+        readers=("dashboards",),
+    ),
+    Topic(
+        topics.trends_emerging,
+        (EmergingIssue,),
+        Key("The cluster id (UUID, UTF-8).", "uuid"),
+        writer="trends",
+        readers=("dashboards",),
     ),
 )
 

@@ -292,6 +292,24 @@ def webhooks(host: str | None, port: int | None) -> None:
     asyncio.run(serve(create_service(settings, kafka, subscriptions)))
 
 
+@main.command()
+@click.option("--host", default=None, help="Interface of the trends API.")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Trends API port [8084].")
+def trends(host: str | None, port: int | None) -> None:
+    """Run the trends worker: volumes over time, surges and emerging issues (GET /v1/trends)."""
+    from services.common.errors import ConfigurationError
+    from services.trends.access import load_access
+    from services.trends.app import create_service, serve
+    from services.trends.settings import TrendsSettings
+
+    settings, kafka = _service_settings(TrendsSettings, host=host, port=port)
+    try:
+        access = load_access(settings.roster_file, production=settings.environment == "production")
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    asyncio.run(serve(create_service(settings, kafka), access=access))
+
+
 @main.command("webhook-secret")
 def webhook_secret() -> None:
     """Make a new webhook signing secret (Standard Webhooks form) for a subscription."""
@@ -759,9 +777,9 @@ def _access_lines(api_key: str | None, agents: list[DevelopmentAgent]) -> list[s
 
 
 def _demo_environment() -> dict[str, str]:
-    from services.demo.launch import demo_environment
+    from services.demo.launch import demo_environment, trends_demo_environment
 
-    return demo_environment(os.environ)
+    return {**demo_environment(os.environ), **trends_demo_environment(os.environ)}
 
 
 def _demo(
@@ -771,8 +789,10 @@ def _demo(
     *,
     rate: float,
     duration: float,
+    incident: bool,
 ) -> Callable[[], Awaitable[None]]:
     """The demo of `triage up --demo`, checked now, to run once the services are ready."""
+    from services.demo.incidents import IncidentPlan
     from services.demo.launch import DemoError, demo_endpoints, run_and_summarise
 
     bases = {child.name: child.base for child in children}
@@ -789,7 +809,11 @@ def _demo(
 
     async def play() -> None:
         live = sys.stdout.isatty()
-        click.echo(await run_and_summarise(where, rate=rate, duration_s=duration, live=live))
+        plan = IncidentPlan() if incident else None
+        summary = await run_and_summarise(
+            where, rate=rate, duration_s=duration, live=live, incident=plan
+        )
+        click.echo(summary)
 
     return play
 
@@ -812,8 +836,23 @@ def _demo(
     type=click.FloatRange(5, 7 * 86400),
     help="Demo: seconds to run; then everything stops.",
 )
-def up(broker_port: int, demo: bool, rate: float, duration: float, **service_ports: int) -> None:
+@click.option(
+    "--incident",
+    is_flag=True,
+    help="Demo: a burst of similar complaints (an outage) five minutes in, for the trends "
+    "worker's surge and emerging issue.",
+)
+def up(
+    broker_port: int,
+    demo: bool,
+    rate: float,
+    duration: float,
+    incident: bool,
+    **service_ports: int,
+) -> None:
     """Run the embedded broker and every service; Ctrl-C stops them all."""
+    if incident and not demo:
+        raise click.UsageError("--incident is a part of the demo: add --demo")
     ports = {spec.name: service_ports[_port_parameter(spec)] for spec in SERVICES}
     for problem in taken_ports({"broker": broker_port, **ports}):
         raise click.ClickException(problem)
@@ -824,7 +863,11 @@ def up(broker_port: int, demo: bool, rate: float, duration: float, **service_por
         env.update(_demo_environment())
     supervisor = Supervisor(env, broker=embedded, say=lambda line: click.echo(line, err=True))
     children = [supervisor.add(spec, port=ports[spec.name]) for spec in SERVICES]
-    play = _demo(children, api_key, agents, rate=rate, duration=duration) if demo else None
+    play = (
+        _demo(children, api_key, agents, rate=rate, duration=duration, incident=incident)
+        if demo
+        else None
+    )
 
     def on_ready() -> Awaitable[None] | None:
         lines = banner(embedded.bootstrap, children) + _access_lines(api_key, agents)

@@ -87,6 +87,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
         8083,
         links=(("webhooks", "{base}/metrics   subscriptions: TRIAGE_WEBHOOKS_FILE (none: idle)"),),
     ),
+    ServiceSpec(
+        "trends",
+        8084,
+        links=(("trends API", "{base}/v1/trends   docs: {base}/docs   (a supervisor's token)"),),
+    ),
 )
 
 

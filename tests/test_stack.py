@@ -49,7 +49,8 @@ WEB = Program(
 def test_each_service_runs_as_its_triage_command_on_its_port() -> None:
     argv = service("router").argv(9000)
     assert argv[1:] == ["-m", "services.cli", "router", "--port", "9000"]
-    assert [spec.name for spec in SERVICES] == ["ingest", "classifier", "router", "webhooks"]
+    names = [spec.name for spec in SERVICES]
+    assert names == ["ingest", "classifier", "router", "webhooks", "trends"]
     assert len({spec.default_port for spec in SERVICES}) == len(SERVICES)
     with pytest.raises(KeyError):
         service("nope")

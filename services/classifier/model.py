@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -100,6 +100,8 @@ class Prediction:
     difficult: Tag
     sentiment_score: float
     review_reason: str | None = None
+    #: The text's unit embedding (the same run computed it), for the trends' sketch.
+    embedding: Matrix | None = field(default=None, compare=False, repr=False)
 
     @property
     def needs_review(self) -> bool:
@@ -360,7 +362,7 @@ class TriageModel:
             from services.classifier.extraction import detect_language
 
             languages = [detect_language(text) for text in texts]
-        _, probabilities = self.outputs(texts, batch_size=batch_size)
+        embeddings, probabilities = self.outputs(texts, batch_size=batch_size)
         predictions = []
         for row, text in enumerate(texts):
             reason = review_reason(text, *languages[row])
@@ -382,6 +384,7 @@ class TriageModel:
                     difficult=tags["difficult"],
                     sentiment_score=round(max(-1.0, min(1.0, score)), 4),
                     review_reason=reason,
+                    embedding=embeddings[row].copy() if embeddings.shape[1] else None,
                 )
             )
         return predictions

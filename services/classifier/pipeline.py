@@ -17,7 +17,14 @@ from pydantic import ValidationError
 from services.classifier import history
 from services.classifier.extraction import extract_facts
 from services.classifier.model import Prediction
-from services.common.messages import DeadLetter, Facts, FeedbackClassified, FeedbackReceived
+from services.common.messages import (
+    DeadLetter,
+    EmbeddingSketch,
+    Facts,
+    FeedbackClassified,
+    FeedbackReceived,
+)
+from services.common.sketch import sketch
 
 SERVICE = "classifier"
 
@@ -151,4 +158,9 @@ def assemble(
         ),
         model_version=model_version,
         classified_at=now,
+        embedding=(
+            EmbeddingSketch(values=sketch(prediction.embedding))
+            if prediction.embedding is not None
+            else None
+        ),
     )

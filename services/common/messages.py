@@ -277,8 +277,25 @@ class CustomerHistory(Message):
     last_difficult: DifficultType | None = None
 
 
+class EmbeddingSketch(Message):
+    """The text's embedding, compactly: a random projection quantised to int8 (see
+    ``services/common/sketch.py``), for comparing messages with each other (trends)."""
+
+    scheme: Literal["rp128-i8"] = "rp128-i8"
+    values: str = Field(
+        min_length=172,
+        max_length=172,
+        pattern=r"^[A-Za-z0-9+/]+=*$",
+        description="128 int8 values, base64.",
+    )
+
+
 class FeedbackClassified(Message):
-    """A message with its tags, facts and customer history (topic ``feedback.classified``)."""
+    """A message with its tags, facts and customer history (topic ``feedback.classified``).
+
+    ``embedding`` was added within schema version 1: it is optional, so readers of this version
+    accept records written with or without it.
+    """
 
     schema_version: Literal[1] = 1
     event_type: Literal["FeedbackClassified"] = "FeedbackClassified"
@@ -300,6 +317,11 @@ class FeedbackClassified(Message):
     history: CustomerHistory
     model_version: str
     classified_at: UtcDatetime
+    embedding: EmbeddingSketch | None = Field(
+        default=None,
+        description="A sketch of the text's embedding under model_version (comparable only "
+        "with sketches of the same model version).",
+    )
 
 
 #: The most bytes of a refused record's value a dead letter carries: in base64 it stays well

@@ -94,6 +94,26 @@ webhooks_dlq = TopicSpec(
     ),
 )
 
+trends_surges = TopicSpec(
+    name="trends.surges",
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+    description=(
+        "Surges of a category on a channel (started, ended), keyed by category and channel; "
+        "ids are stable, so copies from several trends workers are repeats."
+    ),
+)
+
+trends_emerging = TopicSpec(
+    name="trends.emerging",
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+    description=(
+        "Clusters of similar messages growing fast, keyed by cluster id, with their members' "
+        "event ids; ids are stable, so copies from several trends workers are repeats."
+    ),
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     feedback_received,
     feedback_received_dlq,
@@ -104,4 +124,9 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     cases_events,
     feedback_corrections,
     webhooks_dlq,
+    trends_surges,
+    trends_emerging,
 )
+
+#: The trends worker's output topics.
+TRENDS_TOPICS: tuple[TopicSpec, ...] = (trends_surges, trends_emerging)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from services.common.errors import TriageError
+from services.demo.incidents import IncidentPlan
 from services.demo.runner import DemoStats, Endpoints, run_demo
 
 #: Service levels for demo time, which runs about sixty times faster than a real floor.
@@ -93,10 +94,13 @@ async def run_and_summarise(
     rate: float,
     duration_s: float,
     live: bool,
+    incident: IncidentPlan | None = None,
 ) -> str:
     """Run the demo; its summary, or why it failed (the services go on either way)."""
     try:
-        stats, figures = await run_demo(where, rate=rate, duration_s=duration_s, live=live)
+        stats, figures = await run_demo(
+            where, rate=rate, duration_s=duration_s, live=live, incident=incident
+        )
     except Exception as exc:  # reported, not raised: the stack stops in order all the same
         return f"demo failed: {exc!r}"
     return summary(stats, figures)

@@ -17,6 +17,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from services.demo import incidents
 from services.demo.traffic import (
     BEHAVIOURS,
     Plan,
@@ -38,6 +39,7 @@ class DemoStats:
     rejected: int = 0
     actions: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    incident: int = 0  # messages of the injected incident posted
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,44 @@ async def customers(
             continue
         if response.status_code in (200, 202):
             stats.posted[body["channel"]] += 1
+        else:
+            stats.rejected += 1
+
+
+async def incident_burst(
+    http: httpx.AsyncClient,
+    where: Endpoints,
+    plan: incidents.IncidentPlan,
+    *,
+    until: float,
+    stats: DemoStats,
+    rng: random.Random,
+) -> None:
+    """Post an incident's burst of similar complaints ``plan.after_s`` seconds from now, for
+    the trends' surge and emerging cluster to find."""
+    incident = incidents.INCIDENTS[plan.incident]
+    texts = incidents.texts(incident, plan.count, rng)
+    people = make_customers(plan.count, rng)
+    run_id = f"incident{uuid.uuid4().hex[:6]}"
+    started = time.monotonic() + plan.after_s
+    headers = {"Authorization": f"Bearer {where.api_key}"}
+    offsets = incidents.arrivals(plan.count, plan.duration_s, rng)
+    for serial, (text, offset, person) in enumerate(zip(texts, offsets, people, strict=True)):
+        delay = started + offset - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if time.monotonic() >= until:
+            return
+        person.id = f"{run_id}-{serial}"
+        body = incidents.incident_message(serial, text, person, rng, run_id=run_id)
+        try:
+            response = await http.post(f"{where.ingest}/v1/feedback", json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            stats.errors[type(exc).__name__] += 1
+            continue
+        if response.status_code in (200, 202):
+            stats.posted[body["channel"]] += 1
+            stats.incident += 1
         else:
             stats.rejected += 1
 
@@ -316,8 +356,10 @@ async def run_demo(
     seed: int | None = None,
     live: bool = True,
     console: Console | None = None,
+    incident: incidents.IncidentPlan | None = None,
 ) -> tuple[DemoStats, dict[str, float]]:
-    """Run customers, agents and the summary for ``duration_s``; return what happened."""
+    """Run customers, agents and the summary for ``duration_s`` (with an incident's burst of
+    similar complaints when ``incident`` is given); return what happened."""
     rng = random.Random(seed)
     stats = DemoStats()
     console = console or Console()
@@ -328,6 +370,19 @@ async def run_demo(
                 customers(http, where, rate=rate, until=until, stats=stats, rng=rng)
             )
         ]
+        if incident is not None:
+            tasks.append(
+                asyncio.create_task(
+                    incident_burst(
+                        http,
+                        where,
+                        incident,
+                        until=until,
+                        stats=stats,
+                        rng=random.Random(rng.random()),
+                    )
+                )
+            )
         for agent_id in where.tokens:
             tasks.append(
                 asyncio.create_task(

@@ -30,6 +30,8 @@ WRITER = {
     "cases.events": "triage-router",
     "feedback.corrections": "triage-router",
     "webhooks.dlq": "triage-webhooks",
+    "trends.surges": "triage-trends",
+    "trends.emerging": "triage-trends",
 }
 # Each faust worker's consumer group and internal topics (table changelogs, leader topic) are
 # named after its app id (TRIAGE_<SERVICE>_APP_ID, the deployment's name by default).
