@@ -11,6 +11,7 @@ import yaml
 
 from services.cli import main
 from services.common.topics import ALL_TOPICS
+from services.trends.settings import TrendsSettings
 from services.webhooks.settings import WebhooksSettings
 
 ROOT = Path(__file__).parents[2]
@@ -24,7 +25,15 @@ def _compose() -> dict[str, Any]:
 def test_services_and_dependencies_resolve() -> None:
     compose = _compose()
     services = compose["services"]
-    assert {"kafka", "kafka-init", "ingest", "classifier", "router", "webhooks"} <= set(services)
+    assert {
+        "kafka",
+        "kafka-init",
+        "ingest",
+        "classifier",
+        "router",
+        "webhooks",
+        "trends",
+    } <= set(services)
     for name, service in services.items():
         for dependency, condition in (service.get("depends_on") or {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
@@ -84,6 +93,34 @@ def test_webhook_worker_runs_on_its_port_with_the_subscriptions_file() -> None:
     assert mode == "ro"
     assert webhooks["depends_on"] == {"kafka-init": {"condition": "service_completed_successfully"}}
     assert webhooks.get("deploy", {}).get("replicas", 1) == 1, "a second worker delivers twice"
+
+
+def test_trends_worker_runs_on_its_port_with_the_routers_roster() -> None:
+    services = _compose()["services"]
+    trends, router = services["trends"], services["router"]
+    command: list[str] = trends["command"]
+    assert command[:2] == ["triage", "trends"]
+    assert command[1] in main.commands
+    assert command[command.index("--host") + 1] == "0.0.0.0"  # noqa: S104
+    port = int(command[command.index("--port") + 1])
+    assert port == TrendsSettings.model_fields["port"].default
+    assert trends["ports"] == [f"{port}:{port}"]
+    healthcheck = trends["healthcheck"]
+    assert f"http://127.0.0.1:{port}/readyz" in " ".join(healthcheck["test"])
+    # Ready only after replaying up to 7 days of feedback.classified.
+    assert int(healthcheck["start_period"].removesuffix("s")) >= 300
+    environment = trends["environment"]
+    assert environment["TRIAGE_ENV"] == "production"
+    assert environment["TRIAGE_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert environment["TRIAGE_KAFKA_CREATE_TOPICS"] == "false"
+    # The same roster file as the router's (supervisors' tokens), mounted read-only.
+    roster = environment["TRIAGE_TRENDS_ROSTER_FILE"]
+    assert roster == router["environment"]["TRIAGE_ROUTER_ROSTER_FILE"]
+    (volume,) = [v for v in trends["volumes"] if v.rsplit(":", 2)[1] == roster]
+    assert volume in router["volumes"]
+    assert volume.startswith("${TRIAGE_ROSTER_FILE:?"), volume
+    assert volume.endswith(":ro"), volume
+    assert trends["depends_on"] == {"kafka-init": {"condition": "service_completed_successfully"}}
 
 
 def test_topic_script_creates_every_topic_as_declared() -> None:

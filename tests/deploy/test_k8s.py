@@ -36,6 +36,7 @@ OPERATOR_SECRETS: dict[str, set[str]] = {
     "triage-kafka-classifier": {"password"},
     "triage-kafka-router": {"password"},
     "triage-kafka-webhooks": {"password"},
+    "triage-kafka-trends": {"password"},
     "triage-kafka-ca": {"ca.crt"},
 }
 
@@ -48,6 +49,7 @@ SERVICES: dict[str, dict[str, Any]] = {
     "triage-classifier": {"command": "classifier", "port": 8081, "cpu": "2", "memory": "3Gi"},
     "triage-router": {"command": "router", "port": 8082, "cpu": "500m", "memory": "1Gi"},
     "triage-webhooks": {"command": "webhooks", "port": 8083, "cpu": "100m", "memory": "256Mi"},
+    "triage-trends": {"command": "trends", "port": 8084, "cpu": "250m", "memory": "512Mi"},
 }
 
 Manifest = dict[str, Any]
@@ -247,7 +249,7 @@ def test_config_map_matches_the_production_settings() -> None:
     assert data["TRIAGE_KAFKA_CREATE_TOPICS"] == "false"
     assert int(data["TRIAGE_KAFKA_REPLICATION_FACTOR"]) >= 3
     assert data["TRIAGE_KAFKA_BOOTSTRAP"]
-    for service in ("INGEST", "CLASSIFIER", "ROUTER", "WEBHOOKS"):
+    for service in ("INGEST", "CLASSIFIER", "ROUTER", "WEBHOOKS", "TRENDS"):
         assert data[f"TRIAGE_{service}_LOG_FORMAT"] == "json"
 
 
@@ -286,6 +288,7 @@ def test_service_ports() -> None:
         "triage-router": 80,
         "triage-classifier": 8081,
         "triage-webhooks": 8083,
+        "triage-trends": 8084,
     }
 
 
@@ -368,6 +371,8 @@ def test_replicas_fit_the_topic_partitions() -> None:
     # router.inbox has one partition: one active router and one hot standby.
     assert partitions["router.inbox"] == 1
     assert _deployment("triage-router")["spec"]["replicas"] == 2
+    # Trends workers read every partition without a group: replicas are full copies, any count.
+    assert _deployment("triage-trends")["spec"]["replicas"] == 2
 
 
 def test_one_webhook_worker_at_a_time() -> None:
@@ -417,6 +422,26 @@ def test_router_mounts_the_roster_and_has_its_data_dir() -> None:
     assert volume["secret"]["secretName"] == "triage-roster"
     classifier = _container(_deployment("triage-classifier"))
     assert any(v["name"] == "TRIAGE_CLASSIFIER_DATA_DIR" for v in classifier["env"])
+
+
+def test_trends_mounts_the_routers_roster_and_rolls_out_without_a_gap() -> None:
+    deployment = _deployment("triage-trends")
+    container = _container(deployment)
+    env = {v["name"]: v.get("value") for v in container["env"]}
+    assert env["TRIAGE_TRENDS_ROSTER_FILE"] == "/etc/triage/roster.yaml"
+    assert env["TRIAGE_KAFKA_SASL_USERNAME"] == "triage-trends"
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/triage/roster.yaml"]
+    assert mount.get("readOnly") is True
+    pod = deployment["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    router = _deployment("triage-router")["spec"]["template"]["spec"]
+    (router_volume,) = [v for v in router["volumes"] if v["name"] == "roster"]
+    assert volume["secret"] == router_volume["secret"]
+    # A new pod replays history before it is Ready; the old ones serve until then.
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    (service,) = [s for s in _of_kind("Service") if s["metadata"]["name"] == "triage-trends"]
+    assert ROLE_LABEL not in service["spec"]["selector"], "every replica answers queries"
 
 
 def test_readme_documents_the_operator_secrets_and_topics() -> None:

@@ -24,6 +24,7 @@ from services.common.lag import ConsumerLagCollector
 from services.ingest.app import create_app
 from services.router.api import create_api
 from services.router.metrics import RouterMetrics
+from services.trends.metrics import TrendsMetrics
 from services.webhooks.delivery import outcome_of
 from services.webhooks.metrics import WebhookMetrics
 
@@ -122,6 +123,8 @@ EXPECTED_ALERTS = {
     "WebhookDeadLetters",
     "WebhookDeliveryStalled",
 }
+# The trends worker's alerts (trends_alerts.yml, tested by tests/trends/test_alerts.py).
+TRENDS_ALERTS = {"ComplaintSurge", "EmergingIssue", "TrendsStalled"}
 
 
 def _promtool(promtool: str, *args: str) -> None:
@@ -147,9 +150,15 @@ def test_alert_rule_unit_tests_pass(promtool: str) -> None:
     _promtool(promtool, "test", "rules", "deploy/prometheus/alerts_test.yml")
 
 
-def _rules() -> list[dict[str, Any]]:
-    document: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())
+def _rules(source: str = "alerts.yml") -> list[dict[str, Any]]:
+    document: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / source).read_text())
     return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def _all_rules() -> list[dict[str, Any]]:
+    """The rules of every rule file prometheus.yml loads."""
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    return [rule for source in config["rule_files"] for rule in _rules(source)]
 
 
 def _dashboard() -> dict[str, Any]:
@@ -164,7 +173,7 @@ def _panel_exprs(dashboard: dict[str, Any]) -> list[str]:
 def _registries() -> dict[str, CollectorRegistry]:
     """Each service's registry as its /metrics serves it: ingest's from its app, the router's
     with its agent API's HTTP metrics and the workers' lag collector, the webhook worker's with
-    its lag gauges."""
+    its lag gauges, the trends worker's."""
     router = RouterMetrics()
     router.watch(lambda: None)
     # The workers' lag collector, on a worker that reads nothing yet.
@@ -181,6 +190,7 @@ def _registries() -> dict[str, CollectorRegistry]:
         "classifier": ClassifierMetrics().registry,
         "router": router.registry,
         "webhooks": webhooks.registry,
+        "trends": TrendsMetrics().registry,
     }
 
 
@@ -236,7 +246,9 @@ def test_alerts_have_severity_duration_and_annotations() -> None:
 
 def test_every_alert_links_its_runbook_section() -> None:
     sections = _runbook_anchors()
-    for rule in _rules():
+    rules = _all_rules()
+    assert {rule["alert"] for rule in rules} == EXPECTED_ALERTS | TRENDS_ALERTS
+    for rule in rules:
         url: str = rule["annotations"].get("runbook_url", "")
         # Relative to the repository root; deployments rewrite the part before `#`.
         assert url.startswith(RUNBOOK_PREFIX), rule["alert"]
@@ -244,10 +256,12 @@ def test_every_alert_links_its_runbook_section() -> None:
         assert anchor == rule["alert"].lower(), rule["alert"]
         assert anchor in sections, f"docs/runbooks.md has no section #{anchor}"
     # One section per alert (besides the introduction), none for an alert that is gone.
-    assert set(sections) - {"before-you-start"} == {name.lower() for name in EXPECTED_ALERTS}
+    assert set(sections) - {"before-you-start"} == {
+        name.lower() for name in EXPECTED_ALERTS | TRENDS_ALERTS
+    }
 
 
-@pytest.mark.parametrize("alert", sorted(EXPECTED_ALERTS))
+@pytest.mark.parametrize("alert", sorted(EXPECTED_ALERTS | TRENDS_ALERTS))
 def test_each_runbook_says_what_to_check_and_do(alert: str) -> None:
     body = _runbook_anchors()[alert.lower()]
     for part in ("**Means.**", "**Confirm.**", "**Likely causes.**", "**Do.**", "**Escalate**"):
@@ -268,7 +282,7 @@ def test_runbooks_name_only_real_commands() -> None:
 @pytest.mark.parametrize("source", ["alerts", "dashboard", "runbooks"])
 def test_every_referenced_metric_is_exposed(source: str) -> None:
     if source == "alerts":
-        exprs = [rule["expr"] for rule in _rules()]
+        exprs = [rule["expr"] for rule in _all_rules()]
     elif source == "dashboard":
         exprs = _panel_exprs(_dashboard())
     else:
@@ -375,10 +389,10 @@ def test_grafana_provisioning_points_at_prometheus_and_the_dashboards() -> None:
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
 
 
-def test_prometheus_scrapes_the_four_services() -> None:
+def test_prometheus_scrapes_the_five_services() -> None:
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     assert config["global"]["scrape_interval"] == "15s"
-    assert config["rule_files"] == ["alerts.yml"]
+    assert config["rule_files"] == ["alerts.yml", "trends_alerts.yml"]
     targets = {
         job["job_name"]: [t for static in job["static_configs"] for t in static["targets"]]
         for job in config["scrape_configs"]
@@ -388,6 +402,7 @@ def test_prometheus_scrapes_the_four_services() -> None:
         "classifier": ["classifier:8081"],
         "router": ["router:8082"],
         "webhooks": ["webhooks:8083"],
+        "trends": ["trends:8084"],
     }
 
 
@@ -397,6 +412,7 @@ def test_compose_runs_prometheus_and_grafana() -> None:
     prometheus, grafana = services["prometheus"], services["grafana"]
     assert prometheus["image"] == "prom/prometheus:v3.5.0"
     assert "./deploy/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    # Not the trends worker: Prometheus would wait for its replay of up to 7 days of history.
     assert set(prometheus["depends_on"]) == {"ingest", "classifier", "router", "webhooks"}
     assert "/-/ready" in " ".join(prometheus["healthcheck"]["test"])
     assert grafana["image"] == "grafana/grafana:12.1.0"

@@ -1,6 +1,7 @@
 """The Prometheus Operator overlay (deploy/k8s/overlays/prometheus-operator): PodMonitors that
-scrape the four services under the job names the alerts use, and a PrometheusRule that is
-deploy/prometheus/alerts.yml with its runbook links pointed where the overlay says.
+scrape the five services under the job names the alerts use, and PrometheusRules that are
+the rule files of deploy/prometheus (alerts.yml, trends_alerts.yml) with their runbook links
+pointed where the overlay says.
 
 kubernetes-validate bundles no schemas of the operator's custom resources, and their API server
 drops unknown fields without a word, so the objects are checked here: against the fields of
@@ -24,8 +25,10 @@ K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 OVERLAY = K8S / "overlays" / "prometheus-operator"
 GENERATOR = OVERLAY / "generate_rule.py"
-ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
-PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
+# PrometheusRule → the rule file it carries: every file prometheus.yml loads, none left out.
+RULE_FILES = {"triage-alerts": "alerts.yml", "triage-trends-alerts": "trends_alerts.yml"}
 API_VERSION = "monitoring.coreos.com/v1"
 # Set at runtime by each router pod on itself: a selector on it would miss the standby.
 ROLE_LABEL = "complaint-triage/role"
@@ -36,6 +39,7 @@ JOBS = {
     "triage-classifier": "classifier",
     "triage-router": "router",
     "triage-webhooks": "webhooks",
+    "triage-trends": "trends",
 }
 
 # Fields of the operator's PodMonitor (v1) these objects may use.
@@ -74,9 +78,8 @@ def _pod_monitors() -> list[Manifest]:
     return _load(OVERLAY / "podmonitors.yaml")
 
 
-def _rule() -> Manifest:
-    (rule,) = _load(OVERLAY / "prometheusrule.yaml")
-    return rule
+def _rules() -> dict[str, Manifest]:
+    return {rule["metadata"]["name"]: rule for rule in _load(OVERLAY / "prometheusrule.yaml")}
 
 
 def _base_deployments() -> dict[str, Manifest]:
@@ -85,8 +88,11 @@ def _base_deployments() -> dict[str, Manifest]:
     return {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
 
 
-def _alert_groups() -> list[Manifest]:
-    groups: list[Manifest] = yaml.safe_load(ALERTS.read_text())["groups"]
+def _alert_groups(name: str = "triage-alerts") -> list[Manifest]:
+    """The groups of the rule file the PrometheusRule ``name`` carries."""
+    groups: list[Manifest] = yaml.safe_load((PROMETHEUS_DIR / RULE_FILES[name]).read_text())[
+        "groups"
+    ]
     return groups
 
 
@@ -135,12 +141,16 @@ def test_the_rule_is_generated_from_the_alerts() -> None:
         check=False,
     )
     assert checked.returncode == 0, checked.stderr
-    rule = _rule()
-    assert rule["apiVersion"] == API_VERSION
-    assert rule["kind"] == "PrometheusRule"
-    assert rule["metadata"]["name"] == "triage-alerts"
-    assert set(rule["spec"]) == {"groups"}
-    assert rule["spec"]["groups"] == _alert_groups()
+    rules = _rules()
+    assert list(rules) == list(RULE_FILES)
+    # Every rule file Prometheus loads in compose is carried, so both deployments alert alike.
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    assert config["rule_files"] == list(RULE_FILES.values())
+    for name, rule in rules.items():
+        assert rule["apiVersion"] == API_VERSION
+        assert rule["kind"] == "PrometheusRule"
+        assert set(rule["spec"]) == {"groups"}
+        assert rule["spec"]["groups"] == _alert_groups(name), name
 
 
 def test_the_generator_reports_a_stale_rule(tmp_path: Path) -> None:
@@ -149,9 +159,15 @@ def test_the_generator_reports_a_stale_rule(tmp_path: Path) -> None:
     overlay.mkdir(parents=True)
     shutil.copy(GENERATOR, overlay)
     shutil.copy(OVERLAY / "prometheusrule.yaml", overlay)
-    alerts = tmp_path / ALERTS.relative_to(ROOT)
-    alerts.parent.mkdir(parents=True)
-    alerts.write_text(ALERTS.read_text().replace("for: 10m", "for: 11m", 1))
+    prometheus = tmp_path / PROMETHEUS_DIR.relative_to(ROOT)
+    prometheus.mkdir(parents=True)
+    for source in RULE_FILES.values():
+        shutil.copy(PROMETHEUS_DIR / source, prometheus)
+    # The trends rules changed after the rule was generated (either file must be caught).
+    trends = prometheus / RULE_FILES["triage-trends-alerts"]
+    changed = trends.read_text().replace("for: 10m", "for: 11m", 1)
+    assert changed != trends.read_text()
+    trends.write_text(changed)
 
     def generator(*args: str) -> int:
         command = [sys.executable, str(overlay / GENERATOR.name), *args]
@@ -160,16 +176,21 @@ def test_the_generator_reports_a_stale_rule(tmp_path: Path) -> None:
     assert generator("--check") == 1
     assert generator() == 0
     assert generator("--check") == 0
-    regenerated = yaml.safe_load((overlay / "prometheusrule.yaml").read_text())
-    assert regenerated["spec"]["groups"] == yaml.safe_load(alerts.read_text())["groups"]
+    regenerated = {d["metadata"]["name"]: d for d in _load(overlay / "prometheusrule.yaml")}
+    for name, source in RULE_FILES.items():
+        expected = yaml.safe_load((prometheus / source).read_text())["groups"]
+        assert regenerated[name]["spec"]["groups"] == expected, name
 
 
 @pytest.mark.timeout(600)
 def test_the_rule_groups_pass_promtool(promtool: str, tmp_path: Path) -> None:
-    rules = tmp_path / "rule.yml"
-    rules.write_text(yaml.safe_dump(_rule()["spec"]))
+    paths = []
+    for name, rule in _rules().items():
+        path = tmp_path / f"{name}.yml"
+        path.write_text(yaml.safe_dump(rule["spec"]))
+        paths.append(str(path))
     checked = subprocess.run(
-        [promtool, "check", "rules", str(rules)],
+        [promtool, "check", "rules", *paths],
         capture_output=True,
         text=True,
         timeout=120,
@@ -233,15 +254,18 @@ def test_the_jobs_are_the_ones_the_alerts_and_compose_use() -> None:
 def test_the_built_overlay_carries_the_monitors_and_the_rule() -> None:
     documents = _kustomize_build(OVERLAY)
     operator = [d for d in documents if d["apiVersion"] == API_VERSION]
-    assert sorted(d["kind"] for d in operator) == ["PodMonitor"] * len(JOBS) + ["PrometheusRule"]
+    kinds = sorted(d["kind"] for d in operator)
+    assert kinds == ["PodMonitor"] * len(JOBS) + ["PrometheusRule"] * len(RULE_FILES)
     for document in operator:
         assert document["metadata"]["namespace"] == "triage", document["metadata"]["name"]
         labels = document["metadata"]["labels"]
         assert labels["app.kubernetes.io/part-of"] == "complaint-triage"
     # The runbook setting is local configuration: read by kustomize, never applied.
     assert not [d for d in documents if d["metadata"]["name"] == "triage-runbooks"]
-    (rule,) = [d for d in operator if d["kind"] == "PrometheusRule"]
-    assert rule["spec"]["groups"] == _alert_groups()
+    rules = {d["metadata"]["name"]: d for d in operator if d["kind"] == "PrometheusRule"}
+    assert set(rules) == set(RULE_FILES)
+    for name, rule in rules.items():
+        assert rule["spec"]["groups"] == _alert_groups(name), name
 
 
 @pytest.mark.parametrize("how", ["edit the overlay", "overlay on top"])
@@ -275,14 +299,18 @@ def test_the_runbook_base_rewrites_every_link(how: str, tmp_path: Path) -> None:
             "replacements": [replacement],
         }
         (target / "kustomization.yaml").write_text(yaml.safe_dump(ours))
-    (rule,) = [d for d in _kustomize_build(target) if d["kind"] == "PrometheusRule"]
-    urls = _runbook_urls(rule["spec"]["groups"])
-    assert set(urls) == set(_runbook_urls(_alert_groups()))
-    for alert, links in urls.items():
-        assert links == {f"{base}#{alert.lower()}"}, alert
-    # Only the links change.
-    for built, source in zip(rule["spec"]["groups"], _alert_groups(), strict=True):
-        for built_rule, source_rule in zip(built["rules"], source["rules"], strict=True):
-            built_rule["annotations"].pop("runbook_url")
-            source_rule["annotations"].pop("runbook_url")
-            assert built_rule == source_rule
+    rules = {
+        d["metadata"]["name"]: d for d in _kustomize_build(target) if d["kind"] == "PrometheusRule"
+    }
+    assert set(rules) == set(RULE_FILES)
+    for name, rule in rules.items():
+        urls = _runbook_urls(rule["spec"]["groups"])
+        assert set(urls) == set(_runbook_urls(_alert_groups(name))), name
+        for alert, links in urls.items():
+            assert links == {f"{base}#{alert.lower()}"}, alert
+        # Only the links change.
+        for built, source in zip(rule["spec"]["groups"], _alert_groups(name), strict=True):
+            for built_rule, source_rule in zip(built["rules"], source["rules"], strict=True):
+                built_rule["annotations"].pop("runbook_url")
+                source_rule["annotations"].pop("runbook_url")
+                assert built_rule == source_rule
