@@ -211,10 +211,10 @@ class TrendsService:
         horizon = self._clock() - timedelta(seconds=self.settings.emit_horizon_s)
         for surge in changes.surges:
             when = surge.ended_at or surge.detected_at
+            if when < horizon:
+                continue  # found again while replaying: neither sent nor counted again
             if surge.ended_at is None:
                 self.metrics.surges.labels(surge.category, surge.channel).inc()
-            if when < horizon:
-                continue
             log.info(
                 "surge " + ("ended" if surge.ended_at else "started"),
                 category=surge.category,
@@ -229,10 +229,10 @@ class TrendsService:
                 event.model_dump_json().encode(),
             )
         for version, report in changes.emerging:
-            self.metrics.emerging.inc()
             detected = self.state.clock or self._clock()
             if detected < horizon:
-                continue
+                continue  # found again while replaying: neither sent nor counted again
+            self.metrics.emerging.inc()
             log.info(
                 "emerging cluster",
                 cluster_id=report.cluster_id,
