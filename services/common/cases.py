@@ -11,7 +11,7 @@ import uuid
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from services.common.messages import (
     Category,
@@ -23,6 +23,7 @@ from services.common.messages import (
     Tag,
     UtcDatetime,
 )
+from services.common.models import WireModel
 
 #: Namespace of case ids and case event ids (both are derived, so replays give the same ids).
 CASE_NAMESPACE = uuid.UUID("0b6c1f4e-8f0a-4a53-9d43-5f3e2a7c9b11")
@@ -127,13 +128,7 @@ class CaseEventType(StrEnum):
     RELABELLED = "relabelled"
 
 
-class Model(BaseModel):
-    """Base of the case models: strict on input, mutable only inside the router."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class PriorityComponent(Model):
+class PriorityComponent(WireModel):
     """One term of the priority score, so the priority can be explained."""
 
     name: str
@@ -141,7 +136,7 @@ class PriorityComponent(Model):
     detail: str
 
 
-class Remedy(Model):
+class Remedy(WireModel):
     """A remedy: its kind and, when known, the amount."""
 
     kind: RemedyKind
@@ -149,7 +144,7 @@ class Remedy(Model):
     currency: str | None = None
 
 
-class CaseMessage(Model):
+class CaseMessage(WireModel):
     """One customer message of the case, with its tags."""
 
     event_id: uuid.UUID
@@ -173,7 +168,7 @@ class CaseMessage(Model):
     reach: int | None = None
 
 
-class Deadline(Model):
+class Deadline(WireModel):
     """One service-level clock as the agent sees it."""
 
     metric: SlaMetricName
@@ -187,7 +182,7 @@ class Deadline(Model):
     breached: bool = False
 
 
-class Offer(Model):
+class Offer(WireModel):
     """A case offered to one agent, who must accept before it expires."""
 
     agent_id: str
@@ -195,7 +190,7 @@ class Offer(Model):
     expires_at: UtcDatetime
 
 
-class Candidate(Model):
+class Candidate(WireModel):
     """An eligible agent as the routing decision ranked it."""
 
     agent_id: str
@@ -205,7 +200,7 @@ class Candidate(Model):
     idle_since: UtcDatetime | None = None
 
 
-class RoutingDecision(Model):
+class RoutingDecision(WireModel):
     """Why a case went where it went (or waits): the explainable routing log."""
 
     at: UtcDatetime
@@ -219,7 +214,7 @@ class RoutingDecision(Model):
     )
 
 
-class Case(Model):
+class Case(WireModel):
     """A customer issue, with everything the agent needs to resolve it at first contact."""
 
     case_id: uuid.UUID
@@ -285,7 +280,7 @@ class Case(Model):
         )
 
 
-class CaseEvent(Model):
+class CaseEvent(WireModel):
     """One change to a case (topic ``cases.events``, keyed by case id)."""
 
     schema_version: Literal[1] = 1

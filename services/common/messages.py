@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, Field
+
+from services.common.models import FrozenModel
 
 #: Namespace of the deterministic event ids: one source event always maps to one event id.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1f9d1e-3c55-4d8e-9a8e-2b7a3c1d0e42")
@@ -114,13 +116,7 @@ class SocialKind(StrEnum):
     DIRECT_MESSAGE = "direct_message"
 
 
-class Message(BaseModel):
-    """Base of every Kafka message model."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
-
-
-class Customer(Message):
+class Customer(FrozenModel):
     """Who the message is from, as far as the posting platform knows."""
 
     id: str = Field(min_length=1, max_length=256, description="The platform's customer reference.")
@@ -134,14 +130,14 @@ class Customer(Message):
     handle: str | None = Field(default=None, max_length=256)
 
 
-class Source(Message):
+class Source(FrozenModel):
     """Which platform posted the event and its own id for it."""
 
     platform: str = Field(min_length=1, max_length=64)
     event_id: str = Field(min_length=1, max_length=256)
 
 
-class Thread(Message):
+class Thread(FrozenModel):
     """References that tie a message to a conversation."""
 
     message_id: str | None = Field(default=None, max_length=998)
@@ -150,7 +146,7 @@ class Thread(Message):
     conversation_id: str | None = Field(default=None, max_length=256)
 
 
-class Attachment(Message):
+class Attachment(FrozenModel):
     """An attachment's description; the content itself is never carried."""
 
     filename: str | None = Field(default=None, max_length=512)
@@ -158,7 +154,7 @@ class Attachment(Message):
     size_bytes: int = Field(ge=0)
 
 
-class EmailDetails(Message):
+class EmailDetails(FrozenModel):
     """What an e-mail adds to the canonical event."""
 
     sender: str = Field(max_length=320)
@@ -167,7 +163,7 @@ class EmailDetails(Message):
     attachments: tuple[Attachment, ...] = Field(default=(), max_length=500)
 
 
-class ChatTurn(Message):
+class ChatTurn(FrozenModel):
     """One turn of a chat transcript."""
 
     role: ChatRole
@@ -176,13 +172,13 @@ class ChatTurn(Message):
     author: str | None = Field(default=None, max_length=256)
 
 
-class ChatDetails(Message):
+class ChatDetails(FrozenModel):
     """The whole transcript of a chat; the customer's turns are the event's text."""
 
     transcript: tuple[ChatTurn, ...] = Field(min_length=1, max_length=1000)
 
 
-class SocialDetails(Message):
+class SocialDetails(FrozenModel):
     """What a social-media post adds: who can see it and how many."""
 
     network: str = Field(max_length=64)
@@ -195,7 +191,7 @@ class SocialDetails(Message):
     verified: bool = False
 
 
-class FeedbackReceived(Message):
+class FeedbackReceived(FrozenModel):
     """One customer message from any channel, normalised (topic ``feedback.received``)."""
 
     schema_version: Literal[1] = 1
@@ -215,7 +211,7 @@ class FeedbackReceived(Message):
     attributes: dict[str, str] = Field(default_factory=dict)
 
 
-class Tag(Message):
+class Tag(FrozenModel):
     """One tag of a message: the label, its probability, and the runner-up."""
 
     label: str
@@ -227,7 +223,7 @@ class Tag(Message):
     )
 
 
-class Money(Message):
+class Money(FrozenModel):
     """An amount of money the customer mentions."""
 
     amount: float = Field(ge=0)
@@ -247,14 +243,14 @@ class ReferenceKind(StrEnum):
     OTHER = "other"
 
 
-class Reference(Message):
+class Reference(FrozenModel):
     """An order, account, booking or similar reference found in the text."""
 
     kind: ReferenceKind
     value: str = Field(max_length=64)
 
 
-class Facts(Message):
+class Facts(FrozenModel):
     """Facts extracted from the text for routing and for the agent."""
 
     amounts: tuple[Money, ...] = ()
@@ -263,7 +259,7 @@ class Facts(Message):
     language_confidence: float | None = Field(default=None, ge=0, le=1)
 
 
-class CustomerHistory(Message):
+class CustomerHistory(FrozenModel):
     """What the classifier remembers of the customer's recent messages."""
 
     window_days: int
@@ -277,7 +273,7 @@ class CustomerHistory(Message):
     last_difficult: DifficultType | None = None
 
 
-class EmbeddingSketch(Message):
+class EmbeddingSketch(FrozenModel):
     """The text's embedding, compactly: a random projection quantised to int8 (see
     ``services/common/sketch.py``), for comparing messages with each other (trends)."""
 
@@ -290,7 +286,7 @@ class EmbeddingSketch(Message):
     )
 
 
-class FeedbackClassified(Message):
+class FeedbackClassified(FrozenModel):
     """A message with its tags, facts and customer history (topic ``feedback.classified``).
 
     ``embedding`` was added within schema version 1: it is optional, so readers of this version
@@ -335,7 +331,7 @@ def dead_letter_key(key: bytes | None) -> bytes | None:
     return None if key is None else key[:DEAD_LETTER_KEY_BYTES]
 
 
-class DeadLetter(Message):
+class DeadLetter(FrozenModel):
     """A record that could not be processed (topic ``<topic>.dlq``), with the reason."""
 
     schema_version: Literal[1] = 1
@@ -398,7 +394,7 @@ class DeadLetter(Message):
         )
 
 
-class Correction(Message):
+class Correction(FrozenModel):
     """A supervisor's correction of a message's tags (topic ``feedback.corrections``).
 
     Corrections are training data: ``triage train --corrections`` reads the topic, and the

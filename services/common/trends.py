@@ -8,10 +8,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from services.common.messages import Message, UtcDatetime
+from services.common.messages import UtcDatetime
+from services.common.models import FrozenModel
 
 
-class SurgeEvent(Message):
+class SurgeEvent(FrozenModel):
     """A category on a channel (or on every channel: ``channel`` "all") getting far more messages
     than its baseline; sent when the surge starts and again when it ends (``ended_at``)."""
 
@@ -32,7 +33,7 @@ class SurgeEvent(Message):
     peak_count: int = Field(ge=0)
 
 
-class RepresentativeMessage(Message):
+class RepresentativeMessage(FrozenModel):
     """A message that shows what a cluster is about."""
 
     event_id: uuid.UUID
@@ -42,7 +43,7 @@ class RepresentativeMessage(Message):
     channel: str
 
 
-class EmergingIssue(Message):
+class EmergingIssue(FrozenModel):
     """A cluster of similar messages growing fast; sent when it is first reported."""
 
     schema_version: Literal[1] = 1

@@ -16,6 +16,7 @@ from services.common.messages import (
     Thread,
     UtcDatetime,
 )
+from services.common.models import WireModel
 from services.common.problems import FieldError as FieldError  # re-exported: errors of items
 from services.common.problems import Problem
 
@@ -36,12 +37,6 @@ MINIMAL_EXAMPLE: dict[str, Any] = {
     "customer": {"id": "cust-42"},
     "text": "My order #A-5521 arrived broken and nobody answers my emails.",
 }
-
-
-class WireModel(BaseModel):
-    """Strict input: unknown fields are errors, so a typo never silently drops data."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class SocialMeta(WireModel):

@@ -21,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.cases import (
@@ -34,6 +34,7 @@ from services.common.cases import (
 )
 from services.common.http import BodyLimit
 from services.common.messages import Category, Channel
+from services.common.models import WireModel
 from services.common.observability import instrument_http
 from services.common.problems import (
     ProblemError,
@@ -85,39 +86,35 @@ class Runtime(Protocol):
     def metrics_text(self) -> bytes: ...
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReasonBody(Body):
+class ReasonBody(WireModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
-class RespondBody(Body):
+class RespondBody(WireModel):
     chars: int | None = Field(
         default=None, ge=0, le=1_000_000, description="Length of the reply the agent sent."
     )
 
 
-class ResolveBody(Body):
+class ResolveBody(WireModel):
     note: str | None = Field(default=None, max_length=2000, description="Resolution note.")
 
 
-class TransferBody(Body):
+class TransferBody(WireModel):
     to_team: str | None = Field(default=None, max_length=40)
     to_agent: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=500)
 
 
-class ReassignBody(Body):
+class ReassignBody(WireModel):
     agent_id: str = Field(max_length=64)
 
 
-class CsatBody(Body):
+class CsatBody(WireModel):
     score: int = Field(ge=1, le=5, description="Customer satisfaction, 1 (very bad) to 5.")
 
 
-class PresenceBody(Body):
+class PresenceBody(WireModel):
     presence: Presence
 
 

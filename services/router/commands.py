@@ -10,7 +10,7 @@ import uuid
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from services.common.cases import Case, Presence
 from services.common.messages import (
@@ -20,11 +20,8 @@ from services.common.messages import (
     Sentiment,
     UtcDatetime,
 )
+from services.common.models import FrozenModel
 from services.router.roster import AgentProfile
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Action(StrEnum):
@@ -46,7 +43,7 @@ class Action(StrEnum):
     REMOVE_AGENT = "remove_agent"
 
 
-class Labels(Strict):
+class Labels(FrozenModel):
     """Corrected tags of a case (any subset)."""
 
     sentiment: Sentiment | None = None
@@ -54,7 +51,7 @@ class Labels(Strict):
     difficult: DifficultType | None = None
 
 
-class FeedbackIn(Strict):
+class FeedbackIn(FrozenModel):
     """A classified message for the router."""
 
     schema_version: Literal[1] = 1
@@ -63,7 +60,7 @@ class FeedbackIn(Strict):
     feedback: FeedbackClassified
 
 
-class Command(Strict):
+class Command(FrozenModel):
     """An agent's or supervisor's command, already authenticated by the API."""
 
     schema_version: Literal[1] = 1
@@ -84,7 +81,7 @@ class Command(Strict):
     profile: AgentProfile | None = None
 
 
-class Tick(Strict):
+class Tick(FrozenModel):
     """The clock: offers expiring and service-level deadlines due up to ``at``."""
 
     schema_version: Literal[1] = 1
@@ -105,7 +102,7 @@ class Status(StrEnum):
     INVALID = "invalid"
 
 
-class CommandResult(Strict):
+class CommandResult(FrozenModel):
     """The answer to a command."""
 
     command_id: uuid.UUID

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from services.common.cases import AgentTier, Presence, RemedyKind
 from services.common.messages import Category, Channel
+from services.common.models import FrozenModel
 
 DEV_ROSTER_PATH = Path(__file__).with_name("config") / "roster.yaml"
 
@@ -27,11 +28,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Team(Strict):
+class Team(FrozenModel):
     """A team: the categories it owns and the business-hours calendar its clocks run on."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -40,7 +37,7 @@ class Team(Strict):
     calendar: str = Field(default="always", description="A calendar of the service-level file.")
 
 
-class AgentProfile(Strict):
+class AgentProfile(FrozenModel):
     """One agent as configured: who they are and what they may do."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -102,7 +99,7 @@ class AgentProfile(Strict):
         return self.tier == AgentTier.SUPERVISOR
 
 
-class Roster(Strict):
+class Roster(FrozenModel):
     """Teams and agents."""
 
     development: bool = Field(

@@ -23,9 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     TypeAdapter,
@@ -35,6 +33,7 @@ from pydantic import (
 
 from services.common.errors import ConfigurationError
 from services.common.messages import Channel, UtcDatetime
+from services.common.models import FrozenModel
 
 #: How many days without any open time a search crosses before it gives up.
 SEARCH_LIMIT_DAYS = 400
@@ -109,10 +108,6 @@ class SlaAction(StrEnum):
 SlaEvent = Literal["warning", "breach"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _parse_interval(text: str) -> tuple[int, int]:
     """Start and end of an ``HH:MM-HH:MM`` interval, in minutes after the start day's midnight.
 
@@ -175,7 +170,7 @@ def _check_week(hours: Mapping[Weekday, list[str]]) -> None:
             raise ValueError(f"hours overlap: {first} and {second}")
 
 
-class BusinessCalendar(_Model):
+class BusinessCalendar(FrozenModel):
     """When a team is open: weekly hours in a time zone, less whole-day holidays.
 
     Each day's hours are ``HH:MM-HH:MM`` intervals; several make split shifts, and one whose
@@ -387,7 +382,7 @@ def _parse_duration(value: object) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 
 
-class SlaTarget(_Model):
+class SlaTarget(FrozenModel):
     """How long each step of a case may take, in business time; ``None`` sets no target."""
 
     first_response: Duration | None = None
@@ -420,7 +415,7 @@ ChannelKey = Annotated[str, AfterValidator(_check_channel)]
 PriorityKey = Annotated[str, AfterValidator(_check_priority)]
 
 
-class SlaPolicy(_Model):
+class SlaPolicy(FrozenModel):
     """Targets per channel and priority, and what to do when a clock warns or breaches."""
 
     warning_share: float = Field(
@@ -435,7 +430,7 @@ class SlaPolicy(_Model):
     )
 
 
-class SlaConfig(_Model):
+class SlaConfig(FrozenModel):
     """The whole SLA configuration: the policy and the named business calendars."""
 
     policy: SlaPolicy
@@ -575,7 +570,7 @@ def load_sla_config(text: str) -> SlaConfig:
     return SlaConfig(policy=policy, calendars=calendars)
 
 
-class SlaClock(_Model):
+class SlaClock(FrozenModel):
     """A service-level clock that counts business time and pauses while the customer owes a reply.
 
     Running: ``running_since`` is set. Paused: neither ``running_since`` nor ``stopped_at``.

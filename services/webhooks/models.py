@@ -10,10 +10,11 @@ from typing import Literal
 from pydantic import Field
 
 from services.common.cases import CaseEventType
-from services.common.messages import DEAD_LETTER_VALUE_BYTES, Message, UtcDatetime
+from services.common.messages import DEAD_LETTER_VALUE_BYTES, UtcDatetime
+from services.common.models import FrozenModel
 
 
-class WebhookDeadLetter(Message):
+class WebhookDeadLetter(FrozenModel):
     """A case event one subscription did not accept within its retry budget, or a record of
     ``cases.events`` that could not be read (topic ``webhooks.dlq``, keyed by case id)."""
 
