@@ -38,7 +38,7 @@ from services.common.messages import (
     event_id_for,
 )
 from services.router.app import load_sla_file
-from services.router.commands import Action, Command, FeedbackIn
+from services.router.commands import Action, ClassifiedIn, Command
 from services.router.engine import Engine, EngineSettings
 from services.router.roster import parse_roster
 
@@ -83,7 +83,7 @@ def floor(agents: int, seed: int) -> Engine:
     return Engine(roster, load_sla_file(None), EngineSettings())
 
 
-def message(n: int, rng: random.Random, at: datetime) -> FeedbackIn:
+def message(n: int, rng: random.Random, at: datetime) -> ClassifiedIn:
     source = f"bench-{n}-{uuid.uuid4().hex[:8]}"
     received = FeedbackReceived(
         event_id=event_id_for("bench", source),
@@ -94,7 +94,7 @@ def message(n: int, rng: random.Random, at: datetime) -> FeedbackIn:
         received_at=at,
     )
     amount = rng.choice([None, 20.0, 80.0, 300.0])
-    return FeedbackIn(
+    return ClassifiedIn(
         at=at,
         feedback=FeedbackClassified(
             event_id=received.event_id,

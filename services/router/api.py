@@ -506,7 +506,11 @@ def create_api(
         engine = engine_or_503()
         case = engine.case(case_id)
         if case is None:
-            raise ProblemError(404, "no such case")
+            raise ProblemError(
+                404,
+                "no such case (a resolved case leaves the router TRIAGE_ROUTER_RETENTION_DAYS "
+                "after its resolution; cases.events keeps its history)",
+            )
         if not can_see(agent, case):
             raise ProblemError(403, NOT_YOUR_CASE, kind="not-your-case")
         return case

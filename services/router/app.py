@@ -52,7 +52,7 @@ from services.router.api import create_api, metrics_payload
 from services.router.applier import INBOX as INBOX  # the inbox record model, read elsewhere too
 from services.router.applier import Applied, InboxApplier, Produced, first_error
 from services.router.clock import TickClock
-from services.router.commands import Command, CommandResult, FeedbackIn, Tick
+from services.router.commands import ClassifiedIn, Command, CommandResult, Tick
 from services.router.engine import AgentRecord, CaseRecord, Engine
 from services.router.metrics import RouterMetrics
 from services.router.settings import RouterSettings
@@ -308,7 +308,7 @@ def create_app(
         help="Agents' presence and roster changes, by agent id.",
     )
 
-    async def send_inbox(message: FeedbackIn | Command | Tick) -> None:
+    async def send_inbox(message: ClassifiedIn | Command | Tick) -> None:
         await inbox.send(key=FLOOR_KEY, value=message.model_dump_json().encode())
 
     runtime.send_inbox = send_inbox
@@ -537,7 +537,7 @@ def inbox_record(message: FeedbackClassified, at: datetime) -> bytes:
     if feedback.chat is not None or feedback.email is not None:
         feedback = feedback.model_copy(update={"chat": None, "email": None})
         message = message.model_copy(update={"feedback": feedback})
-    return FeedbackIn(at=at, feedback=message).model_dump_json().encode()
+    return ClassifiedIn(at=at, feedback=message).model_dump_json().encode()
 
 
 def build_engine_factory(settings: RouterSettings) -> Any:

@@ -51,7 +51,7 @@ class Labels(FrozenModel):
     difficult: DifficultType | None = None
 
 
-class FeedbackIn(FrozenModel):
+class ClassifiedIn(FrozenModel):
     """A classified message for the router."""
 
     schema_version: Literal[1] = 1
@@ -89,7 +89,7 @@ class Tick(FrozenModel):
     at: UtcDatetime
 
 
-Inbound = Annotated[FeedbackIn | Command | Tick, Field(discriminator="kind")]
+Inbound = Annotated[ClassifiedIn | Command | Tick, Field(discriminator="kind")]
 
 
 class Status(StrEnum):

@@ -4,19 +4,29 @@
 time it happened and returns the case events it caused, the cases and agents it changed and,
 for a command, the result. It does no I/O and reads no clock, so it is tested without Kafka
 and a replay of the inbox gives the same decisions.
+
+The engine holds what routing needs, so its memory grows with the work in hand, not with
+history: open cases whole; a resolved case whole for ``recent_resolved`` after its last change
+(listed, on the floor), then compressed (served by id, reopened by a reply, scored, relabelled)
+until ``max(reopen_window, retention)`` after its resolution, then forgotten (the
+``forgotten`` ids in ``Outcome.stats`` are deleted from the worker's table; every event stays
+on ``cases.events``). Deadlines and those steps are kept in time-ordered indexes, so a tick
+looks only at what is due.
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
+import json
 import uuid
-from collections.abc import Iterable
+import zlib
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from sortedcontainers import SortedList
 
 from services.common.cases import (
     TIER_RANK,
@@ -48,9 +58,9 @@ from services.common.messages import (
 from services.router import sla
 from services.router.commands import (
     Action,
+    ClassifiedIn,
     Command,
     CommandResult,
-    FeedbackIn,
     Inbound,
     Labels,
     Status,
@@ -106,11 +116,25 @@ class EngineSettings(BaseModel):
         description="A reply to a case resolved this recently reopens it.",
     )
     retention: timedelta = Field(
-        default=timedelta(days=30), description="Resolved cases are forgotten after this."
+        default=timedelta(days=7),
+        description="Resolved cases are kept (compressed) this long after resolution, or the "
+        "reopen window if longer; then they are forgotten.",
+    )
+    recent_resolved: timedelta = Field(
+        default=timedelta(hours=1),
+        description="A resolved case stays whole (listed in ``records``) this long after its "
+        "last change; then it is kept compressed.",
     )
     hostile_weight: float = 2.0
     max_hostile_streak: int = 2
     weights: PriorityWeights = PriorityWeights()
+
+
+@dataclass(frozen=True, slots=True)
+class _ClockView:
+    deadline: Deadline
+    due_at: datetime | None
+    warning_at: datetime | None
 
 
 class CaseRecord(BaseModel):
@@ -121,6 +145,71 @@ class CaseRecord(BaseModel):
     case: Case
     clocks: dict[SlaMetricName, sla.SlaClock] = Field(default_factory=dict)
     commands: list[str] = Field(default_factory=list)
+    # Each clock as the agent sees it, with its warning and due times, kept until the clock
+    # or the calendar changes (a clock is immutable): metric -> (clock, calendar, view).
+    _views: dict[SlaMetricName, tuple[Any, Any, _ClockView]] = PrivateAttr(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Archived:
+    """A resolved case out of the routing state: the record compressed, and what threading a
+    reply to it asks without opening it."""
+
+    blob: bytes
+    customer_id: str
+    resolved_at: datetime
+
+
+class DueIndex:
+    """Keys by the time they are next due, earliest first; one entry per key, found and moved
+    in O(log n), so a tick reads only the entries that are due, however many are held."""
+
+    __slots__ = ("_at", "_order")
+
+    def __init__(self) -> None:
+        self._at: dict[Hashable, float] = {}
+        self._order = SortedList()
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._at
+
+    def get(self, key: Hashable) -> float | None:
+        return self._at.get(key)
+
+    def set(self, key: Hashable, at: float | None) -> None:
+        """Make ``key`` due at ``at`` (a POSIX timestamp), or not due at all (``None``)."""
+        old = self._at.get(key)
+        if old == at:
+            return
+        if old is not None:
+            self._order.remove((old, key))
+        if at is None:
+            del self._at[key]
+            return
+        self._at[key] = at
+        self._order.add((at, key))
+
+    def discard(self, key: Hashable) -> None:
+        self.set(key, None)
+
+    def first(self) -> float | None:
+        """The earliest time anything is due."""
+        return self._order[0][0] if self._order else None
+
+    def pop_due(self, now: float) -> Any:
+        """The earliest key due at ``now`` (taken out of the index), or ``None``."""
+        if not self._order or self._order[0][0] > now:
+            return None
+        _, key = self._order.pop(0)
+        del self._at[key]
+        return key
+
+    def clear(self) -> None:
+        self._at.clear()
+        self._order.clear()
 
 
 class AgentRecord(BaseModel):
@@ -140,7 +229,11 @@ class AgentRecord(BaseModel):
 @dataclass
 class Outcome:
     """What one inbox message did: the case events (``payloads`` holds each one's JSON as of
-    the moment it happened; ``events`` refer to the live cases), what changed, the result."""
+    the moment it happened; ``events`` refer to the live cases), what changed, the result.
+
+    ``stats``: ``duplicate`` (a message already applied), ``fired`` (deadlines a tick fired),
+    ``clocks_stopped`` ((case id, metric) pairs), ``forgotten`` (case ids that left the engine:
+    storage deletes them) and ``compacted`` (case ids compressed; storage keeps them as is)."""
 
     events: list[CaseEvent] = field(default_factory=list)
     payloads: list[bytes] = field(default_factory=list)
@@ -178,13 +271,27 @@ class Engine:
         self.by_thread: dict[str, uuid.UUID] = {}
         self.by_event: dict[uuid.UUID, uuid.UUID] = {}
         self.open_by_customer: dict[str, uuid.UUID] = {}
-        self._due: list[tuple[float, str]] = []
+        # Resolved cases out of ``records``, compressed, until they are forgotten.
+        self.archive: dict[uuid.UUID, _Archived] = {}
+        # When each case next has a clock or an offer due (whole or archived cases).
+        self._clocks = DueIndex()
+        # When each resolved case is next to be compressed or forgotten.
+        self._settling = DueIndex()
+        # Resolved cases read back from storage already past their keep: only their ids, to be
+        # reported forgotten (and deleted from storage) by the next tick.
+        self._stale: set[uuid.UUID] = set()
+        self._zdict: bytes | None = None
         self.reset(records=(), agents=())
 
     # ------------------------------------------------------------------ state
 
     def reset(self, *, records: Iterable[CaseRecord], agents: Iterable[AgentRecord]) -> None:
-        """Load stored state (after a restart or rebalance); derived indexes are rebuilt."""
+        """Load stored state (after a restart or rebalance); derived indexes are rebuilt.
+
+        ``records`` are every case the storage holds. Resolved cases are compressed or dropped
+        at once as of the latest change among them (the router's time when it stopped); what
+        is dropped is reported in ``Outcome.stats["forgotten"]`` by the next tick.
+        """
         self.records = {}
         self.agent_records = {p.id: _fresh_agent(p) for p in self.roster.agents}
         for record in agents:
@@ -202,10 +309,29 @@ class Engine:
         for queue in self.queues.values():
             for case_id in list(queue):
                 queue.discard(case_id)
-        self.by_thread, self.by_event, self.open_by_customer, self._due = {}, {}, {}, []
+        self.by_thread, self.by_event, self.open_by_customer = {}, {}, {}
+        self.archive = {}
+        self._clocks.clear()
+        self._settling.clear()
+        self._stale = set()
         self._roster_changed()
-        for case_record in records:
+        loaded = list(records)
+        latest = max((r.case.updated_at for r in loaded), default=None)
+        for case_record in loaded:
+            case = case_record.case
+            if (
+                latest is not None
+                and case.state == CaseState.RESOLVED
+                and self._quiet_at(case) <= latest
+                and self._keep_until(case) <= latest
+                and self._next_due_of(case_record) is None
+            ):
+                self._stale.add(case.case_id)
+                self._settling.set(case.case_id, self._keep_until(case).timestamp())
+                continue
             self._load(case_record)
+            if latest is not None and not case.is_open and self._quiet_at(case) <= latest:
+                self._compact(case_record)
         for agent in self.agents.values():
             self.index.update(agent, self.rules)
 
@@ -218,6 +344,8 @@ class Engine:
             self.by_event[message.event_id] = case.case_id
         if case.is_open:
             self.open_by_customer[case.customer_id] = case.case_id
+        else:
+            self._settling.set(case.case_id, self._quiet_at(case).timestamp())
         holder = case.offer.agent_id if case.offer else case.assignee
         if case.is_open and holder and holder in self.agents:
             self._hold(self.agents[holder], case)
@@ -226,38 +354,142 @@ class Engine:
         self._schedule(record)
 
     def case(self, case_id: uuid.UUID) -> Case | None:
-        record = self.records.get(case_id)
+        """The case as it is now, whole or compressed (a compressed one is read back into a
+        copy, which is not the engine's)."""
+        record = self.record(case_id)
         return record.case if record else None
 
     def record(self, case_id: uuid.UUID) -> CaseRecord | None:
-        return self.records.get(case_id)
+        """The case's record, whole or compressed (read back into a copy), as storage keeps it."""
+        record = self.records.get(case_id)
+        if record is not None:
+            return record
+        entry = self.archive.get(case_id)
+        return self._unpack(entry.blob) if entry is not None else None
+
+    def kept(self) -> Iterator[uuid.UUID]:
+        """The ids of every case the engine keeps, whole or compressed."""
+        yield from self.records
+        yield from self.archive
 
     def agent_record(self, agent_id: str) -> AgentRecord | None:
         return self.agent_records.get(agent_id)
 
     def next_due(self) -> datetime | None:
-        """The earliest time a tick has work (offer expiry or clock), if any."""
-        while self._due:
-            at, case_id = self._due[0]
-            record = self.records.get(uuid.UUID(case_id))
-            if record is None:
-                heapq.heappop(self._due)
-                continue
-            due = self._next_due_of(record)
-            if due is None or due.timestamp() != at:
-                heapq.heappop(self._due)
-                if due is not None:
-                    heapq.heappush(self._due, (due.timestamp(), case_id))
-                continue
-            return due
-        return None
+        """The earliest time a tick has work (offer expiry, clock, or a resolved case to
+        compress or forget), if any."""
+        times = [t for t in (self._clocks.first(), self._settling.first()) if t is not None]
+        return datetime.fromtimestamp(min(times), UTC) if times else None
+
+    # ------------------------------------------------------------------ resolved cases
+
+    def _quiet_at(self, case: Case) -> datetime:
+        """When a resolved case leaves ``records`` for the archive: a while after its last
+        change."""
+        return case.updated_at + self.settings.recent_resolved
+
+    def _keep_until(self, case: Case) -> datetime:
+        """When a resolved case is forgotten (if no clock of it is still to fire)."""
+        keep = max(self.settings.reopen_window, self.settings.retention)
+        return (case.resolved_at or case.updated_at) + keep
+
+    def _whole(self, case_id: uuid.UUID) -> CaseRecord | None:
+        """The record of a case to work on: a compressed one is read back into ``records``
+        (and compressed again once it has been quiet for a while)."""
+        record = self.records.get(case_id)
+        if record is not None:
+            return record
+        entry = self.archive.pop(case_id, None)
+        if entry is None:
+            return None
+        record = self._unpack(entry.blob)
+        self.records[case_id] = record
+        self._settling.set(case_id, self._quiet_at(record.case).timestamp())
+        return record
+
+    def _compact(self, record: CaseRecord) -> None:
+        case = record.case
+        del self.records[case.case_id]
+        self.archive[case.case_id] = _Archived(
+            blob=self._pack(record),
+            customer_id=case.customer_id,
+            resolved_at=case.resolved_at or case.updated_at,
+        )
+        self._settling.set(case.case_id, self._keep_until(case).timestamp())
+
+    def _forget(self, case_id: uuid.UUID, out: Outcome) -> None:
+        """The case leaves the engine (its events stay on ``cases.events``); the worker deletes
+        it from its table."""
+        record = self.records.pop(case_id, None)
+        if record is None:
+            entry = self.archive.pop(case_id, None)
+            record = self._unpack(entry.blob) if entry is not None else None
+        if record is not None:
+            case = record.case
+            for key in case.thread_keys:
+                if self.by_thread.get(key) == case_id:
+                    del self.by_thread[key]
+            for message in case.messages:
+                if self.by_event.get(message.event_id) == case_id:
+                    del self.by_event[message.event_id]
+        self._stale.discard(case_id)
+        self._clocks.discard(case_id)
+        self._settling.discard(case_id)
+        out.stats.setdefault("forgotten", []).append(case_id)
+
+    def _settle(self, case_id: uuid.UUID, now: datetime, out: Outcome) -> None:
+        """A resolved case's step is due: compress it once quiet, forget it once past its keep
+        and with no clock left to fire."""
+        if case_id in self._stale:
+            self._forget(case_id, out)
+            return
+        record = self.records.get(case_id)
+        if record is not None:
+            case = record.case
+            if case.is_open:
+                return  # reopened: settled again when resolved
+            quiet = self._quiet_at(case)
+            if quiet > now:
+                self._settling.set(case_id, quiet.timestamp())
+                return
+            if self._keep_until(case) <= now and case_id not in self._clocks:
+                self._forget(case_id, out)
+                return
+            self._compact(record)
+            out.stats.setdefault("compacted", []).append(case_id)
+            return
+        entry = self.archive.get(case_id)
+        if entry is None:
+            return
+        until = entry.resolved_at + max(self.settings.reopen_window, self.settings.retention)
+        if until > now:
+            self._settling.set(case_id, until.timestamp())
+        elif case_id not in self._clocks:
+            self._forget(case_id, out)
+        # else: the clock's tick reads the case back, and it is settled again after that.
+
+    def _pack(self, record: CaseRecord) -> bytes:
+        raw = record.model_dump_json().encode()
+        if self._zdict is None:
+            self._zdict = _zdict_from(record)
+        packer = zlib.compressobj(6, zdict=self._zdict)
+        return packer.compress(raw) + packer.flush()
+
+    def _unpack(self, blob: bytes) -> CaseRecord:
+        assert self._zdict is not None
+        unpacker = zlib.decompressobj(zdict=self._zdict)
+        return CaseRecord.model_validate_json(unpacker.decompress(blob) + unpacker.flush())
 
     # ------------------------------------------------------------------ entry point
 
     def apply(self, message: Inbound, now: datetime) -> Outcome:
-        """Apply one inbox message at ``now``."""
+        """Apply one inbox message at ``now`` (a timezone-aware time)."""
+        if now.tzinfo is not UTC:
+            if now.utcoffset() is None:
+                raise ValueError("now must be timezone-aware")
+            now = now.astimezone(UTC)
         out = Outcome()
-        if isinstance(message, FeedbackIn):
+        if isinstance(message, ClassifiedIn):
             self._on_feedback(message.feedback, now, out)
         elif isinstance(message, Command):
             out.result = self._on_command(message, now, out)
@@ -269,18 +501,32 @@ class Engine:
 
     def _on_feedback(self, fc: FeedbackClassified, now: datetime, out: Outcome) -> None:
         event = fc.feedback
-        if event.event_id in self.by_event:
+        new_case_id = case_id_for(event.event_id)
+        # A case's first message gives its id: a repeat is recognised by that id too, once the
+        # message has left a long case's bounded list.
+        if (
+            event.event_id in self.by_event
+            or new_case_id in self.records
+            or new_case_id in self.archive
+        ):
             out.stats["duplicate"] = True
             return
         keys = _thread_keys(fc)
         found = self._thread_case(fc, keys, now)
         message = _case_message(fc)
         if found is None:
-            self._create(fc, message, keys, now, out)
+            self._create(fc, message, keys, now, out, case_id=new_case_id)
             return
-        record = self.records[found]
+        record = self._whole(found)
+        assert record is not None
         case = record.case
-        case.messages = _bounded_messages([*case.messages, message])
+        messages = _bounded_messages([*case.messages, message])
+        if len(case.messages) >= MAX_MESSAGES:
+            kept = {m.event_id for m in messages}
+            for dropped in case.messages:
+                if dropped.event_id not in kept and self.by_event.get(dropped.event_id) == found:
+                    del self.by_event[dropped.event_id]
+        case.messages = messages
         self.by_event[event.event_id] = case.case_id
         self._add_keys(case, keys)
         self._retag(record, fc, now, out)
@@ -298,16 +544,25 @@ class Engine:
     def _thread_case(
         self, fc: FeedbackClassified, keys: list[str], now: datetime
     ) -> uuid.UUID | None:
+        customer = fc.feedback.customer.id
         for key in keys:
             case_id = self.by_thread.get(key)
-            if case_id is None or case_id not in self.records:
+            if case_id is None:
                 continue
-            case = self.records[case_id].case
-            if case.customer_id != fc.feedback.customer.id:
-                continue
-            if case.is_open:
-                return case_id
-            if case.resolved_at and now - case.resolved_at <= self.settings.reopen_window:
+            record = self.records.get(case_id)
+            if record is not None:
+                case = record.case
+                if case.customer_id != customer:
+                    continue
+                if case.is_open:
+                    return case_id
+                resolved_at = case.resolved_at
+            else:
+                entry = self.archive.get(case_id)
+                if entry is None or entry.customer_id != customer:
+                    continue
+                resolved_at = entry.resolved_at
+            if resolved_at and now - resolved_at <= self.settings.reopen_window:
                 return case_id
         case_id = self.open_by_customer.get(fc.feedback.customer.id)
         if case_id is not None and case_id in self.records:
@@ -323,6 +578,8 @@ class Engine:
         keys: list[str],
         now: datetime,
         out: Outcome,
+        *,
+        case_id: uuid.UUID,
     ) -> None:
         event = fc.feedback
         category = Category(fc.category.label)
@@ -344,12 +601,13 @@ class Engine:
         priority = band(score, self.settings.weights)
         language = fc.facts.language or _base_language(event.customer.language)
         case = Case(
-            case_id=case_id_for(event.event_id),
+            case_id=case_id,
             state=CaseState.QUEUED,
             team=self.roster.team_for(category),
             channel=event.channel,
             customer_id=event.customer.id,
             customer_tier=tier,
+            platform=event.source.platform,
             language=language,
             subject=event.subject,
             messages=[message],
@@ -369,6 +627,7 @@ class Engine:
         )
         record = CaseRecord(case=case)
         self.records[case.case_id] = record
+        self._stale.discard(case.case_id)
         self.by_event[event.event_id] = case.case_id
         self.open_by_customer[case.customer_id] = case.case_id
         self._add_keys(case, keys)
@@ -522,11 +781,11 @@ class Engine:
             for kind, amount in profile.authority.items():
                 limits[kind] = max(limits.get(kind, 0.0), amount)
         # Who speaks what may have changed: waiting cases are filed again.
-        for record in self.records.values():
-            if record.case.state == CaseState.QUEUED and record.case.case_id in self.queues.get(
-                record.case.team, ()
-            ):
-                self._queue(record.case)
+        for queue in self.queues.values():
+            for case_id in list(queue):
+                record = self.records.get(case_id)
+                if record is not None and record.case.state == CaseState.QUEUED:
+                    self._queue(record.case)
 
     def _decision(
         self,
@@ -705,7 +964,7 @@ class Engine:
             return self._on_agent_command(cmd, actor, now, out)
         if cmd.case_id is None:
             return _result(cmd, Status.INVALID, "case_id is required")
-        record = self.records.get(cmd.case_id)
+        record = self._whole(cmd.case_id)
         if record is None:
             return _result(cmd, Status.NOT_FOUND, "no such case")
         case = record.case
@@ -870,6 +1129,7 @@ class Engine:
             actor=actor.id,
             first_contact=case.first_contact_resolution,
         )
+        self._settling.set(case.case_id, self._quiet_at(case).timestamp())
         if agent is not None:
             out.agents.add(agent.id)
             self._drain(agent, now, out)
@@ -1166,16 +1426,19 @@ class Engine:
     # ------------------------------------------------------------------ ticks
 
     def _on_tick(self, now: datetime, out: Outcome) -> None:
+        """Fire what is due: offers expiring, deadlines, then resolved cases to compress or
+        forget. Only the entries due are read."""
+        at = now.timestamp()
         fired = 0
-        while self._due and self._due[0][0] <= now.timestamp():
-            _, case_id = heapq.heappop(self._due)
-            record = self.records.get(uuid.UUID(case_id))
+        while (case_id := self._clocks.pop_due(at)) is not None:
+            record = self._whole(case_id)
             if record is None:
                 continue
             fired += self._tick_case(record, now, out)
             self._schedule(record)
         out.stats["fired"] = fired
-        self._forget_old(now, out)
+        while (case_id := self._settling.pop_due(at)) is not None:
+            self._settle(case_id, now, out)
 
     def _tick_case(self, record: CaseRecord, now: datetime, out: Outcome) -> int:
         case = record.case
@@ -1263,26 +1526,6 @@ class Engine:
             to_priority=new.value,
         )
 
-    def _forget_old(self, now: datetime, out: Outcome) -> None:
-        """Resolved cases past retention leave the state (their events stay on the topic)."""
-        horizon = now - self.settings.retention
-        stale = [
-            r
-            for r in self.records.values()
-            if r.case.state == CaseState.RESOLVED
-            and r.case.resolved_at is not None
-            and r.case.resolved_at < horizon
-        ]
-        for record in stale:
-            case = record.case
-            del self.records[case.case_id]
-            for key in case.thread_keys:
-                if self.by_thread.get(key) == case.case_id:
-                    del self.by_thread[key]
-            for message in case.messages:
-                self.by_event.pop(message.event_id, None)
-            out.stats.setdefault("forgotten", []).append(case.case_id)
-
     # ------------------------------------------------------------------ reopen
 
     def _reopen(self, record: CaseRecord, now: datetime, out: Outcome) -> None:
@@ -1298,6 +1541,7 @@ class Engine:
         case.declined_by = []
         record.clocks.pop(SlaMetricName.FOLLOW_UP, None)
         self.open_by_customer[case.customer_id] = case.case_id
+        self._settling.discard(case.case_id)
         self._start_clock(record, SlaMetricName.RESOLUTION, now, restart=True)
         self._start_clock(record, SlaMetricName.NEXT_RESPONSE, now, restart=True)
         self._emit(record, CaseEventType.REOPENED, now, out, actor="customer", agent_id=previous)
@@ -1324,7 +1568,7 @@ class Engine:
         target = self._target(record.case, metric)
         if target is None:
             return
-        clock = sla.start_clock(sla.SlaMetric(metric.value), target, now)
+        clock = sla.start_clock(metric, target, now)
         if record.case.state == CaseState.WAITING_ON_CUSTOMER and metric in (
             SlaMetricName.RESOLUTION,
             SlaMetricName.NEXT_RESPONSE,
@@ -1371,26 +1615,50 @@ class Engine:
         if clock is not None and clock.stopped_at is None and clock.running_since is None:
             record.clocks[metric] = sla.resume_clock(clock, now)
 
+    def _view(
+        self,
+        record: CaseRecord,
+        metric: SlaMetricName,
+        clock: sla.SlaClock,
+        calendar: sla.BusinessCalendar,
+    ) -> _ClockView:
+        """A clock as the agent sees it, computed once per clock and calendar (clocks are
+        immutable: a change replaces the clock)."""
+        # The private dict itself: reading a private attribute through pydantic's __getattr__
+        # costs more than the lookup it saves.
+        private = record.__pydantic_private__
+        assert private is not None
+        views: dict[SlaMetricName, tuple[Any, Any, _ClockView]] = private["_views"]
+        cached = views.get(metric)
+        if cached is not None and cached[0] is clock and cached[1] is calendar:
+            return cached[2]
+        due = sla.due_at(clock, calendar)
+        warn = sla.warning_at(clock, calendar, self.config.policy.warning_share)
+        view = _ClockView(
+            deadline=Deadline(
+                metric=metric,
+                target_seconds=clock.target_seconds,
+                due_at=due,
+                warning_at=warn,
+                paused=clock.running_since is None and clock.stopped_at is None,
+                stopped_at=clock.stopped_at,
+                met=sla.met(clock),
+                warned=clock.warned,
+                breached=clock.breached,
+            ),
+            due_at=due,
+            warning_at=warn,
+        )
+        views[metric] = (clock, calendar, view)
+        return view
+
     def deadlines(self, record: CaseRecord) -> list[Deadline]:
         """The clocks of a case as the agent sees them."""
         calendar = self._calendar(record.case)
-        share = self.config.policy.warning_share
-        out = []
-        for metric, clock in record.clocks.items():
-            out.append(
-                Deadline(
-                    metric=metric,
-                    target_seconds=clock.target_seconds,
-                    due_at=sla.due_at(clock, calendar),
-                    warning_at=sla.warning_at(clock, calendar, share),
-                    paused=clock.running_since is None and clock.stopped_at is None,
-                    stopped_at=clock.stopped_at,
-                    met=sla.met(clock),
-                    warned=clock.warned,
-                    breached=clock.breached,
-                )
-            )
-        return out
+        return [
+            self._view(record, metric, clock, calendar).deadline
+            for metric, clock in record.clocks.items()
+        ]
 
     def _next_due_of(self, record: CaseRecord) -> datetime | None:
         case = record.case
@@ -1398,26 +1666,20 @@ class Engine:
         if case.state == CaseState.OFFERED and case.offer is not None:
             times.append(case.offer.expires_at)
         calendar = self._calendar(case)
-        share = self.config.policy.warning_share
-        for clock in record.clocks.values():
+        for metric, clock in record.clocks.items():
             if clock.stopped_at is not None or clock.running_since is None:
                 continue
-            if not clock.warned and clock.metric != sla.SlaMetric.FOLLOW_UP:
-                warn = sla.warning_at(clock, calendar, share)
-                if warn is not None:
-                    times.append(warn)
-            if not clock.breached:
-                due = sla.due_at(clock, calendar)
-                if due is not None:
-                    times.append(due)
-        if case.state == CaseState.RESOLVED and case.resolved_at is not None:
-            times.append(case.resolved_at + self.settings.retention + timedelta(seconds=1))
+            view = self._view(record, metric, clock, calendar)
+            warns = not clock.warned and clock.metric != SlaMetricName.FOLLOW_UP
+            if warns and view.warning_at is not None:
+                times.append(view.warning_at)
+            if not clock.breached and view.due_at is not None:
+                times.append(view.due_at)
         return min(times) if times else None
 
     def _schedule(self, record: CaseRecord) -> None:
         due = self._next_due_of(record)
-        if due is not None:
-            heapq.heappush(self._due, (due.timestamp(), str(record.case.case_id)))
+        self._clocks.set(record.case.case_id, due.timestamp() if due is not None else None)
 
     # ------------------------------------------------------------------ events
 
@@ -1436,21 +1698,20 @@ class Engine:
         case.version += 1
         case.updated_at = now
         case.deadlines = self.deadlines(record)
-        out.events.append(
-            CaseEvent(
-                event_id=case_event_id(case.case_id, case.version),
-                type=kind,
-                case_id=case.case_id,
-                version=case.version,
-                at=now,
-                actor=actor,
-                agent_id=agent_id,
-                detail={k: v for k, v in detail.items() if v is not None},
-                case=case,
-            )
+        event = CaseEvent(
+            event_id=case_event_id(case.case_id, case.version),
+            type=kind,
+            case_id=case.case_id,
+            version=case.version,
+            at=now,
+            actor=actor,
+            agent_id=agent_id,
+            detail={k: v for k, v in detail.items() if v is not None},
+            case=case,
         )
+        out.events.append(event)
         # The event refers to the live case; its wire form is fixed now, as of this change.
-        out.payloads.append(out.events[-1].model_dump_json().encode())
+        out.payloads.append(event.model_dump_json().encode())
 
     def _add_keys(self, case: Case, keys: list[str]) -> None:
         for key in keys:
@@ -1623,3 +1884,16 @@ def _case_message(fc: FeedbackClassified) -> CaseMessage:
         public=bool(social and social.public),
         reach=(social.reach or social.followers) if social else None,
     )
+
+
+def _zdict_from(record: CaseRecord) -> bytes:
+    """A zlib preset dictionary for compressing case records: the shape of one (its field
+    names and the values cases share) without its texts. Kept for the engine's lifetime, as
+    every compressed record needs it back."""
+    sample = record.model_dump(mode="json")
+    case = sample["case"]
+    case["subject"] = case["resolution_note"] = None
+    for message in case["messages"]:
+        message["text"] = ""
+        message["subject"] = None
+    return json.dumps(sample, separators=(",", ":")).encode()

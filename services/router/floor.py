@@ -1,7 +1,8 @@
 """The supervisor's view of the floor: case counts, service-level attainment, breaches.
 
-Computed from the cases the router keeps (open ones and those resolved within the retention
-period), so the figures cover the same window as the routing state.
+Computed from the cases the router keeps whole: open ones, and those resolved or changed within
+``TRIAGE_ROUTER_RECENT_RESOLVED_H`` (older resolved cases are kept compressed, served by id
+only), so the figures cover the work in hand and the latest resolutions.
 """
 
 from __future__ import annotations

@@ -47,7 +47,19 @@ class RouterSettings(ServiceSettings):
         default=7, ge=0, le=365, description="A reply to a case resolved this recently reopens it."
     )
     retention_days: float = Field(
-        default=30, ge=1, le=3650, description="Resolved cases leave the router's state after this."
+        default=7,
+        ge=1,
+        le=3650,
+        description="Days a resolved case is kept, compressed, after its resolution (or the "
+        "reopen window if longer): served by id, open to a CSAT score or a relabel. Then it "
+        "leaves the router's memory and tables; its events stay on cases.events.",
+    )
+    recent_resolved_h: float = Field(
+        default=1,
+        ge=0,
+        le=24 * 7,
+        description="Hours a resolved case stays whole after its last change, listed by "
+        "GET /v1/cases and counted on the floor; then it is kept compressed.",
     )
     hostile_weight: float = Field(
         default=2.0, ge=1, le=10, description="Capacity an abusive or angry case takes."
@@ -98,6 +110,7 @@ class RouterSettings(ServiceSettings):
             thread_window=timedelta(hours=self.thread_window_h),
             reopen_window=timedelta(days=self.reopen_window_days),
             retention=timedelta(days=self.retention_days),
+            recent_resolved=timedelta(hours=self.recent_resolved_h),
             hostile_weight=self.hostile_weight,
             max_hostile_streak=self.max_hostile_streak,
             weights=PriorityWeights(aging_points_per_minute=self.aging_points_per_minute),

@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.common.cases import SlaMetricName
 from services.common.errors import ConfigurationError
 from services.common.messages import Channel, UtcDatetime
 from services.common.models import FrozenModel
@@ -85,15 +86,6 @@ class Weekday(StrEnum):
 
 _WEEKDAYS = tuple(Weekday)
 _CHANNELS = tuple(channel.value for channel in Channel)
-
-
-class SlaMetric(StrEnum):
-    """What an SLA clock measures."""
-
-    FIRST_RESPONSE = "first_response"
-    NEXT_RESPONSE = "next_response"
-    RESOLUTION = "resolution"
-    FOLLOW_UP = "follow_up"
 
 
 class SlaAction(StrEnum):
@@ -392,7 +384,7 @@ class SlaTarget(FrozenModel):
         default=None, description="Time after resolution when a follow-up is due."
     )
 
-    def for_metric(self, metric: SlaMetric) -> timedelta | None:
+    def for_metric(self, metric: SlaMetricName) -> timedelta | None:
         """The target of one metric."""
         target: timedelta | None = getattr(self, metric.value)
         return target
@@ -577,7 +569,7 @@ class SlaClock(FrozenModel):
     Stopped: ``stopped_at`` is set, and the clock never runs again.
     """
 
-    metric: SlaMetric
+    metric: SlaMetricName
     target_seconds: float = Field(gt=0, allow_inf_nan=False, description="In business seconds.")
     started_at: UtcDatetime
     elapsed_before_pause: float = Field(
@@ -613,7 +605,7 @@ class SlaClock(FrozenModel):
         return self.stopped_at is not None
 
 
-def start_clock(metric: SlaMetric, target_seconds: float, now: datetime) -> SlaClock:
+def start_clock(metric: SlaMetricName, target_seconds: float, now: datetime) -> SlaClock:
     """A clock for ``metric`` that starts running at ``now``."""
     now = _utc(now, "now")
     return SlaClock(metric=metric, target_seconds=target_seconds, started_at=now, running_since=now)

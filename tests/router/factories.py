@@ -23,7 +23,7 @@ from services.common.messages import (
     Thread,
     event_id_for,
 )
-from services.router.commands import Action, Command, FeedbackIn, Labels
+from services.router.commands import Action, ClassifiedIn, Command, Labels
 from services.router.engine import Engine, EngineSettings
 from services.router.roster import AgentProfile, Roster, parse_roster
 from services.router.sla import SlaConfig, load_sla_config
@@ -105,7 +105,7 @@ def feedback(
     public_reach: int | None = None,
     repeat: bool = False,
     at: datetime = T0,
-) -> FeedbackIn:
+) -> ClassifiedIn:
     n = next(_counter)
     source_id = f"src-{n}-{uuid.uuid4().hex[:6]}"
     social = None
@@ -132,7 +132,7 @@ def feedback(
         social=social,
     )
     sentiment = "negative" if sentiment_score < 0 else "positive"
-    return FeedbackIn(
+    return ClassifiedIn(
         at=at,
         feedback=FeedbackClassified(
             event_id=received.event_id,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from services.router.applier import ClockStopped, InboxApplier, Produced
-from services.router.commands import Action, FeedbackIn, Inbound, Status, Tick
+from services.router.commands import Action, ClassifiedIn, Inbound, Status, Tick
 from services.router.engine import AgentRecord, CaseRecord, Engine
 from tests.router.factories import T0, agent, command, engine, feedback
 
@@ -174,7 +174,7 @@ class FailingEngine(Engine):
     """An engine with a bug: it fails half-way through one message."""
 
     def apply(self, message: Inbound, now: Any) -> Any:
-        if isinstance(message, FeedbackIn) and message.feedback.feedback.text == "boom":
+        if isinstance(message, ClassifiedIn) and message.feedback.feedback.text == "boom":
             self.records.clear()  # half-way through a change
             raise RuntimeError("a bug")
         return super().apply(message, now)

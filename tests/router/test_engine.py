@@ -416,3 +416,9 @@ def test_unavailable_agents_get_no_offers(presence: Presence) -> None:
     assert types(out) == ["created", "queued"]
     out = router.apply(command("a", Action.PRESENCE, presence=Presence.AVAILABLE), T0)
     assert types(out) == ["offered"]
+
+
+def test_a_case_knows_the_platform_that_posted_its_first_message() -> None:
+    router = engine(agent("amy"))
+    out = router.apply(feedback(customer="c-platform"), T0)
+    assert out.events[0].case.platform == "test"

@@ -13,7 +13,7 @@ import pytest
 from services.common.cases import AgentTier, CaseState, Presence
 from services.common.messages import Channel, ChatDetails, ChatRole, ChatTurn
 from services.router.app import build_engine_factory, inbox_record
-from services.router.commands import Action, FeedbackIn, Status
+from services.router.commands import Action, ClassifiedIn, Status
 from services.router.engine import AgentRecord, _thread_keys
 from services.router.roster import AgentProfile, RosterError, hash_token
 from services.router.settings import RouterSettings
@@ -246,6 +246,6 @@ def test_the_inbox_record_leaves_out_what_routing_never_reads() -> None:
     assert len(message.model_dump_json()) > RECORD_LIMIT
     value = inbox_record(message, T0)
     assert len(value) < 10_000
-    inbound = FeedbackIn.model_validate_json(value)
+    inbound = ClassifiedIn.model_validate_json(value)
     assert inbound.feedback.feedback.text == "Where is my refund?"
     assert inbound.feedback.event_id == message.event_id

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from services.common.cases import SlaMetricName
 from services.common.errors import ConfigurationError
 from services.common.messages import Channel
 from services.router.sla import (
@@ -21,7 +22,6 @@ from services.router.sla import (
     SlaAction,
     SlaClock,
     SlaConfigError,
-    SlaMetric,
     SlaPolicy,
     SlaTarget,
     SlaTargetNotFound,
@@ -333,9 +333,9 @@ def test_hours_in_the_autumn_overlap_start_at_the_first_occurrence() -> None:
         lambda: add_business_time(NINE_TO_FIVE, datetime(2026, 1, 5, 10), 60),
         lambda: business_seconds_between(NINE_TO_FIVE, datetime(2026, 1, 5), utc(2026, 1, 6)),
         lambda: business_seconds_between(NINE_TO_FIVE, utc(2026, 1, 5), datetime(2026, 1, 6)),
-        lambda: start_clock(SlaMetric.RESOLUTION, 60, datetime(2026, 1, 5)),
+        lambda: start_clock(SlaMetricName.RESOLUTION, 60, datetime(2026, 1, 5)),
         lambda: elapsed(
-            start_clock(SlaMetric.RESOLUTION, 60, utc(2026, 1, 5)), ALWAYS, datetime(2026, 1, 6)
+            start_clock(SlaMetricName.RESOLUTION, 60, utc(2026, 1, 5)), ALWAYS, datetime(2026, 1, 6)
         ),
     ],
 )
@@ -547,9 +547,9 @@ def test_policy_defaults_and_metric_lookup() -> None:
     assert policy.on_warning == [SlaAction.NOTIFY]
     assert policy.on_breach == [SlaAction.ESCALATE, SlaAction.NOTIFY]
     target = target_for(policy, "web", "P3")
-    assert target.for_metric(SlaMetric.RESOLUTION) == timedelta(days=3)
-    assert target.for_metric(SlaMetric.FOLLOW_UP) == timedelta(days=2)
-    assert target.for_metric(SlaMetric.FIRST_RESPONSE) is None
+    assert target.for_metric(SlaMetricName.RESOLUTION) == timedelta(days=3)
+    assert target.for_metric(SlaMetricName.FOLLOW_UP) == timedelta(days=2)
+    assert target.for_metric(SlaMetricName.FIRST_RESPONSE) is None
 
 
 FULL_CONFIG = """
@@ -668,24 +668,24 @@ MONDAY_9 = utc(2026, 1, 5, 9)
 
 
 def test_a_running_clock_is_due_after_its_target_in_business_time() -> None:
-    clock = start_clock(SlaMetric.FIRST_RESPONSE, 4 * HOUR, MONDAY_9)
+    clock = start_clock(SlaMetricName.FIRST_RESPONSE, 4 * HOUR, MONDAY_9)
     assert clock.is_running
     assert due_at(clock, NINE_TO_FIVE) == utc(2026, 1, 5, 13)
     assert warning_at(clock, NINE_TO_FIVE, 0.5) == utc(2026, 1, 5, 11)
     assert elapsed(clock, NINE_TO_FIVE, utc(2026, 1, 5, 10)) == HOUR
     assert remaining(clock, NINE_TO_FIVE, utc(2026, 1, 6, 10)) == -5 * HOUR
-    late = start_clock(SlaMetric.RESOLUTION, 6 * HOUR, utc(2026, 1, 5, 15))
+    late = start_clock(SlaMetricName.RESOLUTION, 6 * HOUR, utc(2026, 1, 5, 15))
     assert due_at(late, NINE_TO_FIVE) == utc(2026, 1, 6, 13)
 
 
 def test_a_clock_started_while_closed_counts_from_the_opening() -> None:
-    clock = start_clock(SlaMetric.FIRST_RESPONSE, HOUR, utc(2026, 1, 10, 12))
+    clock = start_clock(SlaMetricName.FIRST_RESPONSE, HOUR, utc(2026, 1, 10, 12))
     assert due_at(clock, NINE_TO_FIVE) == utc(2026, 1, 12, 10)
     assert elapsed(clock, NINE_TO_FIVE, utc(2026, 1, 12, 9)) == 0
 
 
 def test_pausing_stops_accumulation_and_moves_the_due_time() -> None:
-    clock = start_clock(SlaMetric.RESOLUTION, 4 * HOUR, MONDAY_9)
+    clock = start_clock(SlaMetricName.RESOLUTION, 4 * HOUR, MONDAY_9)
     original_due = due_at(clock, NINE_TO_FIVE)
     paused = pause_clock(clock, NINE_TO_FIVE, utc(2026, 1, 5, 10))
     assert paused.is_paused
@@ -704,7 +704,7 @@ def test_pausing_stops_accumulation_and_moves_the_due_time() -> None:
 
 
 def test_pause_resume_and_stop_are_idempotent() -> None:
-    clock = start_clock(SlaMetric.NEXT_RESPONSE, HOUR, MONDAY_9)
+    clock = start_clock(SlaMetricName.NEXT_RESPONSE, HOUR, MONDAY_9)
     assert resume_clock(clock, utc(2026, 1, 5, 10)) is clock
     paused = pause_clock(clock, NINE_TO_FIVE, utc(2026, 1, 5, 9, 30))
     assert pause_clock(paused, NINE_TO_FIVE, utc(2026, 1, 5, 9, 45)) is paused
@@ -721,7 +721,7 @@ def test_pause_resume_and_stop_are_idempotent() -> None:
     [(utc(2026, 1, 5, 9, 59), True), (utc(2026, 1, 5, 10), True), (utc(2026, 1, 5, 10, 1), False)],
 )
 def test_a_stopped_clock_says_whether_it_met_its_target(stop_at: datetime, outcome: bool) -> None:
-    clock = start_clock(SlaMetric.FIRST_RESPONSE, HOUR, MONDAY_9)
+    clock = start_clock(SlaMetricName.FIRST_RESPONSE, HOUR, MONDAY_9)
     assert met(clock) is None
     assert met(pause_clock(clock, NINE_TO_FIVE, utc(2026, 1, 5, 9, 30))) is None
     stopped = stop_clock(clock, NINE_TO_FIVE, stop_at)
@@ -733,7 +733,7 @@ def test_a_stopped_clock_says_whether_it_met_its_target(stop_at: datetime, outco
 
 
 def test_due_events_fire_warning_then_breach_once_each() -> None:
-    clock = start_clock(SlaMetric.FIRST_RESPONSE, HOUR, MONDAY_9)
+    clock = start_clock(SlaMetricName.FIRST_RESPONSE, HOUR, MONDAY_9)
     fired: list[tuple[datetime, str]] = []
     for minute in range(0, 120, 1):
         now = MONDAY_9 + timedelta(minutes=minute)
@@ -749,14 +749,14 @@ def test_due_events_fire_warning_then_breach_once_each() -> None:
 
 
 def test_a_late_timer_gets_both_events_in_order() -> None:
-    clock = start_clock(SlaMetric.FIRST_RESPONSE, HOUR, MONDAY_9)
+    clock = start_clock(SlaMetricName.FIRST_RESPONSE, HOUR, MONDAY_9)
     assert due_events(clock, NINE_TO_FIVE, 0.8, utc(2026, 1, 5, 12)) == ["warning", "breach"]
     breached = mark_fired(clock, "breach")
     assert due_events(breached, NINE_TO_FIVE, 0.8, utc(2026, 1, 5, 12)) == []
 
 
 def test_paused_and_stopped_clocks_and_due_events() -> None:
-    clock = start_clock(SlaMetric.FIRST_RESPONSE, HOUR, MONDAY_9)
+    clock = start_clock(SlaMetricName.FIRST_RESPONSE, HOUR, MONDAY_9)
     paused = pause_clock(clock, NINE_TO_FIVE, utc(2026, 1, 5, 9, 50))
     assert due_events(paused, NINE_TO_FIVE, 0.8, utc(2026, 1, 9)) == ["warning"]
     late = pause_clock(clock, NINE_TO_FIVE, utc(2026, 1, 5, 11))
@@ -768,7 +768,7 @@ def test_paused_and_stopped_clocks_and_due_events() -> None:
 @pytest.mark.parametrize("target", [0.1, 1.0 / 3.0, 3599.999999, 12_345.678_901_2, 4 * HOUR])
 def test_breach_is_due_exactly_at_due_at(target: float) -> None:
     clock = pause_clock(
-        start_clock(SlaMetric.RESOLUTION, target, utc(2026, 1, 5, 16, 59)),
+        start_clock(SlaMetricName.RESOLUTION, target, utc(2026, 1, 5, 16, 59)),
         NINE_TO_FIVE,
         utc(2026, 1, 5, 16, 59, 0, 100_001),
     )
@@ -780,7 +780,7 @@ def test_breach_is_due_exactly_at_due_at(target: float) -> None:
 
 
 def test_an_always_open_clock_runs_on_wall_time() -> None:
-    clock = start_clock(SlaMetric.FOLLOW_UP, 2 * 86_400, utc(2026, 1, 10, 12))
+    clock = start_clock(SlaMetricName.FOLLOW_UP, 2 * 86_400, utc(2026, 1, 10, 12))
     assert due_at(clock, ALWAYS) == utc(2026, 1, 12, 12)
     assert warning_at(clock, ALWAYS, 0.5) == utc(2026, 1, 11, 12)
 
@@ -810,14 +810,14 @@ def test_invalid_clocks_are_rejected(fields: dict[str, Any]) -> None:
 
 
 def test_clock_times_are_stored_in_utc() -> None:
-    clock = start_clock(SlaMetric.RESOLUTION, 60, local(NEW_YORK, 2026, 1, 5, 9))
+    clock = start_clock(SlaMetricName.RESOLUTION, 60, local(NEW_YORK, 2026, 1, 5, 9))
     assert clock.started_at == utc(2026, 1, 5, 14)
     assert clock.started_at.tzinfo == UTC
 
 
 @pytest.mark.parametrize("share", [0, 1, 1.5, -0.2])
 def test_bad_warning_shares_are_rejected(share: float) -> None:
-    clock = start_clock(SlaMetric.RESOLUTION, 60, MONDAY_9)
+    clock = start_clock(SlaMetricName.RESOLUTION, 60, MONDAY_9)
     with pytest.raises(ValueError, match="warning_share"):
         warning_at(clock, NINE_TO_FIVE, share)
     with pytest.raises(ValueError, match="warning_share"):
@@ -835,7 +835,7 @@ def test_bad_warning_shares_are_rejected(share: float) -> None:
 def test_a_pause_moves_the_due_time_by_the_paused_business_time(
     cal: BusinessCalendar, start: datetime, target: float, share: float, pause_for: float
 ) -> None:
-    clock = start_clock(SlaMetric.RESOLUTION, target, start)
+    clock = start_clock(SlaMetricName.RESOLUTION, target, start)
     original_due = due_at(clock, cal)
     assert original_due is not None
     pause_at = add_business_time(cal, start, target * share * 0.99)

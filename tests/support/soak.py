@@ -43,7 +43,8 @@ targets:
 """
 
 #: Largest growth of resident memory after warm-up, in MB a minute, at the soak's rate. The
-#: router keeps every case (resolved ones for ``TRIAGE_ROUTER_RETENTION_DAYS``, at least a day),
+#: router keeps every case of a soak (resolved ones, compressed after an hour, for
+#: ``TRIAGE_ROUTER_RETENTION_DAYS``),
 #: so its memory grows with the cases created; the bound allows that and no more. The embedded
 #: broker keeps every record in memory by design and is reported, not bounded.
 DEFAULT_BOUNDS_MB_PER_MIN = {"ingest": 2.0, "classifier": 5.0, "router": 15.0}
