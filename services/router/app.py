@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +27,6 @@ from typing import Any
 
 import faust
 import structlog
-import uvicorn
 from faust.types import EventT
 from pydantic import ValidationError
 
@@ -37,6 +36,7 @@ from services.common.faust_app import TriageApp
 from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
 from services.common.messages import DeadLetter, FeedbackClassified
+from services.common.serving import embedded_server
 from services.common.streams import raw_topic, send_acknowledged, send_dead_letter
 from services.common.tables import AcknowledgedTable, acknowledged_table
 from services.common.topics import (
@@ -245,14 +245,6 @@ class BrokerOutputs:
 
     async def dead_letter(self, record: EventT[bytes], reason: str, error_type: str) -> None:
         await self._dead_letter(record, reason, error_type)
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside the faust worker: the worker owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 def create_app(
@@ -489,17 +481,7 @@ def create_app(
             raise
 
     api = create_api(runtime, max_body_bytes=settings.max_body_bytes, registry=metrics.registry)
-    server = _EmbeddedServer(
-        uvicorn.Config(
-            api,
-            host=settings.host,
-            port=settings.port,
-            access_log=False,
-            log_config=None,
-            server_header=False,
-            lifespan="off",
-        )
-    )
+    server = embedded_server(api, host=settings.host, port=settings.port)
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve_api() -> None:

@@ -4,12 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 
 import structlog
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.common.kafka import KafkaSettings
+from services.common.serving import run_with_http
 from services.webhooks.metrics import WebhookMetrics
 from services.webhooks.settings import WebhooksSettings
 from services.webhooks.subscriptions import Subscription
@@ -48,14 +46,6 @@ def create_api(service: WebhookService) -> Starlette:
     )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn inside the worker's loop: the worker owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 def create_service(
     settings: WebhooksSettings,
     kafka: KafkaSettings,
@@ -72,43 +62,17 @@ async def serve(service: WebhookService, *, stop: asyncio.Event | None = None) -
     event is given); then commit what was delivered and return. A worker's unexpected error
     is raised after the same clean-up, so a supervisor restarts the process."""
     settings = service.settings
-    server = _Server(
-        uvicorn.Config(
-            create_api(service),
-            host=settings.host,
-            port=settings.port,
-            access_log=False,
-            log_config=None,
-            server_header=False,
-            lifespan="off",
-        )
-    )
-    loop = asyncio.get_running_loop()
-    if stop is None:
-        stop = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-    http = asyncio.create_task(server.serve(), name="webhooks-http")
 
     async def work() -> None:
         await service.start_when_possible()
         await service.run()
 
-    worker = asyncio.create_task(work(), name="webhooks-delivery")
-    stopped = asyncio.create_task(stop.wait(), name="webhooks-stop")
-    log.info("webhook worker listening", host=settings.host, port=settings.port)
-    try:
-        done, _ = await asyncio.wait({http, worker, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            error = None if task is stopped or task.cancelled() else task.exception()
-            if error is not None:
-                raise error
-    finally:
-        stopped.cancel()
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
-        await service.stop()
-        server.should_exit = True
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.gather(http, return_exceptions=True), 5)
-        log.info("webhook worker stopped")
+    await run_with_http(
+        "webhook worker",
+        create_api(service),
+        host=settings.host,
+        port=settings.port,
+        work=work,
+        stop_work=service.stop,
+        stop=stop,
+    )
