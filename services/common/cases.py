@@ -126,6 +126,7 @@ class CaseEventType(StrEnum):
     FOLLOW_UP_DUE = "follow_up_due"
     CSAT_RECORDED = "csat_recorded"
     RELABELLED = "relabelled"
+    INCIDENT_TAGGED = "incident_tagged"
 
 
 class PriorityComponent(WireModel):
@@ -214,6 +215,19 @@ class RoutingDecision(WireModel):
     )
 
 
+INCIDENT_REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+
+
+class IncidentTag(WireModel):
+    """The incident a supervisor tied a case to (an outage, a failed delivery round), so the
+    agent working it knows the cause and the agreed answer."""
+
+    reference: str = Field(min_length=1, max_length=64, pattern=INCIDENT_REFERENCE)
+    note: str | None = Field(default=None, max_length=500)
+    tagged_by: str
+    tagged_at: UtcDatetime
+
+
 class Case(WireModel):
     """A customer issue, with everything the agent needs to resolve it at first contact."""
 
@@ -262,6 +276,9 @@ class Case(WireModel):
     csat: int | None = Field(default=None, ge=1, le=5)
     follow_up_due_at: UtcDatetime | None = None
     routing: list[RoutingDecision] = Field(default_factory=list)
+    incident: IncidentTag | None = Field(
+        default=None, description="The incident a supervisor tagged the case with."
+    )
 
     @property
     def is_open(self) -> bool:

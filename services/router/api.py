@@ -43,7 +43,16 @@ from services.common.problems import (
     problem_response,
     request_validation_problem,
 )
-from services.router.commands import Action, Command, CommandResult, Labels, Status
+from services.router.commands import (
+    MAX_INCIDENT_EVENTS,
+    Action,
+    Command,
+    CommandResult,
+    IncidentRef,
+    IncidentTagged,
+    Labels,
+    Status,
+)
 from services.router.engine import Engine
 from services.router.errors import (
     CASE_ERRORS,
@@ -112,6 +121,12 @@ class ReassignBody(WireModel):
 
 class CsatBody(WireModel):
     score: int = Field(ge=1, le=5, description="Customer satisfaction, 1 (very bad) to 5.")
+
+
+class IncidentBody(IncidentRef):
+    """The incident, and the messages whose cases it concerns (an emerging cluster's members)."""
+
+    event_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_INCIDENT_EVENTS)
 
 
 class PresenceBody(WireModel):
@@ -210,6 +225,11 @@ class CaseFilters(BaseModel):
         default=None, max_length=64, description="Assigned or offered to this agent."
     )
     open: bool = Field(default=False, description="Only cases not resolved.")
+    event_id: list[uuid.UUID] | None = Field(
+        default=None,
+        max_length=MAX_INCIDENT_EVENTS,
+        description="Cases holding any of these messages (an emerging cluster's members).",
+    )
 
     @field_validator("updated_since")
     @classmethod
@@ -265,6 +285,14 @@ def _case_key(case: Case) -> Key:
 def _all_cases(engine: Engine) -> Iterable[Case]:
     """Every case the router keeps (the caller's scope is applied after)."""
     return (record.case for record in engine.records.values())
+
+
+def _cases_of(engine: Engine, filters: CaseFilters) -> Iterable[Case]:
+    """The cases a listing looks through: those holding the given events, else all."""
+    if filters.event_id is None:
+        return _all_cases(engine)
+    ids = dict.fromkeys(engine.by_event[e] for e in filters.event_id if e in engine.by_event)
+    return (case for case in map(engine.case, ids) if case is not None)
 
 
 def _after(cursor: str | None, digest: str, shape: tuple[type, ...]) -> Key | None:
@@ -443,6 +471,8 @@ def create_api(
                 headers=RETRY,
             ) from None
         if result.status == Status.OK:
+            if result.incident is not None:
+                return result.incident
             return result.case if result.case is not None else {"status": "ok"}
         detail = result.message or result.status.value
         if result.status == Status.FORBIDDEN:
@@ -488,7 +518,7 @@ def create_api(
         digest = fingerprint({"list": "cases", **filters.model_dump()})
         after = _after(cursor, digest, CASE_KEY)
         chosen = page(
-            (c for c in _all_cases(engine) if can_see(agent, c) and filters.admit(c)),
+            (c for c in _cases_of(engine, filters) if can_see(agent, c) and filters.admit(c)),
             _case_key,
             limit=limit,
             after=after,
@@ -639,6 +669,29 @@ def create_api(
         agent: Supervisor, case_id: uuid.UUID, body: Labels, key: IdempotencyKey = None
     ) -> Case:
         result: Case = await run(agent, Action.RELABEL, key=key, case_id=case_id, labels=body)
+        return result
+
+    @v1.post(
+        "/incidents",
+        summary="Supervisor: tag the cases of the given messages with an incident",
+        responses={403: CASE_ERRORS[403]},
+    )
+    async def tag_incident(
+        agent: Supervisor, body: IncidentBody, key: IdempotencyKey = None
+    ) -> IncidentTagged:
+        """Ties every case holding one of `event_ids` (for example the `member_ids` of an
+        emerging cluster) to the incident, open or resolved: each is published with an
+        `incident_tagged` event and agents see the reference on the case. Event ids of no case
+        the router keeps are answered in `missing`; cases already carrying the same reference
+        and note in `unchanged`."""
+        incident = IncidentRef(reference=body.reference, note=body.note)
+        result: IncidentTagged = await run(
+            agent,
+            Action.TAG_INCIDENT,
+            key=key,
+            incident=incident,
+            event_ids=tuple(body.event_ids),
+        )
         return result
 
     @v1.get("/teams", summary="The teams with their categories and agents")

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from services.common.cases import Case, Presence
+from services.common.cases import INCIDENT_REFERENCE, Case, Presence
 from services.common.messages import (
     Category,
     DifficultType,
@@ -39,6 +39,7 @@ class Action(StrEnum):
     REASSIGN = "reassign"
     CSAT = "csat"
     RELABEL = "relabel"
+    TAG_INCIDENT = "tag_incident"
     UPSERT_AGENT = "upsert_agent"
     REMOVE_AGENT = "remove_agent"
 
@@ -49,6 +50,17 @@ class Labels(FrozenModel):
     sentiment: Sentiment | None = None
     category: Category | None = None
     difficult: DifficultType | None = None
+
+
+#: The most cases one incident command tags (an emerging cluster reports its latest 500).
+MAX_INCIDENT_EVENTS = 500
+
+
+class IncidentRef(FrozenModel):
+    """The incident to tag cases with."""
+
+    reference: str = Field(min_length=1, max_length=64, pattern=INCIDENT_REFERENCE)
+    note: str | None = Field(default=None, max_length=500)
 
 
 class ClassifiedIn(FrozenModel):
@@ -79,6 +91,10 @@ class Command(FrozenModel):
     score: int | None = Field(default=None, ge=1, le=5)
     labels: Labels | None = None
     profile: AgentProfile | None = None
+    incident: IncidentRef | None = None
+    event_ids: tuple[uuid.UUID, ...] | None = Field(
+        default=None, max_length=MAX_INCIDENT_EVENTS, description="Messages whose cases to tag."
+    )
 
 
 class Tick(FrozenModel):
@@ -102,6 +118,15 @@ class Status(StrEnum):
     INVALID = "invalid"
 
 
+class IncidentTagged(FrozenModel):
+    """What an incident command did, case by case."""
+
+    reference: str
+    tagged: list[uuid.UUID] = Field(description="Cases newly tagged with the reference.")
+    unchanged: list[uuid.UUID] = Field(description="Cases that already carried it.")
+    missing: list[uuid.UUID] = Field(description="Event ids of no case the router keeps.")
+
+
 class CommandResult(FrozenModel):
     """The answer to a command."""
 
@@ -109,3 +134,4 @@ class CommandResult(FrozenModel):
     status: Status
     message: str = ""
     case: Case | None = None
+    incident: IncidentTagged | None = None

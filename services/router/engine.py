@@ -38,6 +38,7 @@ from services.common.cases import (
     CaseMessage,
     CaseState,
     Deadline,
+    IncidentTag,
     Offer,
     Presence,
     Priority,
@@ -62,6 +63,7 @@ from services.router.commands import (
     Command,
     CommandResult,
     Inbound,
+    IncidentTagged,
     Labels,
     Status,
     Tick,
@@ -962,6 +964,8 @@ class Engine:
             return _result(cmd, Status.FORBIDDEN, "unknown agent")
         if cmd.action in (Action.PRESENCE, Action.UPSERT_AGENT, Action.REMOVE_AGENT):
             return self._on_agent_command(cmd, actor, now, out)
+        if cmd.action == Action.TAG_INCIDENT:
+            return self._tag_incident(cmd, actor, now, out)
         if cmd.case_id is None:
             return _result(cmd, Status.INVALID, "case_id is required")
         record = self._whole(cmd.case_id)
@@ -1320,6 +1324,65 @@ class Engine:
             corrections_for(case, case.messages, labels, actor=actor.id, now=now)
         )
         return None
+
+    def _tag_incident(
+        self, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    ) -> CommandResult:
+        """Tie the cases holding the given messages to an incident (the members of an emerging
+        cluster), open or resolved: agents see the reference on each case they work."""
+        if not actor.profile.is_supervisor:
+            return _result(cmd, Status.FORBIDDEN, "supervisors only")
+        if cmd.incident is None or not cmd.event_ids:
+            return _result(cmd, Status.INVALID, "incident and event_ids are required")
+        tag = IncidentTag(
+            reference=cmd.incident.reference,
+            note=cmd.incident.note,
+            tagged_by=actor.id,
+            tagged_at=now,
+        )
+        missing: list[uuid.UUID] = []
+        cases: dict[uuid.UUID, None] = {}
+        for event_id in dict.fromkeys(cmd.event_ids):
+            case_id = self.by_event.get(event_id)
+            if case_id is None:
+                missing.append(event_id)
+            else:
+                cases[case_id] = None
+        tagged: list[uuid.UUID] = []
+        unchanged: list[uuid.UUID] = []
+        for case_id in cases:
+            record = self._whole(case_id)
+            if record is None:
+                continue
+            case = record.case
+            current = case.incident
+            if str(cmd.command_id) in record.commands or (
+                current is not None
+                and (current.reference, current.note) == (tag.reference, tag.note)
+            ):
+                unchanged.append(case_id)
+                continue
+            case.incident = tag
+            self._emit(
+                record,
+                CaseEventType.INCIDENT_TAGGED,
+                now,
+                out,
+                actor=actor.id,
+                reference=tag.reference,
+                reference_from=current.reference if current is not None else None,
+            )
+            record.commands = [*record.commands, str(cmd.command_id)][-MAX_COMMAND_IDS:]
+            out.cases.add(case_id)
+            tagged.append(case_id)
+        result = _result(cmd, Status.OK)
+        return result.model_copy(
+            update={
+                "incident": IncidentTagged(
+                    reference=tag.reference, tagged=tagged, unchanged=unchanged, missing=missing
+                )
+            }
+        )
 
     def _on_agent_command(
         self, cmd: Command, actor: AgentState, now: datetime, out: Outcome

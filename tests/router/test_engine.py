@@ -9,7 +9,7 @@ import pytest
 
 from services.common.cases import AgentTier, CaseState, Presence, Priority
 from services.common.messages import Channel, CustomerTier
-from services.router.commands import Action, Labels, Status, Tick
+from services.router.commands import Action, IncidentRef, Labels, Status, Tick
 from services.router.engine import Engine, Outcome
 from tests.router.factories import T0, agent, command, engine, feedback
 
@@ -422,3 +422,54 @@ def test_a_case_knows_the_platform_that_posted_its_first_message() -> None:
     router = engine(agent("amy"))
     out = router.apply(feedback(customer="c-platform"), T0)
     assert out.events[0].case.platform == "test"
+
+
+def test_supervisor_tags_the_cases_of_an_incident() -> None:
+    router = engine(agent("a"), agent("sup", tier="supervisor"))
+    burst = [feedback("The app will not let me log in.") for _ in range(3)]
+    cases = [only_case(router.apply(message, T0)) for message in burst]
+    # One is resolved and compressed before the tag: it is tagged all the same.
+    router.apply(command("a", Action.ACCEPT, cases[0]), T0)
+    router.apply(command("a", Action.RESOLVE, cases[0], note="reset"), T0)
+    later = T0 + timedelta(days=2)
+    for at in (later - timedelta(days=1), later):  # the follow-up fires, then it is settled
+        router.apply(Tick(at=at), at)
+    assert cases[0] in router.archive
+    stranger = uuid.uuid4()
+    event_ids = (*(m.feedback.event_id for m in burst), burst[1].feedback.event_id, stranger)
+    tag = IncidentRef(reference="INC-42", note="login outage")
+
+    def tag_them(actor: str, command_id: uuid.UUID | None = None) -> Outcome:
+        cmd = command(actor, Action.TAG_INCIDENT, None, incident=tag, event_ids=event_ids)
+        if command_id is not None:
+            cmd = cmd.model_copy(update={"command_id": command_id})
+        return router.apply(cmd, later)
+
+    refused = tag_them("a")
+    assert refused.result is not None and refused.result.status == Status.FORBIDDEN
+    assert refused.events == []
+
+    out = tag_them("sup")
+    assert out.result is not None and out.result.status == Status.OK
+    assert out.result.incident is not None
+    assert out.result.incident.tagged == cases
+    assert out.result.incident.missing == [stranger]
+    assert types(out) == ["incident_tagged"] * 3
+    for case_id in cases:
+        case = router.case(case_id)
+        assert case is not None and case.incident is not None
+        assert (case.incident.reference, case.incident.tagged_by) == ("INC-42", "sup")
+    assert out.cases == set(cases)
+
+    # A retry of the same command, or the same tag again, changes nothing.
+    again = tag_them("sup", out.result.command_id)
+    assert again.events == []
+    assert again.result is not None and again.result.incident is not None
+    assert again.result.incident.unchanged == cases
+    assert tag_them("sup").events == []
+
+
+def test_an_incident_needs_a_reference_and_messages() -> None:
+    router = engine(agent("sup", tier="supervisor"))
+    out = router.apply(command("sup", Action.TAG_INCIDENT, None, event_ids=(uuid.uuid4(),)), T0)
+    assert out.result is not None and out.result.status == Status.INVALID

@@ -319,6 +319,48 @@ async def test_case_is_routed_worked_and_published(
     assert correction.label_difficult is None
     assert correction.predicted_category == "delay"
     assert correction.corrected_by == "boss"
+
+    # A supervisor ties the cases of an emerging cluster's messages to an incident.
+    event_id = case["messages"][0]["event_id"]
+    stranger = str(uuid.uuid4())
+    incident = {"reference": "INC-7", "note": "carrier depot closed", "event_ids": [event_id]}
+    refused = await client.post(f"{base}/v1/incidents", headers=auth("amy"), json=incident)
+    assert_problem(refused, 403, "supervisor-only")
+    bad_ref = await client.post(
+        f"{base}/v1/incidents", headers=auth("boss"), json={**incident, "reference": " x"}
+    )
+    assert [e["loc"] for e in assert_problem(bad_ref, 422, "validation-error")["errors"]] == [
+        ["body", "reference"]
+    ]
+    tagged = await client.post(
+        f"{base}/v1/incidents",
+        headers=auth("boss"),
+        json={**incident, "event_ids": [event_id, stranger]},
+    )
+    assert tagged.status_code == 200, tagged.text
+    assert tagged.json() == {
+        "reference": "INC-7",
+        "tagged": [case_id],
+        "unchanged": [],
+        "missing": [stranger],
+    }
+    by_event = await client.get(
+        f"{base}/v1/cases", params={"event_id": [event_id, stranger]}, headers=auth("amy")
+    )
+    (seen,) = by_event.json()["items"]
+    assert (seen["case_id"], seen["incident"]["reference"]) == (case_id, "INC-7")
+    nobody = await client.get(
+        f"{base}/v1/cases", params={"event_id": event_id}, headers=auth("bob")
+    )
+    assert nobody.json()["items"] == []
+    (tag_event,) = [
+        r.json()
+        for r in await read_records(kafka, kafka.topic(cases_events), expected=9, timeout_s=30)
+        if r.json()["type"] == "incident_tagged"
+    ]
+    assert tag_event["detail"] == {"reference": "INC-7"}
+    assert tag_event["case"]["incident"]["note"] == "carrier depot closed"
+
     floor = await client.get(f"{base}/v1/floor", headers=auth("boss"))
     assert floor.status_code == 200
     assert floor.json()["cases"]["resolved"] == 1
@@ -499,6 +541,7 @@ SUPERVISOR_ONLY = {
     ("POST", "/v1/cases/{case_id}/reassign"),
     ("POST", "/v1/cases/{case_id}/relabel"),
     ("POST", "/v1/cases/{case_id}/csat"),
+    ("POST", "/v1/incidents"),
 }
 
 
