@@ -4,7 +4,8 @@
     .venv/bin/python scripts/screenshots.py [--router http://127.0.0.1:8082] [--out DIR]
 
 The agent view shows the frontline agent holding the most cases, with their first case open;
-the floor view is the supervisor's. Needs Debian's chromium (/usr/bin/chromium).
+the floor and trends views are the supervisor's (run the demo with --incident and wait for its
+surge to see the banner and an emerging issue). Needs Debian's chromium (/usr/bin/chromium).
 """
 
 from __future__ import annotations
@@ -66,8 +67,13 @@ async def main(router: str, out: Path, supervisor: str, chromium: str) -> None:
         await page.get_by_role("table", name="Team queues").wait_for()
         await page.wait_for_timeout(3000)
         await page.screenshot(path=out / "console-floor.png")
+        await page.get_by_role("link", name="Trends").click()
+        await page.get_by_role("img", name="Messages by category over time").wait_for()
+        await page.wait_for_timeout(3000)
+        await page.screenshot(path=out / "console-trends.png", full_page=True)
         await browser.close()
     print(f"agent {agent}: {out / 'console-agent.png'}; supervisor: {out / 'console-floor.png'}")
+    print(f"trends: {out / 'console-trends.png'}")
 
 
 if __name__ == "__main__":

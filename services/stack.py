@@ -227,6 +227,15 @@ class Supervisor:
         if self.broker is not None:
             self.broker.start()
 
+    def child_environment(self) -> dict[str, str]:
+        """A child's environment: ``env``, plus where the trends API listens for the router,
+        which forwards the console's trends calls to it (unless ``env`` already says)."""
+        env = dict(self.env)
+        for child in self.children:
+            if child.spec.name == "trends":
+                env.setdefault("TRIAGE_ROUTER_TRENDS_URL", child.base)
+        return env
+
     def launch(self, child: Child, *, port: int | None = None) -> None:
         """Start the child's process (on ``port`` when given: a new port for it); no wait."""
         if port is not None:
@@ -236,7 +245,7 @@ class Supervisor:
             child.process = subprocess.Popen(  # noqa: S603 - own argv, no shell
                 child.spec.argv(child.port),
                 cwd=self.cwd,
-                env=dict(self.env),
+                env=self.child_environment(),
                 stdout=output,
                 stderr=subprocess.STDOUT if output is not None else None,
                 # Its own session: Ctrl-C in the terminal reaches the supervisor only, which

@@ -44,12 +44,21 @@ class RepresentativeMessage(FrozenModel):
 
 
 class EmergingIssue(FrozenModel):
-    """A cluster of similar messages growing fast; sent when it is first reported."""
+    """A cluster of similar messages growing fast; sent when it is first reported, and again
+    (``report`` 2, 3, ...) each time it has grown by half since its last report."""
 
     schema_version: Literal[1] = 1
     event_type: Literal["EmergingIssue"] = "EmergingIssue"
-    event_id: uuid.UUID = Field(description="Stable per cluster: replicas send the same id.")
+    event_id: uuid.UUID = Field(
+        description="Stable per cluster and report: replicas send the same id."
+    )
     cluster_id: uuid.UUID
+    report: int = Field(
+        default=1, ge=1, description="1 when first reported, then 2, 3, ... for growth updates."
+    )
+    previous_size: int | None = Field(
+        default=None, ge=1, description="The cluster's size at its last report (updates only)."
+    )
     model_version: str = Field(description="The embedding space the cluster lives in.")
     size: int = Field(ge=1)
     recent: int = Field(ge=0, description="Members in the growth window.")

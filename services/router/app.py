@@ -56,6 +56,7 @@ from services.router.commands import ClassifiedIn, Command, CommandResult, Tick
 from services.router.engine import AgentRecord, CaseRecord, Engine
 from services.router.metrics import RouterMetrics
 from services.router.settings import RouterSettings
+from services.router.trends_proxy import trends_proxy
 
 log = structlog.get_logger(__name__)
 FLOOR_KEY = b"floor"
@@ -481,6 +482,7 @@ def create_app(
             raise
 
     api = create_api(runtime, max_body_bytes=settings.max_body_bytes, registry=metrics.registry)
+    api.include_router(trends_proxy(settings.trends_url))
     server = embedded_server(api, host=settings.host, port=settings.port)
 
     @app.task  # type: ignore[untyped-decorator]

@@ -100,6 +100,13 @@ class RouterSettings(ServiceSettings):
         description="faust table store: memory:// (rebuilt from the changelog) or rocksdb://.",
     )
     data_dir: Path = Field(default=Path(".triage/router"), description="Worker state directory.")
+    trends_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#]+/?$",
+        description="Base URL of the trends API (`triage trends`), which the router forwards "
+        "GET /v1/trends and /v1/trends/* to for the console; unset: those answer 503. "
+        "`triage up` sets it.",
+    )
 
     def engine_settings(self) -> EngineSettings:
         """The routing rules these settings describe."""

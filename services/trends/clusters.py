@@ -62,6 +62,11 @@ class ClusterRules:
     #: No cluster is news before the clusterer has seen this much history: at a cold start
     #: every theme of the background would look new.
     warmup: timedelta = timedelta(hours=1)
+    #: A cluster already reported is reported again (a growth update) once its size has grown
+    #: by this share of its size at its last report and by at least ``update_min_growth``
+    #: members: supervisors hear that a known incident keeps spreading, not every new member.
+    update_growth: float = 0.5
+    update_min_growth: int = 10
     representatives: int = 3
     candidates: int = 12
     top_terms: int = 6
@@ -175,6 +180,14 @@ def is_growing(recent: int, expected: float, rules: ClusterRules) -> bool:
         return False
     mean = max(expected, rules.min_expected) * rules.overdispersion
     return poisson_tail(recent, mean) <= rules.max_p
+
+
+def grew_enough(size: int, previous_size: int, rules: ClusterRules) -> bool:
+    """Whether a cluster reported at ``previous_size`` members has grown enough since to be
+    reported again: by ``update_growth`` of that size and by ``update_min_growth`` members
+    (so a small cluster is not reported again for every few members)."""
+    grown = size - previous_size
+    return grown >= rules.update_min_growth and grown >= rules.update_growth * previous_size
 
 
 class Clusterer:

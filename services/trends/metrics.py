@@ -46,6 +46,11 @@ class TrendsMetrics:
             "Clusters of similar messages first reported as emerging.",
             registry=self.registry,
         )
+        self.emerging_updates = Counter(
+            "triage_trends_emerging_updates_total",
+            "Growth updates of emerging clusters: reported again after growing by half.",
+            registry=self.registry,
+        )
         self.emerging_now = Gauge(
             "triage_trends_active_emerging_clusters",
             "Clusters emerging now.",

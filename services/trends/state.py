@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from services.trends.clusters import Cluster, Clusterer, ClusterRules, Emerging
+from services.trends.clusters import Cluster, Clusterer, ClusterRules, Emerging, grew_enough
 from services.trends.observation import Observation
 from services.trends.surges import Surge, SurgeDetector, SurgeRules
 from services.trends.windows import SPAN, WIDTH, Bucket, Granularity, Key, RecentIds, Volumes
@@ -22,12 +22,33 @@ MINUTE = timedelta(minutes=1)
 MAX_CATCH_UP_MINUTES = 24 * 60
 
 
+@dataclass(frozen=True, slots=True)
+class GrowthUpdate:
+    """A cluster reported before that has grown enough since to be reported again."""
+
+    version: str  # the model version (embedding space) of the cluster
+    report: Emerging
+    number: int  # the report's sequence number: 1 was the first report, so 2 and on
+    previous_size: int  # the cluster's size at its last report
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """What was last reported of a cluster: when, its sequence number and its size then."""
+
+    at: datetime
+    number: int
+    size: int
+
+
 @dataclass
 class Changes:
-    """What changed when the clock moved: surges started or ended, clusters newly emerging."""
+    """What changed when the clock moved: surges started or ended, clusters newly emerging,
+    and emerging clusters that have grown enough since their last report."""
 
     surges: list[Surge] = field(default_factory=list)
     emerging: list[tuple[str, Emerging]] = field(default_factory=list)  # (model version, report)
+    updates: list[GrowthUpdate] = field(default_factory=list)
 
 
 class TrendsState:
@@ -45,7 +66,7 @@ class TrendsState:
         self.clock: datetime | None = None
         self.observed = 0
         self.repeats = 0
-        self._reported: dict[str, datetime] = {}  # cluster id -> when first reported emerging
+        self._reported: dict[str, Reported] = {}  # cluster id -> its last report
         self._emerging: list[tuple[str, Emerging]] = []
 
     def add(self, observation: Observation) -> Changes:
@@ -93,9 +114,14 @@ class TrendsState:
         for version, clusterer in self.clusterers.items():
             for report in clusterer.emerging(now):
                 current.append((version, report))
-                if report.cluster_id not in self._reported:
-                    self._reported[report.cluster_id] = now
+                last = self._reported.get(report.cluster_id)
+                if last is None:
+                    self._reported[report.cluster_id] = Reported(now, 1, report.size)
                     changes.emerging.append((version, report))
+                elif grew_enough(report.size, last.size, self.cluster_rules):
+                    number = last.number + 1
+                    self._reported[report.cluster_id] = Reported(now, number, report.size)
+                    changes.updates.append(GrowthUpdate(version, report, number, last.size))
         self._emerging = current
 
     def _prune(self, now: datetime) -> None:
@@ -104,8 +130,13 @@ class TrendsState:
         self.surges.prune(now)
         for clusterer in self.clusterers.values():
             clusterer.prune(now)
+        # A cluster quiet for a day is forgotten; one still emerging keeps its sequence, so
+        # its next update does not take the id of an earlier one.
         horizon = now - SPAN[Granularity.FIVE_MINUTES]
-        for cluster_id in [c for c, at in self._reported.items() if at < horizon]:
+        emerging = {report.cluster_id for _, report in self._emerging}
+        for cluster_id in [
+            c for c, last in self._reported.items() if last.at < horizon and c not in emerging
+        ]:
             del self._reported[cluster_id]
 
     # --- queries ----------------------------------------------------------------------------

@@ -4,9 +4,9 @@ surges to ``trends.surges`` and emerging clusters to ``trends.emerging``.
 Every worker reads every partition (no consumer group) from the start of the topic's
 retention and rebuilds its state from it: the state is a function of the topic, so a restart
 loses nothing and several workers are replicas that give the same answers behind a load
-balancer. Their events carry stable ids (per surge and state, per cluster), so the copies two
-replicas send are repeats a reader drops. Events found while replaying history older than
-``emit_horizon_s`` are kept for the API and not sent again.
+balancer. Their events carry stable ids (per surge and state, per cluster and report), so the
+copies two replicas send are repeats a reader drops. Events found while replaying history
+older than ``emit_horizon_s`` are kept for the API and not sent again.
 """
 
 from __future__ import annotations
@@ -59,11 +59,27 @@ def surge_event(surge: Surge) -> SurgeEvent:
     )
 
 
-def emerging_issue(version: str, report: Emerging, detected_at: datetime) -> EmergingIssue:
-    """The message of a cluster first found emerging."""
+def emerging_event_id(cluster_id: str, number: int) -> uuid.UUID:
+    """The id of a cluster's ``number``th report, the same on every replica (the first keeps
+    the id of a cluster alone, as before reports were numbered)."""
+    name = f"emerging\x00{cluster_id}" + (f"\x00{number}" if number > 1 else "")
+    return uuid.uuid5(EVENT_NAMESPACE, name)
+
+
+def emerging_issue(
+    version: str,
+    report: Emerging,
+    detected_at: datetime,
+    *,
+    number: int = 1,
+    previous_size: int | None = None,
+) -> EmergingIssue:
+    """The message of a cluster first found emerging (``number`` 1) or of a growth update."""
     return EmergingIssue(
-        event_id=uuid.uuid5(EVENT_NAMESPACE, f"emerging\x00{report.cluster_id}"),
+        event_id=emerging_event_id(report.cluster_id, number),
         cluster_id=uuid.UUID(report.cluster_id),
+        report=number,
+        previous_size=previous_size,
         model_version=version,
         size=report.size,
         recent=report.recent,
@@ -193,6 +209,7 @@ class TrendsService:
                 step = self.state.add(observation)
                 changes.surges.extend(step.surges)
                 changes.emerging.extend(step.emerging)
+                changes.updates.extend(step.updates)
                 if self.state.repeats == repeats:
                     self.metrics.messages.labels(
                         observation.category, observation.channel, observation.sentiment
@@ -228,10 +245,10 @@ class TrendsService:
                 f"{surge.category}:{surge.channel}".encode(),
                 event.model_dump_json().encode(),
             )
+        detected = self.state.clock or self._clock()
+        if detected < horizon:
+            return  # found again while replaying: neither sent nor counted again
         for version, report in changes.emerging:
-            detected = self.state.clock or self._clock()
-            if detected < horizon:
-                continue  # found again while replaying: neither sent nor counted again
             self.metrics.emerging.inc()
             log.info(
                 "emerging cluster",
@@ -239,10 +256,30 @@ class TrendsService:
                 size=report.size,
                 recent=report.recent,
             )
-            issue = emerging_issue(version, report, detected)
-            await self._produce(
-                trends_emerging.name, report.cluster_id.encode(), issue.model_dump_json().encode()
+            await self._send_issue(emerging_issue(version, report, detected))
+        for update in changes.updates:
+            self.metrics.emerging_updates.inc()
+            log.info(
+                "emerging cluster grew",
+                cluster_id=update.report.cluster_id,
+                report=update.number,
+                size=update.report.size,
+                previous_size=update.previous_size,
             )
+            issue = emerging_issue(
+                update.version,
+                update.report,
+                detected,
+                number=update.number,
+                previous_size=update.previous_size,
+            )
+            await self._send_issue(issue)
+
+    async def _send_issue(self, issue: EmergingIssue) -> None:
+        # Keyed by the cluster: its first report and its updates stay in order.
+        await self._produce(
+            trends_emerging.name, str(issue.cluster_id).encode(), issue.model_dump_json().encode()
+        )
 
     async def _produce(self, name: str, key: bytes, value: bytes) -> None:
         producer = self._producer

@@ -1,4 +1,4 @@
-"""The console's stack: ingest, classifier and router processes on the test broker, and
+"""The console's stack: ingest, classifier, router and trends processes on the test broker, and
 Debian's chromium driven by Playwright."""
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ class Stack:
     kafka: KafkaSettings
     ingest: ServiceProcess
     router: ServiceProcess
+    trends: ServiceProcess
 
     def api(self, agent_id: str) -> httpx.Client:
         """The agent API as this agent."""
@@ -128,6 +129,17 @@ class Stack:
         )
         assert response.status_code == 202, response.text
 
+    def post_feedback(self, body: dict[str, Any]) -> str:
+        """Post one message in the canonical form to ingest; its event id."""
+        response = httpx.post(
+            f"{self.ingest.base}/v1/feedback",
+            json=body,
+            headers={"Authorization": f"Bearer {DEV_API_KEY}"},
+            timeout=15,
+        )
+        assert response.status_code == 202, response.text
+        return str(response.json()["event_id"])
+
     def set_presence(self, **presence: str) -> None:
         with self.api("kate") as api:
             for agent_id, value in presence.items():
@@ -151,6 +163,20 @@ async def stack(
         "TRIAGE_KAFKA_BOOTSTRAP": kafka.bootstrap,
         "TRIAGE_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
     }
+    # The trends worker judges at once (no hour of warm-up) and often, on windows of minutes:
+    # a test's burst is its whole history.
+    trends = ServiceProcess(
+        "trends",
+        {
+            **base,
+            "TRIAGE_TRENDS_ROSTER_FILE": str(tmp / "roster.yaml"),
+            "TRIAGE_TRENDS_WARMUP_S": "0",
+            "TRIAGE_TRENDS_EVALUATE_INTERVAL_S": "1",
+            "TRIAGE_TRENDS_CLUSTER_GROWTH_WINDOW_MIN": "10",
+            "TRIAGE_TRENDS_CLUSTER_BASELINE_WINDOW_MIN": "60",
+        },
+        tmp,
+    )
     processes = [
         ServiceProcess("ingest", base, tmp),
         ServiceProcess(
@@ -173,16 +199,18 @@ async def stack(
                 "TRIAGE_ROUTER_SLA_FILE": str(tmp / "sla.yaml"),
                 "TRIAGE_ROUTER_OFFER_TIMEOUT_S": "300",
                 "TRIAGE_ROUTER_TICK_INTERVAL_S": "0.5",
+                "TRIAGE_ROUTER_TRENDS_URL": trends.base,
             },
             tmp,
         ),
+        trends,
     ]
     try:
         for process in processes:
             process.start()
         for process in processes:
             process.wait_ready(timeout_s=120)
-        yield Stack(kafka=kafka, ingest=processes[0], router=processes[2])
+        yield Stack(kafka=kafka, ingest=processes[0], router=processes[2], trends=trends)
     finally:
         for process in processes:
             process.stop()

@@ -6,15 +6,20 @@ usable by keyboard at 1280x800 with labelled controls and readable contrast."""
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
 from services.common.messages import Correction
 from services.common.topics import feedback_corrections
+from services.demo import incidents
+from services.demo.traffic import load_samples
 from tests.console.conftest import Stack, token
 from tests.support.kafka import read_records
 
@@ -254,3 +259,147 @@ async def test_keyboard_sign_in_labels_contrast_and_fit_at_1280x800(
     await page.get_by_role("button", name="Sign out").click()
     await expect(page.get_by_label("Agent token")).to_be_visible()
     assert await page.evaluate("sessionStorage.length") == 0, "the token is forgotten"
+
+
+async def _wait_for(check: Any, what: str, timeout_s: float = 120) -> Any:
+    """Poll ``check()`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_trends_emerging_issue_tagged_as_an_incident_reaches_the_agent(
+    browser: Browser, stack: Stack, pages: list[Page]
+) -> None:
+    """A burst of near-identical complaints among background traffic: the Trends view draws
+    its volumes, the emerging panel shows the burst, the supervisor opens its cases and tags
+    them with an incident, and the agent offered one of them sees the incident on it."""
+    stack.set_presence(ana="available", ben="away")
+    agent = await sign_in(browser, stack, "ana", pages)
+    rng = random.Random(23)
+    run = uuid.uuid4().hex[:6]
+    channels = ["chat", "social", "email"]  # those Ana works, so she is offered some
+    burst_ids = {
+        stack.post_feedback(
+            {
+                "id": f"burst-{run}-{n}",
+                "channel": rng.choice(channels),
+                "customer": {"id": f"burst-{run}-{n}"},
+                "text": text,
+            }
+        )
+        for n, text in enumerate(incidents.texts(incidents.OUTAGE, 30, rng))
+    }
+    samples = [s for s in load_samples() if len(s.text) < 400]
+    for n, sample in enumerate(rng.sample(samples, 30)):
+        stack.post_feedback(
+            {
+                "id": f"bg-{run}-{n}",
+                "channel": rng.choice(channels),
+                "customer": {"id": f"bg-{run}-{n}"},
+                "text": sample.text,
+            }
+        )
+
+    trends = httpx.Client(
+        base_url=stack.router.base, headers={"Authorization": f"Bearer {token('kate')}"}
+    )
+
+    def burst_cluster() -> dict[str, Any] | None:
+        answer = trends.get("/v1/trends/emerging")  # through the router's forwarding
+        assert answer.status_code == 200, answer.text
+        for cluster in answer.json():
+            members = trends.get(f"/v1/trends/emerging/{cluster['cluster_id']}").json()
+            if len(set(members["member_ids"]) & burst_ids) >= 20:
+                return dict(members)
+        return None
+
+    with trends:
+        cluster = await _wait_for(burst_cluster, "the burst's emerging cluster")
+        await _wait_for(
+            lambda: (
+                trends.get("/v1/trends", params={"window": "5m"}).json()["totals"]["total"] >= 60
+            ),
+            "the volumes of every message",
+        )
+    with stack.api("kate") as api:
+        await _wait_for(
+            lambda: (
+                len(
+                    api.get(
+                        "/v1/cases", params={"event_id": sorted(burst_ids), "limit": 500}
+                    ).json()["items"]
+                )
+                == 30
+            ),
+            "a case for every message of the burst",
+        )
+
+    page = await sign_in(browser, stack, "kate", pages)
+    await page.get_by_role("navigation").get_by_role("link", name="Trends").click()
+    volumes = page.get_by_role("region", name="Volumes by category")
+    await expect(volumes.get_by_role("img", name="Messages by category over time")).to_be_visible()
+    assert await volumes.locator("rect.segment").count() > 0, "bars are drawn"
+    await expect(volumes.get_by_role("list", name="Categories")).not_to_be_empty()
+    sentiment = page.get_by_role("region", name="Sentiment share")
+    assert await sentiment.locator("rect.segment").count() > 0
+    await expect(
+        page.get_by_role("img", name="Messages by difficult-customer type").or_(
+            page.get_by_text("No difficult-customer messages")
+        )
+    ).to_be_visible()
+    # A filter asks again: social alone has fewer messages than every channel.
+    await page.get_by_label("Channel").select_option("social")
+    await expect(volumes).to_contain_text("(channel Social)")
+    await page.get_by_label("Channel").select_option("")
+
+    # The burst's cluster, with its figures and three excerpts.
+    issue = page.locator(f'article[data-key="{cluster["cluster_id"]}"]')
+    await expect(issue).to_be_visible()
+    await expect(issue.get_by_role("list", name="Representative messages")).to_be_visible()
+    await expect(
+        issue.get_by_role("list", name="Representative messages").get_by_role("listitem")
+    ).to_have_count(3)
+    await expect(issue).to_contain_text("Growth")
+    assert await page.evaluate(ACCESSIBILITY_AUDIT) == []
+
+    await issue.get_by_role("button", name="Open cases").click()
+    listed = issue.get_by_role("table")
+    await expect(listed).to_be_visible()
+    assert await listed.locator("tbody tr").count() >= 20
+
+    reference = f"INC-{run}"
+    await issue.get_by_role("button", name="Tag as incident").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.get_by_label("Incident reference").fill(reference)
+    await dialog.get_by_label("Note for the agents (optional)").fill("Login outage, error 503")
+    assert await page.evaluate(ACCESSIBILITY_AUDIT) == []
+    await dialog.get_by_role("button", name="Tag cases").click()
+    await expect(dialog).to_be_hidden()
+    await expect(issue.get_by_role("status")).to_contain_text(f"{reference}: ")
+    await expect(listed.get_by_text(f"Incident {reference}").first).to_be_visible()
+
+    with stack.api("kate") as api:
+        members = cluster["member_ids"]
+        cases = api.get("/v1/cases", params={"event_id": members, "limit": 500}).json()["items"]
+    tagged = [c for c in cases if (c.get("incident") or {}).get("reference") == reference]
+    assert len(tagged) == len(cases) >= 20
+    assert {c["incident"]["tagged_by"] for c in tagged} == {"kate"}
+    held = [c for c in tagged if "ana" in (c["assignee"], (c.get("offer") or {}).get("agent_id"))]
+    assert held, "Ana is offered cases of the burst"
+    # The agent's console took the tag from the live stream, without reloading.
+    await expect(agent.get_by_text(f"Incident {reference}").first).to_be_visible(timeout=15_000)
+    await agent.goto(f"{stack.router.base}/console/#/cases/{held[0]['case_id']}")
+    await expect(agent.get_by_text(f"Part of incident {reference}")).to_be_visible()
+
+    # The floor's banner shows the surge the burst raised.
+    await page.get_by_role("navigation").get_by_role("link", name="Floor").click()
+    banner = page.get_by_role("region", name="Surge in complaints")
+    await expect(banner).to_be_visible(timeout=20_000)
+    await expect(banner).to_contain_text("expected")
+    assert await page.evaluate(ACCESSIBILITY_AUDIT) == []

@@ -1,5 +1,5 @@
-"""The Prometheus config, alert rules, runbooks and Grafana dashboard are valid and use real
-metrics.
+"""The Prometheus config, alert rules, runbooks and Grafana dashboards are valid and use real
+metrics; the Prometheus Operator overlay ships the same dashboards.
 
 `promtool` comes from PATH or, where it is missing, from Debian's `prometheus` package; a
 failed installation fails the tests rather than skipping them.
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -31,7 +33,16 @@ from services.webhooks.metrics import WebhookMetrics
 ROOT = Path(__file__).parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 GRAFANA_DIR = ROOT / "deploy" / "grafana"
-DASHBOARD = GRAFANA_DIR / "dashboards" / "triage.json"
+DASHBOARD_DIR = GRAFANA_DIR / "dashboards"
+# Every dashboard compose provisions (the folder's files): its uid and title.
+DASHBOARDS = {
+    "triage.json": ("triage", "Complaint triage"),
+    "trends.json": ("triage-trends", "Complaint trends"),
+}
+# The same dashboards as ConfigMaps for Grafana's sidecar, in the Prometheus Operator overlay.
+OPERATOR_OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "prometheus-operator"
+DASHBOARD_GENERATOR = OPERATOR_OVERLAY / "generate_dashboards.py"
+DASHBOARD_CONFIG_MAPS = OPERATOR_OVERLAY / "grafana-dashboards.yaml"
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
 # Panels query whichever Prometheus the dashboard's `datasource` variable names.
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -109,6 +120,34 @@ DASHBOARD_THEMES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# The trends dashboard: the console's Trends views and the worker's health. Each replica counts
+# every message, so volumes are counted per instance and the replicas' common count is taken.
+TRENDS_DASHBOARD_THEMES: dict[str, tuple[str, ...]] = {
+    "stacked volumes by category": (
+        "min by (category) (sum by (instance, category) (increase(triage_trends_messages_total",
+    ),
+    "volumes by channel": (
+        "min by (channel) (sum by (instance, channel) (increase(triage_trends_messages_total",
+    ),
+    "sentiment share": (
+        "min by (sentiment) (sum by (instance, sentiment) (increase(triage_trends_messages_total",
+        "/ ignoring (sentiment) group_left min(sum by (instance) "
+        "(increase(triage_trends_messages_total",
+    ),
+    "difficult-type mix": (
+        "by (instance, difficult) (increase(triage_trends_difficult_messages_total",
+    ),
+    "active surges": ("max(triage_trends_active_surges",),
+    "surges by category and channel": (
+        "max by (category, channel) (increase(triage_trends_surges_total",
+    ),
+    "active emerging clusters": ("max(triage_trends_active_emerging_clusters",),
+    "emerging clusters reported": ("increase(triage_trends_emerging_clusters_total",),
+    "growth updates": ("increase(triage_trends_emerging_updates_total",),
+    "clock lag": ("time() - triage_trends_clock_timestamp_seconds",),
+}
+THEMES = {"triage.json": DASHBOARD_THEMES, "trends.json": TRENDS_DASHBOARD_THEMES}
+
 EXPECTED_ALERTS = {
     "ConsumerLagHigh",
     "ServiceLevelBelowTarget",
@@ -161,13 +200,17 @@ def _all_rules() -> list[dict[str, Any]]:
     return [rule for source in config["rule_files"] for rule in _rules(source)]
 
 
-def _dashboard() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(DASHBOARD.read_text())
+def _dashboard(name: str = "triage.json") -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((DASHBOARD_DIR / name).read_text())
     return document
 
 
 def _panel_exprs(dashboard: dict[str, Any]) -> list[str]:
     return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+def _all_panel_exprs() -> list[str]:
+    return [expr for name in DASHBOARDS for expr in _panel_exprs(_dashboard(name))]
 
 
 def _registries() -> dict[str, CollectorRegistry]:
@@ -279,12 +322,12 @@ def test_runbooks_name_only_real_commands() -> None:
         assert (RUNBOOKS.parent / path).exists(), path
 
 
-@pytest.mark.parametrize("source", ["alerts", "dashboard", "runbooks"])
+@pytest.mark.parametrize("source", ["alerts", *DASHBOARDS, "runbooks"])
 def test_every_referenced_metric_is_exposed(source: str) -> None:
     if source == "alerts":
         exprs = [rule["expr"] for rule in _all_rules()]
-    elif source == "dashboard":
-        exprs = _panel_exprs(_dashboard())
+    elif source in DASHBOARDS:
+        exprs = _panel_exprs(_dashboard(source))
     else:
         exprs = [RUNBOOKS.read_text()]
     known = _exposed_metric_names()
@@ -301,10 +344,10 @@ def test_both_apis_expose_http_durations_and_every_service_its_process() -> None
         assert {"process_resident_memory_bytes", "process_cpu_seconds_total"} <= exposed, job
 
 
-def test_dashboard_is_complete() -> None:
-    dashboard = _dashboard()
-    assert dashboard["uid"] == "triage"
-    assert dashboard["title"] == "Complaint triage"
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_dashboard_is_complete(name: str) -> None:
+    dashboard = _dashboard(name)
+    assert (dashboard["uid"], dashboard["title"]) == DASHBOARDS[name]
     assert dashboard["schemaVersion"] == 39
     panels = dashboard["panels"]
     assert len({panel["id"] for panel in panels}) == len(panels)
@@ -316,12 +359,30 @@ def test_dashboard_is_complete() -> None:
             assert target["expr"].strip(), panel["title"]
             assert target.get("datasource", DATASOURCE) == DATASOURCE, panel["title"]
     exprs = _panel_exprs(dashboard)
-    for theme, fragments in DASHBOARD_THEMES.items():
+    for theme, fragments in THEMES[name].items():
         assert any(all(f in expr for f in fragments) for expr in exprs), theme
 
 
-def test_dashboard_has_datasource_job_and_instance_variables() -> None:
-    variables = {v["name"]: v for v in _dashboard()["templating"]["list"]}
+def test_the_trends_dashboard_draws_every_trends_metric_and_counts_each_message_once() -> None:
+    exprs = _panel_exprs(_dashboard("trends.json"))
+    exported = {
+        name
+        for name in _names(TrendsMetrics().registry)
+        if name.startswith("triage_trends_") and not name.endswith("_created")
+    }
+    drawn = {name for expr in exprs for name in METRIC_NAME.findall(expr)}
+    assert drawn == exported, sorted(exported ^ drawn)
+    for expr in exprs:
+        # Every replica counts every message and raises every surge: a sum across instances
+        # would count each as often as there are replicas.
+        for grouping in re.findall(r"\bsum(?: by \(([^)]*)\))?", expr):
+            assert "instance" in grouping, expr
+        assert expr.startswith(("min", "max", "sum by (instance")), expr
+
+
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_dashboard_has_datasource_job_and_instance_variables(name: str) -> None:
+    variables = {v["name"]: v for v in _dashboard(name)["templating"]["list"]}
     assert set(variables) == {"datasource", "job", "instance"}
     datasource = variables["datasource"]
     assert datasource["type"] == "datasource"
@@ -344,10 +405,10 @@ def test_dashboard_has_datasource_job_and_instance_variables() -> None:
 def test_every_dashboard_selector_is_scoped_to_the_chosen_jobs() -> None:
     selectors = [
         (match.group(1), match.group(2) or "")
-        for expr in _panel_exprs(_dashboard())
+        for expr in _all_panel_exprs()
         for match in SELECTOR.finditer(expr)
     ]
-    assert len(selectors) > 30
+    assert len(selectors) > 45
     for name, matchers in selectors:
         for scope in SCOPE:
             assert scope in matchers, f"{name}{matchers} lacks {scope}"
@@ -358,12 +419,13 @@ def test_dashboard_expressions_are_valid_promql(promtool: str, tmp_path: Path) -
     # promtool parses each expression as a recording rule, with Grafana's variables as values.
     values = {
         "$__rate_interval": "1m",
+        "$__interval": "5m",
         "$__range": "6h",
         "$job": "ingest|router",
         "$instance": ".+",
     }
     rules = []
-    for n, expr in enumerate(_panel_exprs(_dashboard())):
+    for n, expr in enumerate(_all_panel_exprs()):
         for variable, value in values.items():
             expr = expr.replace(variable, value)
         assert "$" not in expr, expr
@@ -387,6 +449,65 @@ def test_grafana_provisioning_points_at_prometheus_and_the_dashboards() -> None:
     (provider,) = providers["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    # The provider loads every file of the folder compose mounts there: these dashboards.
+    assert {p.name for p in DASHBOARD_DIR.iterdir()} == set(DASHBOARDS)
+    grafana = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["grafana"]
+    assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana["volumes"]
+    uids = [_dashboard(name)["uid"] for name in DASHBOARDS]
+    assert len(set(uids)) == len(uids)
+
+
+def _dashboard_config_maps(path: Path = DASHBOARD_CONFIG_MAPS) -> dict[str, dict[str, Any]]:
+    documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+    return {doc["metadata"]["name"]: doc for doc in documents}
+
+
+def test_the_operator_overlay_ships_every_dashboard_to_grafanas_sidecar() -> None:
+    checked = subprocess.run(
+        [sys.executable, str(DASHBOARD_GENERATOR), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    kustomization = yaml.safe_load((OPERATOR_OVERLAY / "kustomization.yaml").read_text())
+    assert DASHBOARD_CONFIG_MAPS.name in kustomization["resources"]
+    config_maps = _dashboard_config_maps()
+    shipped: dict[str, str] = {}
+    for name, config_map in config_maps.items():
+        assert (config_map["apiVersion"], config_map["kind"]) == ("v1", "ConfigMap"), name
+        # The label kube-prometheus-stack's sidecar selects by default.
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1", name
+        ((key, text),) = config_map["data"].items()
+        assert name == f"triage-dashboard-{Path(key).stem}"
+        shipped[key] = text
+    # Exactly what compose's Grafana loads, byte for byte.
+    assert shipped == {name: (DASHBOARD_DIR / name).read_text() for name in DASHBOARDS}
+
+
+def test_the_dashboard_generator_reports_a_stale_config_map(tmp_path: Path) -> None:
+    # The same layout in a scratch tree, with a dashboard changed after the maps were generated.
+    overlay = tmp_path / OPERATOR_OVERLAY.relative_to(ROOT)
+    overlay.mkdir(parents=True)
+    shutil.copy(DASHBOARD_GENERATOR, overlay)
+    shutil.copy(DASHBOARD_CONFIG_MAPS, overlay)
+    dashboards = tmp_path / DASHBOARD_DIR.relative_to(ROOT)
+    shutil.copytree(DASHBOARD_DIR, dashboards)
+    trends = dashboards / "trends.json"
+    changed = trends.read_text().replace('"now-24h"', '"now-12h"', 1)
+    assert changed != trends.read_text()
+    trends.write_text(changed)
+
+    def generator(*args: str) -> int:
+        command = [sys.executable, str(overlay / DASHBOARD_GENERATOR.name), *args]
+        return subprocess.run(command, capture_output=True, timeout=60, check=False).returncode
+
+    assert generator("--check") == 1
+    assert generator() == 0
+    assert generator("--check") == 0
+    regenerated = _dashboard_config_maps(overlay / DASHBOARD_CONFIG_MAPS.name)
+    assert regenerated["triage-dashboard-trends"]["data"]["trends.json"] == changed
 
 
 def test_prometheus_scrapes_the_five_services() -> None:

@@ -122,7 +122,13 @@ def test_the_overlay_is_the_base_plus_the_operator_objects() -> None:
     kustomization = _kustomization()
     assert kustomization["namespace"] == "triage"
     resources = kustomization["resources"]
-    assert resources == ["../../base", "podmonitors.yaml", "prometheusrule.yaml"]
+    assert resources == [
+        "../../base",
+        "podmonitors.yaml",
+        "prometheusrule.yaml",
+        # Grafana's dashboards, for its sidecar: tests/deploy/test_monitoring.py checks them.
+        "grafana-dashboards.yaml",
+    ]
     present = {p.name for p in OVERLAY.glob("*.yaml")} - {"kustomization.yaml"}
     assert present == set(resources[1:])
     assert any(

@@ -446,25 +446,29 @@ def test_supervisor_tags_the_cases_of_an_incident() -> None:
         return router.apply(cmd, later)
 
     refused = tag_them("a")
-    assert refused.result is not None and refused.result.status == Status.FORBIDDEN
+    assert refused.result is not None
+    assert refused.result.status == Status.FORBIDDEN
     assert refused.events == []
 
     out = tag_them("sup")
-    assert out.result is not None and out.result.status == Status.OK
+    assert out.result is not None
+    assert out.result.status == Status.OK
     assert out.result.incident is not None
     assert out.result.incident.tagged == cases
     assert out.result.incident.missing == [stranger]
     assert types(out) == ["incident_tagged"] * 3
     for case_id in cases:
         case = router.case(case_id)
-        assert case is not None and case.incident is not None
+        assert case is not None
+        assert case.incident is not None
         assert (case.incident.reference, case.incident.tagged_by) == ("INC-42", "sup")
     assert out.cases == set(cases)
 
     # A retry of the same command, or the same tag again, changes nothing.
     again = tag_them("sup", out.result.command_id)
     assert again.events == []
-    assert again.result is not None and again.result.incident is not None
+    assert again.result is not None
+    assert again.result.incident is not None
     assert again.result.incident.unchanged == cases
     assert tag_them("sup").events == []
 
@@ -472,4 +476,5 @@ def test_supervisor_tags_the_cases_of_an_incident() -> None:
 def test_an_incident_needs_a_reference_and_messages() -> None:
     router = engine(agent("sup", tier="supervisor"))
     out = router.apply(command("sup", Action.TAG_INCIDENT, None, event_ids=(uuid.uuid4(),)), T0)
-    assert out.result is not None and out.result.status == Status.INVALID
+    assert out.result is not None
+    assert out.result.status == Status.INVALID

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -10,8 +11,9 @@ import numpy.typing as npt
 import pytest
 
 from services.common.sketch import SKETCH_DIMS, sketch, unit_vector
-from services.trends.clusters import Clusterer, ClusterRules, keep_top
+from services.trends.clusters import Clusterer, ClusterRules, grew_enough, keep_top
 from services.trends.observation import Observation, excerpt_of, terms_of
+from services.trends.state import Changes, TrendsState
 from services.trends.surges import (
     ALL_CHANNELS,
     Surge,
@@ -445,3 +447,95 @@ def test_fragments_of_one_theme_are_merged_when_their_centroids_meet() -> None:
     never.add(obs(1, T0, vector=left))
     never.add(obs(2, T0, vector=right))
     assert never.merge_close(T0 + timedelta(minutes=1)) == 0
+
+
+# --- growth updates -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "previous", "again"),
+    [
+        (10, 5, False),  # doubled, but by five members
+        (15, 5, True),
+        (29, 20, False),  # nine more
+        (30, 20, True),
+        (44, 30, False),  # fourteen more: not yet half
+        (45, 30, True),
+        (30, 30, False),
+    ],
+)
+def test_a_reported_cluster_is_reported_again_once_grown_by_half_and_ten(
+    size: int, previous: int, again: bool
+) -> None:
+    assert grew_enough(size, previous, ClusterRules()) is again
+
+
+def growing_incident(seed: int = 5) -> list[Observation]:
+    """Six hours of background over 40 themes (one message a minute), then an incident that
+    keeps growing: three similar messages a minute for half an hour."""
+    rng = np.random.default_rng(seed)
+    themes = [rng.standard_normal(128) for _ in range(40)]
+    stream = []
+    for n in range(6 * 60):
+        theme = themes[int(rng.integers(len(themes)))]
+        v = unit(theme + 0.5 * rng.standard_normal(128))
+        stream.append(obs(n, T0 + timedelta(minutes=n), vector=v, text=f"theme words {n}"))
+    start = T0 + timedelta(hours=6)
+    burst = rng.standard_normal(128)
+    for k in range(90):
+        v = unit(burst + 0.4 * rng.standard_normal(128))
+        text = f"parcel marked delivered but driver never came round {k % 3}"
+        at = start + timedelta(seconds=20 * k)
+        stream.append(obs(100_000 + k, at, vector=v, text=text, category="delay"))
+    return stream
+
+
+def replay(stream: list[Observation]) -> tuple[TrendsState, list[Changes]]:
+    state = TrendsState(cluster_rules=ClusterRules(similarity=0.6))
+    changes = [state.add(o) for o in stream]
+    changes.append(state.advance(stream[-1].at + timedelta(minutes=2)))
+    return state, changes
+
+
+def test_a_growing_cluster_is_reported_first_then_updated_as_it_grows() -> None:
+    state, changes = replay(growing_incident())
+    firsts = [report for change in changes for _, report in change.emerging]
+    updates = [update for change in changes for update in change.updates]
+    assert len(firsts) == 1
+    first = firsts[0]
+    assert first.size < 20
+    assert len(updates) >= 2
+    assert {u.report.cluster_id for u in updates} == {first.cluster_id}
+    # Numbered in order, each against the size of the report before it.
+    assert [u.number for u in updates] == list(range(2, len(updates) + 2))
+    sizes = [first.size] + [u.report.size for u in updates]
+    assert [u.previous_size for u in updates] == sizes[:-1]
+    for before, after in itertools.pairwise(sizes):
+        assert after - before >= 10
+        assert after >= 1.5 * before
+    # Every update that was due was sent: the cluster's final size is not enough for another.
+    found = state.cluster(first.cluster_id)
+    assert found is not None
+    assert found[2].size >= sizes[-1]
+    assert not grew_enough(found[2].size, sizes[-1], state.cluster_rules)
+
+
+def test_replicas_number_the_updates_alike() -> None:
+    stream = growing_incident(seed=8)
+
+    def reports(changes: list[Changes]) -> list[tuple[str, int, int]]:
+        out = [(r.cluster_id, 1, r.size) for c in changes for _, r in c.emerging]
+        out += [(u.report.cluster_id, u.number, u.report.size) for c in changes for u in c.updates]
+        return out
+
+    once = reports(replay(stream)[1])
+    assert len(once) >= 3
+    assert once == reports(replay(stream)[1])
+
+
+def test_a_steady_cluster_is_not_reported_again() -> None:
+    # Background alone: nothing emerges, so nothing is updated either.
+    stream = [o for o in growing_incident() if o.category != "delay"]
+    _, changes = replay(stream)
+    assert not [u for c in changes for u in c.updates]
+    assert not [r for c in changes for r in c.emerging]

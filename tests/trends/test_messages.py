@@ -4,6 +4,7 @@ own messages."""
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -29,7 +30,7 @@ from services.common.trends import EmergingIssue, SurgeEvent
 from services.trends.clusters import Emerging, Representative
 from services.trends.observation import observe
 from services.trends.surges import Surge, surge_id
-from services.trends.worker import emerging_issue, surge_event
+from services.trends.worker import EVENT_NAMESPACE, emerging_issue, surge_event
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
@@ -125,3 +126,21 @@ def test_events_have_stable_ids() -> None:
     issue = emerging_issue("v", report, NOW)
     assert issue.event_id == emerging_issue("v", report, NOW + timedelta(minutes=1)).event_id
     assert EmergingIssue.model_validate_json(issue.model_dump_json()) == issue
+    # Growth updates: the cluster's key, an id per report number, the same on every replica.
+    assert (issue.report, issue.previous_size) == (1, None)
+    grown = replace(report, size=18)
+    update = emerging_issue("v", grown, NOW, number=2, previous_size=7)
+    assert (update.cluster_id, update.report, update.previous_size) == (issue.cluster_id, 2, 7)
+    assert update.event_id != issue.event_id
+    later = emerging_issue("v", grown, NOW + timedelta(seconds=30), number=2, previous_size=7)
+    assert later.event_id == update.event_id
+    third = emerging_issue("v", replace(report, size=30), NOW, number=3, previous_size=18)
+    assert third.event_id not in {issue.event_id, update.event_id}
+    # Backward compatible: a first report keeps the id of the cluster alone, and a message
+    # written without the new fields reads as a first report.
+    assert issue.event_id == uuid.uuid5(EVENT_NAMESPACE, f"emerging\x00{report.cluster_id}")
+    written_before = json.loads(issue.model_dump_json())
+    del written_before["report"], written_before["previous_size"]
+    assert EmergingIssue.model_validate(written_before) == issue
+    with pytest.raises(ValidationError):
+        EmergingIssue.model_validate({**written_before, "report": 0})

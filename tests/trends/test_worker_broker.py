@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import random
 import uuid
@@ -40,7 +41,7 @@ from services.demo.traffic import load_samples
 from services.trends.app import create_service, serve
 from services.trends.settings import TrendsSettings
 from services.trends.worker import TrendsService
-from tests.support.kafka import read_records
+from tests.support.kafka import ConsumedRecord, read_records
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -197,9 +198,70 @@ async def test_a_burst_of_near_identical_complaints_is_an_emerging_cluster(
             assert sum(counted) == len(messages)
 
     records = await read_records(kafka, kafka.topic(trends_emerging), expected=1)
-    assert len(records) == 1
-    issue = EmergingIssue.model_validate(json.loads(records[0].value))
-    # Sent once, when first found: with the members it had then, all of the burst.
+    issues = reports_of_one_cluster(records)
+    # Sent when first found, with the members it had then, all of the burst (and again, as
+    # growth updates, when the worker judged before it had read the whole burst).
+    issue = issues[0]
     assert uuid.UUID(cluster["cluster_id"]) == issue.cluster_id
     assert len(issue.member_ids) >= 5
-    assert {str(m) for m in issue.member_ids} <= burst_ids
+    assert {str(m) for i in issues for m in i.member_ids} <= burst_ids
+
+
+def reports_of_one_cluster(records: list[ConsumedRecord]) -> list[EmergingIssue]:
+    """The records of trends.emerging, checked to be one cluster's first report and then its
+    growth updates in order, each grown by half and by ten members since the one before."""
+    issues = [EmergingIssue.model_validate(json.loads(r.value)) for r in records]
+    assert issues
+    assert {r.key for r in records} == {str(issues[0].cluster_id).encode()}
+    assert [i.report for i in issues] == list(range(1, len(issues) + 1))
+    assert issues[0].previous_size is None
+    for before, after in itertools.pairwise(issues):
+        assert after.cluster_id == before.cluster_id
+        assert after.previous_size == before.size
+        assert after.size - before.size >= max(10, before.size / 2)
+        assert after.detected_at > before.detected_at
+    assert len({i.event_id for i in issues}) == len(issues)
+    return issues
+
+
+async def test_a_cluster_that_keeps_growing_is_reported_again_with_its_growth(
+    kafka: KafkaSettings, model: TriageModel
+) -> None:
+    rng = random.Random(31)
+    now = utc_now()
+    await ensure_topics(kafka, [feedback_classified])
+    samples = [s for s in load_samples() if len(s.text) < 400]
+    background = [
+        (
+            sample.text,
+            rng.choice(["email", "chat", "social", "web"]),
+            now - timedelta(minutes=rng.uniform(20, 150)),
+        )
+        for sample in rng.sample(samples, 60)
+    ]
+    burst = [
+        (text, incidents.channel_of(incidents.OUTAGE, rng), now - timedelta(minutes=15 - n * 0.3))
+        for n, text in enumerate(incidents.texts(incidents.OUTAGE, 36, rng))
+    ]
+    burst_messages = classified(model, burst, "burst")
+    burst_ids = {str(m.event_id) for m in burst_messages}
+    topic = kafka.topic(trends_emerging)
+    await produce(kafka, classified(model, background, "bg"))
+    async with running(kafka) as service:
+        # The first members of the incident: the cluster is found and reported.
+        await produce(kafka, burst_messages[:10])
+        (first_record,) = await read_records(kafka, topic, expected=1, timeout_s=30)
+        (first,) = reports_of_one_cluster([first_record])
+        assert first.size < 20
+        # The rest arrive: the same cluster, grown by more than half, is reported again.
+        await produce(kafka, burst_messages[10:])
+        await read_records(kafka, topic, expected=2, timeout_s=30)
+    # The worker has stopped: all it sent is on the topic, one update or more (it may judge
+    # while the rest of the burst is still arriving).
+    issues = reports_of_one_cluster(await read_records(kafka, topic, expected=2))
+    assert len(issues) >= 2
+    assert issues[0] == first
+    assert len({str(m) for m in issues[-1].member_ids} & burst_ids) >= 20
+    registry = service.metrics.registry
+    assert registry.get_sample_value("triage_trends_emerging_clusters_total") == 1
+    assert registry.get_sample_value("triage_trends_emerging_updates_total") == len(issues) - 1

@@ -78,7 +78,9 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * One API call. POST and PUT carry one Idempotency-Key, kept across the retries made while
  * the router starts, so an action applies once however often it is sent.
  * Options: body (JSON), token (to try one before keeping it), signal, quiet401 (do not end
- * the session on 401: the sign-in form checks tokens).
+ * the session on 401: the sign-in form checks tokens), waitStarting (default true: retry a 503
+ * while the router starts; false for the trends calls, whose 503 says the trends service is
+ * not there, which waiting does not change).
  */
 export async function request(method, path, options = {}) {
   const headers = {
@@ -109,7 +111,11 @@ export async function request(method, path, options = {}) {
       throw new ApiError(0, "network error");
     }
     observeServerDate(response);
-    if (response.status === 503 && (Date.now() - started) / 1000 < MAX_STARTING_WAIT_S) {
+    if (
+      response.status === 503 &&
+      options.waitStarting !== false &&
+      (Date.now() - started) / 1000 < MAX_STARTING_WAIT_S
+    ) {
       wasStarting = true;
       hooks.starting(true);
       const after = Number(response.headers.get("Retry-After")) || 2;

@@ -1,5 +1,5 @@
 // The console: sign-in, the live stream, and the views behind the hash routes
-// #/ (my work), #/cases/<id> (my work with a case open) and #/floor (supervisors).
+// #/ (my work), #/cases/<id> (my work with a case open), #/floor and #/trends (supervisors).
 import * as api from "./api.js";
 import { startTicker } from "./clock.js";
 import { alertUser, announce, clearAlert } from "./notices.js";
@@ -8,6 +8,7 @@ import { session } from "./store.js";
 import { renderSessionBar, setConnection } from "./views/header.js";
 import { renderSignIn } from "./views/signin.js";
 import { FloorView } from "./views/floor.js";
+import { TrendsView } from "./views/trends.js";
 import { WorkView } from "./views/work.js";
 
 const viewEl = () => document.getElementById("view");
@@ -20,19 +21,21 @@ function parseRoute() {
   const caseMatch = hash.match(/^\/cases\/([0-9a-fA-F-]{8,36})$/);
   if (caseMatch) return { name: "work", caseId: caseMatch[1].toLowerCase() };
   if (hash === "/floor") return { name: "floor" };
+  if (hash === "/trends") return { name: "trends" };
   return { name: "work", caseId: null };
 }
 
 function route({ focus = true } = {}) {
   if (!session.me) return;
   let target = parseRoute();
-  if (target.name === "floor" && !session.isSupervisor) {
-    alertUser("The floor view is for supervisors.");
+  if ((target.name === "floor" || target.name === "trends") && !session.isSupervisor) {
+    alertUser(`The ${target.name} view is for supervisors.`);
     target = { name: "work", caseId: null };
   }
   if (current?.name !== target.name) {
     current?.view.destroy();
-    const view = target.name === "floor" ? new FloorView() : new WorkView();
+    const views = { floor: FloorView, trends: TrendsView, work: WorkView };
+    const view = new views[target.name]();
     current = { name: target.name, view };
     viewEl().replaceChildren(view.element);
   }

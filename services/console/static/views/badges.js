@@ -14,3 +14,14 @@ export function breachTag() {
   const icon = h("span", { "aria-hidden": "true" }, "⚠ ");
   return h("span", { class: "breach-tag" }, icon, "Breached");
 }
+
+/** The incident a supervisor tagged the case with (its reference), or null. */
+export function incidentBadge(c) {
+  if (!c.incident) return null;
+  return h(
+    "span",
+    { class: "incident-tag", title: c.incident.note ?? "" },
+    h("span", { "aria-hidden": "true" }, "◆ "),
+    `Incident ${c.incident.reference}`,
+  );
+}

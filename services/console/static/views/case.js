@@ -5,7 +5,7 @@ import { h, uid } from "../dom.js";
 import { caseTitle, duration, label, money, number, percent, shortId, time } from "../format.js";
 import { alertUser, describe } from "../notices.js";
 import { session } from "../store.js";
-import { breachTag, priorityBadge } from "./badges.js";
+import { breachTag, incidentBadge, priorityBadge } from "./badges.js";
 import { CaseActions } from "./case-actions.js";
 import { openRelabel } from "./relabel-dialog.js";
 
@@ -180,6 +180,7 @@ function meta(c) {
       { class: "case-meta-line" },
       priorityBadge(c.priority),
       h("span", { class: "state-tag" }, label(c.state)),
+      incidentBadge(c),
       holderText(c),
       c.state === "offered" && c.offer?.agent_id === session.agentId
         ? [
@@ -206,6 +207,18 @@ function meta(c) {
       ["Case id", shortId(c.case_id)],
     ]),
   ];
+  if (c.incident) {
+    // The cause is known and handled centrally: the agent answers accordingly.
+    parts.push(
+      h(
+        "p",
+        { class: "incident-note" },
+        h("strong", {}, `Part of incident ${c.incident.reference}`),
+        c.incident.note ? `: ${c.incident.note}` : ".",
+        ` Tagged by ${c.incident.tagged_by}, ${time(c.incident.tagged_at)}.`,
+      ),
+    );
+  }
   if (c.state === "resolved") {
     parts.push(
       h(

@@ -15,8 +15,9 @@ import {
 } from "../format.js";
 import { alertUser, announce, clearAlert, describe } from "../notices.js";
 import { PRIORITY_RANK, alertOfBreach, session } from "../store.js";
-import { breachTag, priorityBadge } from "./badges.js";
+import { breachTag, incidentBadge, priorityBadge } from "./badges.js";
 import { openRelabel } from "./relabel-dialog.js";
+import { SurgeBanner } from "./surges.js";
 
 const FALLBACK_REFRESH_MS = 10000;
 const MIN_REFRESH_GAP_MS = 1000;
@@ -113,10 +114,12 @@ export class FloorView {
       this.casesNote,
     ];
     this.casesBox = h("div", {}, this.casesContent);
+    this.banner = new SurgeBanner();
     this.element = h(
       "div",
       { class: "floor" },
       h("div", { class: "floor-head" }, this.title, this.updated),
+      this.banner.element,
       h(
         "div",
         { class: "floor-grid" },
@@ -155,6 +158,7 @@ export class FloorView {
 
   destroy() {
     clearInterval(this.timer);
+    this.banner.destroy();
     clearTimeout(this.pending);
     this.destroyed = true;
     session.removeEventListener("case-event", this.onEvent);
@@ -464,6 +468,7 @@ export class FloorView {
         caseTitle(c, { words: true }),
       ),
       breached ? breachTag() : null,
+      incidentBadge(c),
     );
     cell("prio-cell").replaceChildren(priorityBadge(c.priority));
     cell("team-cell").textContent = session.teams?.find((t) => t.id === c.team)?.name ?? c.team;

@@ -58,7 +58,7 @@ function build() {
 
 // A modal dialog makes the page inert, but Tab can still leave it for the browser's own
 // controls: cycle within the dialog instead.
-function trapTab(el, e) {
+export function trapTab(el, e) {
   if (e.key !== "Tab") return;
   const focusable = [...el.querySelectorAll("select, button, input, textarea")].filter(
     (f) => !f.disabled && f.offsetParent !== null,

@@ -5,7 +5,7 @@ import { h, holdsFocus, reconcile } from "../dom.js";
 import { caseTitle, label, shortId } from "../format.js";
 import { alertUser, announce, clearAlert, describe } from "../notices.js";
 import { byUrgency, isBreached, nearestDeadline, session } from "../store.js";
-import { breachTag, priorityBadge } from "./badges.js";
+import { breachTag, incidentBadge, priorityBadge } from "./badges.js";
 import { CaseView } from "./case.js";
 
 export class WorkView {
@@ -132,6 +132,7 @@ export class WorkView {
         priorityBadge(c.priority),
         ` ${label(c.channel)} · ${label(c.category)} · `,
         h("span", { class: c.hostile ? "difficult hostile" : "difficult" }, difficultText(c)),
+        incidentBadge(c),
       ),
       // Read before accepting: the case view shows the whole case with Accept and Decline.
       h(
@@ -211,6 +212,7 @@ function updateCaseItem(li, c) {
         ? h("span", { class: "state-tag" }, "Waiting on customer")
         : null,
       breached ? breachTag() : null,
+      incidentBadge(c),
     ),
     h("span", { class: "case-link-subject" }, caseTitle(c, { words: true })),
     deadline
