@@ -16,6 +16,7 @@ create feedback.classified.dlq 1 2592000000
 create router.inbox 1 2592000000
 create router.inbox.dlq 1 2592000000
 create cases.events 6 2592000000
+create agents.events 1 2592000000
 create feedback.corrections 1 315360000000
 create webhooks.dlq 1 2592000000
 create trends.surges 1 2592000000

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 from services.common import topics  # noqa: E402
-from services.common.cases import CaseEvent  # noqa: E402
+from services.common.cases import AgentNotice, CaseEvent  # noqa: E402
 from services.common.messages import (  # noqa: E402
     Correction,
     DeadLetter,
@@ -118,6 +118,13 @@ TOPICS: tuple[Topic, ...] = (
         Key("The case id (UUID, UTF-8): one case's events stay in order.", "uuid"),
         writer="router",
         readers=("webhooks", "dashboards"),
+    ),
+    Topic(
+        topics.agents_events,
+        (AgentNotice,),
+        Key("The agent id, UTF-8."),
+        writer="router",
+        readers=("dashboards",),
     ),
     Topic(
         topics.feedback_corrections,

@@ -729,6 +729,253 @@ def _probabilities_with_progress(model: Any, texts: list[str], chunk: int = 256)
     return {tag: np.concatenate([part[tag] for part in parts]) for tag in parts[0]}
 
 
+# `triage whatif`: the recording is read from this topic name, or else from a file.
+WHATIF_TOPIC = "cases.events"
+
+
+def _when(value: str | None, option: str) -> Any:
+    """An ISO 8601 time of the command line, UTC when it names no offset."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not an ISO 8601 time", param_hint=option) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _read_recording(source: str, since: str | None, until: str | None) -> Any:
+    """The recording of the period from cases.events on the configured broker, or a file."""
+    from services.router.whatif import WhatIfError, read_file, read_topic
+
+    start, end = _when(since, "--since"), _when(until, "--until")
+    if start is not None and end is not None and end <= start:
+        raise click.BadParameter("must be after --since", param_hint="--until")
+    try:
+        if source == WHATIF_TOPIC:
+            try:
+                kafka = KafkaSettings()
+            except (ValidationError, SettingsError) as exc:
+                raise _settings_error(exc) from exc
+            return asyncio.run(read_topic(kafka, since=start, until=end))
+        path = Path(source)
+        if not path.is_file():
+            raise click.BadParameter(
+                f"neither {WHATIF_TOPIC} nor a file: {source}", param_hint="--from"
+            )
+        return read_file(path, since=start, until=end)
+    except WhatIfError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _export_recording(recording: Any, out: Path) -> None:
+    from services.router.whatif import write_events
+
+    with out.open("w", encoding="utf-8") as sink:
+        written = write_events(recording, sink)
+    click.echo(f"{written} case events of {recording.cases} cases written to {out}")
+
+
+def _whatif_period_options(command: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(
+        [
+            click.option(
+                "--from",
+                "source",
+                metavar=f"{WHATIF_TOPIC}|FILE",
+                default=None,
+                help=f"Where the recording is: the {WHATIF_TOPIC} topic on the configured "
+                "broker (TRIAGE_KAFKA_*), or a JSONL file of case events.",
+            ),
+            click.option("--since", default=None, help="Cases opened from (ISO 8601, UTC)."),
+            click.option("--until", default=None, help="Cases opened before (ISO 8601, UTC)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@main.group(name="whatif", invoke_without_command=True)
+@_whatif_period_options
+@click.option("--roster", "roster_file", type=Path, default=None, help="The changed roster YAML.")
+@click.option("--sla", "sla_file", type=Path, default=None, help="The changed service levels.")
+@click.option(
+    "--recorded-roster",
+    type=Path,
+    default=None,
+    help="The roster of the recording [TRIAGE_ROUTER_ROSTER_FILE, else the development one].",
+)
+@click.option(
+    "--recorded-sla",
+    type=Path,
+    default=None,
+    help="The service levels of the recording [TRIAGE_ROUTER_SLA_FILE, else the shipped one].",
+)
+@click.option("--plot", type=Path, default=None, help="PNG of attainment and queues over time.")
+@click.option("--export", type=Path, default=None, help="Also write the recording read (JSONL).")
+@click.option("--seed", type=int, default=0, show_default=True, help="For drawn handling times.")
+@click.pass_context
+def whatif(
+    ctx: click.Context,
+    source: str | None,
+    since: str | None,
+    until: str | None,
+    roster_file: Path | None,
+    sla_file: Path | None,
+    recorded_roster: Path | None,
+    recorded_sla: Path | None,
+    plot: Path | None,
+    export: Path | None,
+    seed: int,
+) -> None:
+    """Replay a recorded period under a changed roster or service levels, beside what happened.
+
+    The customer messages of the cases opened in the period are replayed through the router's
+    engine with simulated agents (each case worked as long as it was), once under the
+    recording's roster and policy and once under the changed ones.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if source is None:
+        raise click.UsageError("give the recording with --from")
+    if roster_file is None and sla_file is None:
+        raise click.UsageError("give the changed --roster, --sla or both")
+    if plot is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise click.ClickException(
+                "--plot needs matplotlib, which comes with the train extra: "
+                "pip install 'complaint-triage[train]'"
+            )
+    from services.router.app import load_sla_file
+    from services.router.engine import Engine
+    from services.router.roster import RosterError, load_roster
+    from services.router.settings import RouterSettings
+    from services.router.sla import SlaConfigError
+    from services.router.whatif import plot as draw
+    from services.router.whatif import what_if
+
+    try:
+        router_settings = RouterSettings()
+    except (ValidationError, SettingsError) as exc:
+        raise _settings_error(exc) from exc
+    try:
+        roster = load_roster(recorded_roster or router_settings.roster_file)
+        config = load_sla_file(recorded_sla or router_settings.sla_file)
+        new_roster = load_roster(roster_file) if roster_file is not None else roster
+        new_config = load_sla_file(sla_file) if sla_file is not None else config
+        for checked in ((roster, config), (new_roster, new_config)):
+            Engine(*checked, router_settings.engine_settings())  # a team's calendar is missing
+    except (RosterError, SlaConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    recording = _read_recording(source, since, until)
+    if export is not None:
+        _export_recording(recording, export)
+    if not recording.events:
+        raise click.ClickException("no case was opened in that period of the recording")
+    started = time.monotonic()
+    result = what_if(
+        recording,
+        roster=roster,
+        config=config,
+        new_roster=new_roster,
+        new_config=new_config,
+        settings=router_settings.engine_settings(),
+        seed=seed,
+        parallel=(os.cpu_count() or 1) > 1,
+    )
+    _print_whatif(result, recording, roster, new_roster, time.monotonic() - started)
+    if plot is not None:
+        draw(result, plot)
+        click.echo(f"plot written to {plot}")
+
+
+@whatif.command(name="export")
+@_whatif_period_options
+@click.option("--out", type=Path, required=True, help="JSONL file of the period's case events.")
+def whatif_export(source: str | None, since: str | None, until: str | None, out: Path) -> None:
+    """Write the recording of a period (the case events of the cases opened in it) to a file,
+    to replay later with `triage whatif --from FILE`."""
+    _export_recording(_read_recording(source or WHATIF_TOPIC, since, until), out)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _share(met: int, decided: int) -> str:
+    return f"{100 * met / decided:.1f}% of {decided}" if decided else "-"
+
+
+def _print_whatif(result: Any, recording: Any, roster: Any, new_roster: Any, took: float) -> None:
+    """The what-if side by side: service levels, the floor, the agents."""
+    from rich.console import Console
+    from rich.table import Table
+
+    runs = (result.recorded, result.baseline, result.changed)
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    period = f"{recording.events[0].at:%Y-%m-%d %H:%M} to {recording.events[-1].at:%Y-%m-%d %H:%M}"
+    click.echo(
+        f"{recording.cases} cases, {result.arrivals} customer messages, {period} UTC; "
+        f"replayed twice in {took:.1f} s"
+        + (f"; {recording.unreadable} unreadable records skipped" if recording.unreadable else "")
+        + (
+            f"; {recording.incomplete} cases opened before the recording left out"
+            if recording.incomplete
+            else ""
+        )
+    )
+    levels = Table(
+        title="Service levels met (latest clock of each case; follow-ups and reviews left out)"
+    )
+    levels.add_column("team")
+    levels.add_column("service level")
+    for run in runs:
+        levels.add_column(run.label, justify="right")
+    keys = sorted({key for run in runs for key in run.attainment})
+    for team, metric in keys:
+        cells = []
+        for run in runs:
+            got = run.attainment.get((team, metric))
+            cells.append(_share(got.met, got.decided) if got else "-")
+        levels.add_row(team, metric.value, *cells)
+    console.print(levels)
+    floor = Table(title="The floor")
+    floor.add_column("")
+    for run in runs:
+        floor.add_column(run.label, justify="right")
+    floor.add_row("cases", *(str(run.cases) for run in runs))
+    floor.add_row("service levels met", *(_share(r.overall.met, r.overall.decided) for r in runs))
+    floor.add_row("breaches", *(str(run.breaches) for run in runs))
+    floor.add_row("queue wait p50", *(_duration(run.wait_percentile(0.5)) for run in runs))
+    floor.add_row("queue wait p90", *(_duration(run.wait_percentile(0.9)) for run in runs))
+    floor.add_row("never assigned", *(str(run.unassigned) for run in runs))
+    floor.add_row("open at the end", *(str(run.still_open) for run in runs))
+    console.print(floor)
+    teams = {a.id: a.team for a in roster.agents} | {a.id: a.team for a in new_roster.agents}
+    agents = Table(title="Agent utilisation (share of capacity in use over the period)")
+    agents.add_column("agent")
+    agents.add_column("team")
+    for run in runs:
+        agents.add_column(run.label, justify="right")
+    for agent_id in sorted(teams, key=lambda a: (teams[a], a)):
+        cells = [
+            f"{100 * run.utilisation[agent_id]:.0f}%" if agent_id in run.utilisation else "-"
+            for run in runs
+        ]
+        agents.add_row(agent_id, teams[agent_id], *cells)
+    console.print(agents)
+
+
 def _service_port_options(command: Callable[..., None]) -> Callable[..., None]:
     """A ``--<service>-port`` option of `triage up` for each service the supervisor runs."""
     for spec in reversed(SERVICES):

@@ -8,6 +8,7 @@ change, so consumers (dashboards, the console, audits) never need the router's s
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -100,6 +101,7 @@ class SlaMetricName(StrEnum):
     NEXT_RESPONSE = "next_response"
     RESOLUTION = "resolution"
     FOLLOW_UP = "follow_up"
+    REVIEW = "review"
 
 
 class CaseEventType(StrEnum):
@@ -215,6 +217,19 @@ class RoutingDecision(WireModel):
     )
 
 
+class Review(WireModel):
+    """A supervisor's check of tags the classifier was unsure of (the review lane)."""
+
+    status: Literal["pending", "done"]
+    since: UtcDatetime = Field(description="When the case entered the review lane.")
+    hold: bool = Field(
+        default=False,
+        description="Not offered until reviewed (the team's review policy is `hold`).",
+    )
+    reviewed_by: str | None = None
+    reviewed_at: UtcDatetime | None = None
+
+
 INCIDENT_REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
 
 
@@ -279,6 +294,9 @@ class Case(WireModel):
     incident: IncidentTag | None = Field(
         default=None, description="The incident a supervisor tagged the case with."
     )
+    review: Review | None = Field(
+        default=None, description="The review lane: set when a message's tags need review."
+    )
 
     @property
     def is_open(self) -> bool:
@@ -311,3 +329,31 @@ class CaseEvent(WireModel):
     agent_id: str | None = Field(default=None, description="The agent the event concerns.")
     detail: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
     case: Case
+
+
+class AwayReason(StrEnum):
+    """Why the router set an available agent away."""
+
+    OFFERS_LAPSED = "offers_lapsed"
+    DISCONNECTED = "disconnected"
+
+
+class AgentNotice(WireModel):
+    """The router set an agent who had walked away to ``away`` (topic ``agents.events``, keyed
+    by agent id): offers to them lapsed one after another, or their console was disconnected
+    for longer than the grace period. Cases they were offered went back to the queue."""
+
+    schema_version: Literal[1] = 1
+    event_type: Literal["AgentNotice"] = "AgentNotice"
+    event_id: uuid.UUID = Field(description="Stable across replays of the same change.")
+    type: Literal["set_away"] = "set_away"
+    agent_id: str
+    team: str
+    at: UtcDatetime
+    reason: AwayReason
+    lapsed_offers: int = Field(default=0, description="Offers that lapsed in a row.")
+
+
+def agent_notice_id(agent_id: str, at: datetime, reason: AwayReason) -> uuid.UUID:
+    """The id of a notice (the same when the inbox is replayed)."""
+    return uuid.uuid5(CASE_NAMESPACE, f"agent\x00{agent_id}\x00{at.isoformat()}\x00{reason}")

@@ -77,6 +77,14 @@ cases_events = TopicSpec(
     description="The case lifecycle (created, offered, assigned, ... resolved), keyed by case id.",
 )
 
+agents_events = TopicSpec(
+    name="agents.events",
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+    description="What the router did to agents on its own: set away after lapsed offers or a "
+    "lost console, keyed by agent id.",
+)
+
 feedback_corrections = TopicSpec(
     name="feedback.corrections",
     partitions=1,
@@ -122,6 +130,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     router_inbox,
     router_inbox_dlq,
     cases_events,
+    agents_events,
     feedback_corrections,
     webhooks_dlq,
     trends_surges,

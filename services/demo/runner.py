@@ -133,17 +133,27 @@ async def agent(
     stats: DemoStats,
     rng: random.Random,
 ) -> None:
-    """One simulated agent: takes offers, replies, holds, resolves, escalates, steps away."""
+    """One simulated agent: takes offers, replies, holds, resolves, escalates, steps away;
+    comes back when the router set them away; a supervisor also works the review lane."""
     behaviour = BEHAVIOURS[where.tiers[agent_id]]
+    supervisor = where.tiers[agent_id] == "supervisor"
     headers = {"Authorization": f"Bearer {where.tokens[agent_id]}"}
     base = f"{where.router}/v1"
     plans: dict[str, Plan] = {}
     responded: set[str] = set()
     back_at: float | None = None
     await _act(http, f"{base}/me/presence", headers, stats, "available", {"presence": "available"})
+    turn = 0
     while time.monotonic() < until:
         await asyncio.sleep(1.0)
         now = time.monotonic()
+        turn += 1
+        if back_at is None and turn % 5 == 0 and await _set_away_by_router(http, base, headers):
+            # Offers lapsed in a row: the router set them away; they notice and come back.
+            stats.actions["set away by the router"] += 1
+            back_at = now + rng.uniform(10, 30)
+        if supervisor and back_at is None and turn % 5 == 0:
+            await _review(http, base, headers, stats, rng)
         if back_at is not None:
             if now >= back_at:
                 back_at = None
@@ -200,6 +210,42 @@ async def agent(
             plans[case_id] = plan_after(
                 plan.action, behaviour, now, rng, responded=case_id in responded
             )
+
+
+async def _set_away_by_router(http: httpx.AsyncClient, base: str, headers: dict[str, str]) -> bool:
+    try:
+        response = await http.get(f"{base}/me", headers=headers)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200 and response.json().get("away_reason") is not None
+
+
+async def _review(
+    http: httpx.AsyncClient,
+    base: str,
+    headers: dict[str, str],
+    stats: DemoStats,
+    rng: random.Random,
+) -> None:
+    """Review the oldest cases of the review lane waiting 15 s or more: mostly confirm the
+    tags, sometimes take the runner-up category."""
+    try:
+        response = await http.get(f"{base}/review", params={"limit": 5}, headers=headers)
+    except httpx.HTTPError as exc:
+        stats.errors[type(exc).__name__] += 1
+        return
+    if response.status_code != 200:
+        stats.errors[f"review {response.status_code}"] += 1
+        return
+    for item in response.json()["items"]:
+        if item["waiting_seconds"] < 15:
+            break
+        body: dict[str, Any] = {}
+        category = item["messages"][-1]["category"]
+        if category["needs_review"] and category["runner_up"] and rng.random() < 0.3:
+            body = {"category": category["runner_up"]}
+        url = f"{base}/cases/{item['case_id']}/relabel"
+        await _act(http, url, headers, stats, "review", body)
 
 
 async def _act(

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.cases import (
     AgentTier,
+    AwayReason,
     Case,
     CaseEvent,
     CaseState,
@@ -33,7 +34,7 @@ from services.common.cases import (
     Priority,
 )
 from services.common.http import BodyLimit
-from services.common.messages import Category, Channel
+from services.common.messages import Category, Channel, DifficultType, Tag
 from services.common.models import WireModel
 from services.common.observability import instrument_http
 from services.common.problems import (
@@ -142,6 +143,10 @@ class AgentView(BaseModel):
     utilisation: float
     cases: list[uuid.UUID]
     hostile_streak: int
+    lapsed_offers: int = Field(description="Offers in a row that expired unanswered.")
+    away_reason: AwayReason | None = Field(
+        description="Why the router set the agent away (null: the agent's own presence)."
+    )
 
 
 class TeamMember(BaseModel):
@@ -192,6 +197,40 @@ Cursor = Annotated[
 NEXT_CURSOR = Field(
     description="Pass as `cursor`, with the same filters, for the next page; null at the end."
 )
+
+
+class ReviewMessage(BaseModel):
+    """A message whose tags need review, with the runner-up of each tag."""
+
+    event_id: uuid.UUID
+    received_at: datetime
+    excerpt: str = Field(description="The first 300 characters of the text.")
+    sentiment: Tag
+    category: Tag
+    difficult: Tag
+
+
+class ReviewItem(BaseModel):
+    """A case in the review lane."""
+
+    case_id: uuid.UUID
+    team: str
+    channel: Channel
+    state: CaseState
+    priority: Priority
+    category: Category
+    difficult: DifficultType
+    hold: bool = Field(description="Not offered until reviewed.")
+    since: datetime
+    waiting_seconds: float
+    messages: list[ReviewMessage]
+
+
+class ReviewPage(BaseModel):
+    """A page of the review lane, oldest first."""
+
+    items: list[ReviewItem]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 class CasePage(BaseModel):
@@ -293,6 +332,47 @@ def _cases_of(engine: Engine, filters: CaseFilters) -> Iterable[Case]:
         return _all_cases(engine)
     ids = dict.fromkeys(engine.by_event[e] for e in filters.event_id if e in engine.by_event)
     return (case for case in map(engine.case, ids) if case is not None)
+
+
+def _in_review(case: Case) -> bool:
+    return case.review is not None and case.review.status == "pending"
+
+
+def _held_for_review(case: Case) -> bool:
+    return case.review is not None and case.review.hold
+
+
+def _review_key(case: Case) -> Key:
+    assert case.review is not None
+    return (microseconds(case.review.since), str(case.case_id))
+
+
+def _review_item(case: Case, now: datetime) -> ReviewItem:
+    assert case.review is not None
+    unsure = [m for m in case.messages if m.needs_review] or case.messages[-1:]
+    return ReviewItem(
+        case_id=case.case_id,
+        team=case.team,
+        channel=case.channel,
+        state=case.state,
+        priority=case.priority,
+        category=case.category,
+        difficult=case.difficult,
+        hold=case.review.hold,
+        since=case.review.since,
+        waiting_seconds=round((now - case.review.since).total_seconds(), 3),
+        messages=[
+            ReviewMessage(
+                event_id=m.event_id,
+                received_at=m.received_at,
+                excerpt=m.text[:300],
+                sentiment=m.sentiment,
+                category=m.category,
+                difficult=m.difficult,
+            )
+            for m in unsure
+        ],
+    )
 
 
 def _after(cursor: str | None, digest: str, shape: tuple[type, ...]) -> Key | None:
@@ -718,7 +798,46 @@ def create_api(
     @v1.get("/floor", summary="Supervisor: case counts, service-level attainment, breaches")
     async def floor(agent: Supervisor) -> FloorView:
         engine = engine_or_503()
-        return floor_view((record.case for record in engine.records.values()), datetime.now(UTC))
+        return floor_view(
+            (record.case for record in engine.records.values()),
+            datetime.now(UTC),
+            engine.agents.values(),
+        )
+
+    @v1.get(
+        "/review",
+        summary="Supervisor: cases whose tags need review, oldest first",
+        responses=LIST_ERRORS,
+    )
+    async def review_lane(
+        agent: Supervisor,
+        team: Annotated[str | None, Query(max_length=40)] = None,
+        hold: Annotated[bool | None, Query(description="Only held (or only routed) cases.")] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> ReviewPage:
+        """Cases with tags the classifier was unsure of and no supervisor has reviewed yet,
+        oldest first, each with the messages to review and the runner-up of every tag.
+        `POST /v1/cases/{id}/relabel` reviews one: with labels it corrects them, with `{}` it
+        confirms them; a held case is then offered."""
+        engine = engine_or_503()
+        now = datetime.now(UTC)
+        digest = fingerprint({"list": "review", "team": team, "hold": hold})
+        after = _after(cursor, digest, CASE_KEY)
+        pending = (
+            record.case
+            for record in engine.records.values()
+            if _in_review(record.case)
+            and (team is None or record.case.team == team)
+            and (hold is None or _held_for_review(record.case) == hold)
+        )
+        chosen = page(
+            pending, _review_key, limit=limit, after=after, filters=digest, newest_first=False
+        )
+        return ReviewPage(
+            items=[_review_item(case, now) for case in chosen.items],
+            next_cursor=chosen.next_cursor,
+        )
 
     @v1.get("/queues", summary="Supervisor: waiting cases per team, by priority")
     async def queues(
@@ -900,6 +1019,8 @@ def _agent_view(engine: Engine, agent_id: str) -> AgentView:
         utilisation=round(state.utilisation, 4),
         cases=list(state.holding),
         hostile_streak=state.hostile_streak,
+        lapsed_offers=state.lapsed_offers,
+        away_reason=state.away_reason,
     )
 
 

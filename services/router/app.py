@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import structlog
 from faust.types import EventT
 from pydantic import ValidationError
 
-from services.common.cases import CaseEvent
+from services.common.cases import CaseEvent, Presence
 from services.common.clock import utc_now as _now
 from services.common.faust_app import TriageApp
 from services.common.kafka import KafkaSettings
@@ -40,6 +40,7 @@ from services.common.serving import embedded_server
 from services.common.streams import raw_topic, send_acknowledged, send_dead_letter
 from services.common.tables import AcknowledgedTable, acknowledged_table
 from services.common.topics import (
+    agents_events,
     cases_events,
     feedback_classified,
     feedback_classified_dlq,
@@ -52,7 +53,7 @@ from services.router.api import create_api, metrics_payload
 from services.router.applier import INBOX as INBOX  # the inbox record model, read elsewhere too
 from services.router.applier import Applied, InboxApplier, Produced, first_error
 from services.router.clock import TickClock
-from services.router.commands import ClassifiedIn, Command, CommandResult, Tick
+from services.router.commands import Action, ClassifiedIn, Command, CommandResult, Tick
 from services.router.engine import AgentRecord, CaseRecord, Engine
 from services.router.metrics import RouterMetrics
 from services.router.settings import RouterSettings
@@ -95,6 +96,9 @@ class RouterRuntime:
     clock: TickClock | None = None
     applied: int = 0
     rebalancing: Any = None
+    # Agents whose every console stream closed: when the grace period ends for each.
+    gone: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    lost: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.clock is None:
@@ -139,6 +143,9 @@ class RouterRuntime:
             maxsize=SUBSCRIBER_BUFFER
         )
         self.subscribers.append(_Subscriber(agent_id, supervisor, queue, token_sha256))
+        timer = self.gone.pop(agent_id, None)
+        if timer is not None:
+            timer.cancel()
         return queue
 
     def refresh_streams(self) -> None:
@@ -164,7 +171,40 @@ class RouterRuntime:
         subscriber.queue.put_nowait(None)
 
     def unsubscribe(self, queue: asyncio.Queue[tuple[CaseEvent, bytes] | None]) -> None:
+        closed = [s.agent_id for s in self.subscribers if s.queue is queue]
         self.subscribers = [s for s in self.subscribers if s.queue is not queue]
+        grace = self.settings.disconnect_grace_s
+        for agent_id in closed:
+            if grace and agent_id not in self.gone and not self._connected(agent_id):
+                loop = asyncio.get_running_loop()
+                self.gone[agent_id] = loop.call_later(grace, self._console_lost, agent_id)
+
+    def _connected(self, agent_id: str) -> bool:
+        return any(s.agent_id == agent_id for s in self.subscribers)
+
+    def _console_lost(self, agent_id: str) -> None:
+        """The grace period ended with no stream of the agent open: if they are still
+        available, the inbox sets them away (applied in order, on whichever worker is active)."""
+        self.gone.pop(agent_id, None)
+        engine = self.current
+        state = engine.agents.get(agent_id) if engine is not None else None
+        if self._connected(agent_id) or state is None or state.presence != Presence.AVAILABLE:
+            return
+        command = Command(
+            command_id=uuid.uuid4(),
+            actor=agent_id,
+            action=Action.DISCONNECTED,
+            at=datetime.now(UTC),
+        )
+        task = asyncio.get_running_loop().create_task(self._send_lost(command))
+        self.lost.add(task)
+        task.add_done_callback(self.lost.discard)
+
+    async def _send_lost(self, command: Command) -> None:
+        try:
+            await self.submit(command)
+        except Exception:  # the agent's next disconnection tries again
+            log.warning("could not set a disconnected agent away", agent=command.actor)
 
     def publish(self, event: CaseEvent, payload: bytes) -> None:
         case = event.case
@@ -183,6 +223,9 @@ class RouterRuntime:
             with contextlib.suppress(asyncio.QueueFull):
                 subscriber.queue.put_nowait(None)
         self.subscribers = []
+        for timer in self.gone.values():
+            timer.cancel()
+        self.gone.clear()
 
     def metrics_text(self) -> bytes:
         return metrics_payload(self.metrics.registry)
@@ -196,6 +239,7 @@ class BrokerOutputs:
         *,
         events: Any,
         corrections: Any,
+        notices: Any,
         cases: AcknowledgedTable,
         agents: AcknowledgedTable,
         stream: faust.Stream[bytes],
@@ -203,15 +247,22 @@ class BrokerOutputs:
     ) -> None:
         self.events = events
         self.corrections = corrections
+        self.notices = notices
         self.cases = cases
         self.agents = agents
         self.stream = stream
         self._dead_letter = dead_letter
 
-    async def publish(self, events: Sequence[Produced], corrections: Sequence[Produced]) -> None:
+    async def publish(
+        self,
+        events: Sequence[Produced],
+        corrections: Sequence[Produced],
+        notices: Sequence[Produced],
+    ) -> None:
         refusals = await asyncio.gather(
             send_acknowledged(self.events, [(r.key, r.value) for r in events]),
             send_acknowledged(self.corrections, [(r.key, r.value) for r in corrections]),
+            send_acknowledged(self.notices, [(r.key, r.value) for r in notices]),
         )
         for refused in (error for errors in refusals for error in errors):
             if refused is not None:
@@ -280,6 +331,7 @@ def create_app(
     inbox = raw_topic(app, kafka, router_inbox)
     events_topic = raw_topic(app, kafka, cases_events)
     corrections_topic = raw_topic(app, kafka, feedback_corrections)
+    notices_topic = raw_topic(app, kafka, agents_events)
     dead = {
         feedback_classified.name: raw_topic(app, kafka, feedback_classified_dlq),
         router_inbox.name: raw_topic(app, kafka, router_inbox_dlq),
@@ -431,6 +483,9 @@ def create_app(
             for tag in ("sentiment", "category", "difficult"):
                 if getattr(correction, f"label_{tag}") is not None:
                     metrics.corrections.labels(tag).inc()
+        for notice in outcome.notices:
+            metrics.set_away.labels(notice.reason.value).inc()
+            log.info("agent set away", agent=notice.agent_id, reason=notice.reason.value)
         for clock in done.clocks:
             metrics.observe_clock(clock.metric, clock.channel, clock.priority, clock.met)
         if outcome.result is not None:
@@ -449,6 +504,7 @@ def create_app(
         outputs = BrokerOutputs(
             events=events_topic,
             corrections=corrections_topic,
+            notices=notices_topic,
             cases=cases_table,
             agents=agents_table,
             stream=stream,

@@ -3,8 +3,8 @@
 The worker takes what the inbox has ready (up to a batch), applies each record in order to the
 :class:`Engine`, and then, for the whole batch:
 
-1. sends the case events and tag corrections it produced together, and waits until the broker
-   acknowledged every one;
+1. sends the case events, tag corrections and agent notices it produced together, and waits
+   until the broker acknowledged every one;
 2. writes the changed cases and agents to the tables (each once, however many records changed
    it) and waits until the broker acknowledged the changelog writes;
 3. acknowledges the records.
@@ -85,9 +85,14 @@ class Applied(Generic[R]):
 class Outputs(Protocol[R_contra]):
     """The broker side of the worker."""
 
-    async def publish(self, events: Sequence[Produced], corrections: Sequence[Produced]) -> None:
-        """Send case events and corrections; return once the broker acknowledged each one
-        (raise when it refused one)."""
+    async def publish(
+        self,
+        events: Sequence[Produced],
+        corrections: Sequence[Produced],
+        notices: Sequence[Produced],
+    ) -> None:
+        """Send case events, corrections and agent notices; return once the broker
+        acknowledged each one (raise when it refused one)."""
 
     def store(
         self, records: Sequence[R_contra], cases: Mapping[str, Any], agents: Mapping[str, Any]
@@ -157,7 +162,9 @@ class InboxApplier(Generic[R]):
             clocks = tuple(stopped_clocks(outcome, engine))
             done.append(Applied(record, message, outcome, seconds, clocks))
         outcomes = [applied.outcome for applied in done]
-        await self.outputs.publish(events_of(outcomes), corrections_of(outcomes))
+        await self.outputs.publish(
+            events_of(outcomes), corrections_of(outcomes), notices_of(outcomes)
+        )
         cases, agents = changes(outcomes, engine)
         self.outputs.store([record for record, _ in readable], cases, agents)
         await self.outputs.stored()
@@ -179,6 +186,15 @@ def corrections_of(outcomes: Iterable[Outcome]) -> list[Produced]:
         Produced(str(correction.case_id).encode(), correction.model_dump_json().encode())
         for outcome in outcomes
         for correction in outcome.corrections
+    ]
+
+
+def notices_of(outcomes: Iterable[Outcome]) -> list[Produced]:
+    """The agent notices of these outcomes, in order, keyed by agent id."""
+    return [
+        Produced(notice.agent_id.encode(), notice.model_dump_json().encode())
+        for outcome in outcomes
+        for notice in outcome.notices
     ]
 
 

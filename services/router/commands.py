@@ -40,6 +40,7 @@ class Action(StrEnum):
     CSAT = "csat"
     RELABEL = "relabel"
     TAG_INCIDENT = "tag_incident"
+    DISCONNECTED = "disconnected"  # the router's own: the agent's console has been gone too long
     UPSERT_AGENT = "upsert_agent"
     REMOVE_AGENT = "remove_agent"
 

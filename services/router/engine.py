@@ -30,7 +30,9 @@ from sortedcontainers import SortedList
 
 from services.common.cases import (
     TIER_RANK,
+    AgentNotice,
     AgentTier,
+    AwayReason,
     Candidate,
     Case,
     CaseEvent,
@@ -43,8 +45,10 @@ from services.common.cases import (
     Presence,
     Priority,
     RemedyKind,
+    Review,
     RoutingDecision,
     SlaMetricName,
+    agent_notice_id,
     case_event_id,
     case_id_for,
 )
@@ -76,11 +80,12 @@ from services.router.priority import (
     raised,
     score_components,
 )
-from services.router.roster import AgentProfile, Roster, hash_token
+from services.router.roster import AgentProfile, ReviewPolicy, Roster, hash_token
 from services.router.routing import (
     ANY_LANGUAGE,
     AgentIndex,
     AgentState,
+    QueueOrder,
     RoutingRules,
     TeamQueue,
     case_weight,
@@ -129,7 +134,17 @@ class EngineSettings(BaseModel):
     )
     hostile_weight: float = 2.0
     max_hostile_streak: int = 2
+    lapses_before_away: int = Field(
+        default=2,
+        ge=0,
+        description="Offers in a row an available agent lets lapse before the router sets them "
+        "away (0: never).",
+    )
     weights: PriorityWeights = PriorityWeights()
+    queue_order: QueueOrder = Field(
+        default=QueueOrder.RISK,
+        description="Order of the team queues: breach risk, or priority score plus aging.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +241,8 @@ class AgentRecord(BaseModel):
     last_assigned_at: datetime | None = None
     removed: bool = False
     commands: list[str] = Field(default_factory=list)
+    lapsed_offers: int = 0
+    away_reason: AwayReason | None = None
 
 
 @dataclass
@@ -243,6 +260,7 @@ class Outcome:
     agents: set[str] = field(default_factory=set)
     result: CommandResult | None = None
     corrections: list[Correction] = field(default_factory=list)
+    notices: list[AgentNotice] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -268,7 +286,8 @@ class Engine:
         self.agent_records: dict[str, AgentRecord] = {}
         self.index = AgentIndex()
         self.queues: dict[str, TeamQueue] = {
-            team.id: TeamQueue(settings.weights.aging_points_per_minute) for team in roster.teams
+            team.id: TeamQueue(settings.weights.aging_points_per_minute, settings.queue_order)
+            for team in roster.teams
         }
         self.by_thread: dict[str, uuid.UUID] = {}
         self.by_event: dict[uuid.UUID, uuid.UUID] = {}
@@ -532,6 +551,8 @@ class Engine:
         self.by_event[event.event_id] = case.case_id
         self._add_keys(case, keys)
         self._retag(record, fc, now, out)
+        if fc.needs_review and (case.review is None or case.review.status == "done"):
+            case.review = Review(status="pending", since=now)
         out.cases.add(case.case_id)
         if case.state == CaseState.RESOLVED:
             self._reopen(record, now, out)
@@ -541,6 +562,8 @@ class Engine:
             self._resume(record, now, out, actor="customer")
         if case.first_response_at is not None:
             self._start_clock(record, SlaMetricName.NEXT_RESPONSE, now, restart=False)
+            if case.state == CaseState.QUEUED:
+                self._queue(case)  # a new deadline: filed again
         self._schedule(record)
 
     def _thread_case(
@@ -633,8 +656,14 @@ class Engine:
         self.by_event[event.event_id] = case.case_id
         self.open_by_customer[case.customer_id] = case.case_id
         self._add_keys(case, keys)
+        if fc.needs_review:
+            team = self.teams.get(case.team)
+            hold = team is not None and team.review == ReviewPolicy.HOLD
+            case.review = Review(status="pending", since=now, hold=hold)
         self._start_clock(record, SlaMetricName.FIRST_RESPONSE, now)
         self._start_clock(record, SlaMetricName.RESOLUTION, now)
+        if _held(case):
+            self._start_clock(record, SlaMetricName.REVIEW, now)
         out.cases.add(case.case_id)
         self._emit(record, CaseEventType.CREATED, now, out, actor="customer")
         self._escalate_for_authority(record, now, out)
@@ -691,6 +720,9 @@ class Engine:
     ) -> None:
         """Offer the case to the best eligible agent, or queue it."""
         case = record.case
+        if _held(case):
+            self._enqueue(record, now, out)
+            return
         chosen, decision = self._choose(case, now, prefer=prefer)
         if rule_prefix:
             decision.rule = f"{rule_prefix}; {decision.rule}"
@@ -754,8 +786,14 @@ class Engine:
         )
 
     def _queue(self, case: Case) -> None:
+        if _held(case):  # offered once reviewed
+            self.queues[case.team].discard(case.case_id)
+            return
         language = case.language if case.language and self._team_speaks(case) else ANY_LANGUAGE
-        self.queues[case.team].add(case, language)
+        # The clocks as of now (``case.deadlines`` is refreshed only when an event is emitted).
+        record = self.records.get(case.case_id)
+        deadlines = self.deadlines(record) if record is not None else None
+        self.queues[case.team].add(case, language, deadlines)
 
     def _team_speaks(self, case: Case) -> bool:
         return case.language in self._languages.get(case.team, set())
@@ -962,7 +1000,12 @@ class Engine:
         actor = self.agents.get(cmd.actor)
         if actor is None:
             return _result(cmd, Status.FORBIDDEN, "unknown agent")
-        if cmd.action in (Action.PRESENCE, Action.UPSERT_AGENT, Action.REMOVE_AGENT):
+        if cmd.action in (
+            Action.PRESENCE,
+            Action.UPSERT_AGENT,
+            Action.REMOVE_AGENT,
+            Action.DISCONNECTED,
+        ):
             return self._on_agent_command(cmd, actor, now, out)
         if cmd.action == Action.TAG_INCIDENT:
             return self._tag_incident(cmd, actor, now, out)
@@ -1010,6 +1053,7 @@ class Engine:
         if actor.id not in case.agents_involved:
             case.agents_involved = [*case.agents_involved, actor.id]
         actor.last_assigned_at = now
+        actor.lapsed_offers = 0
         self._touch_agent(actor, out)
         self.index.update(actor, self.rules)
         self._emit(record, CaseEventType.ASSIGNED, now, out, agent_id=actor.id, actor=actor.id)
@@ -1026,6 +1070,7 @@ class Engine:
         self._release(case)
         case.offer = None
         case.declined_by = [*case.declined_by, actor.id]
+        actor.lapsed_offers = 0
         self._emit(
             record,
             CaseEventType.OFFER_DECLINED,
@@ -1291,25 +1336,40 @@ class Engine:
     def _relabel(
         self, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
     ) -> CommandResult | None:
+        """A supervisor corrects the tags (or, for a case in the review lane, confirms them):
+        what follows from the tags is derived again, and a case whose team changed is routed
+        in its new team."""
         case = record.case
-        labels = cmd.labels
-        if labels is None or not labels.model_dump(exclude_none=True):
+        labels = cmd.labels or Labels()
+        given = labels.model_dump(exclude_none=True)
+        pending = case.review is not None and case.review.status == "pending"
+        if not given and not pending:
             return _result(cmd, Status.INVALID, "give at least one label")
         detail: dict[str, str | None] = {}
         if labels.category is not None and labels.category != case.category:
             detail["category_from"] = case.category.value
             case.category = labels.category
-            if case.state == CaseState.QUEUED:
-                self._queue(case)
+            case.remedy = estimate_remedy(labels.category, case.facts)
         if labels.difficult is not None and labels.difficult != case.difficult:
             detail["difficult_from"] = case.difficult.value
             case.difficult = labels.difficult
             case.hostile = labels.difficult in HOSTILE
             case.guidance = handling_guidance(labels.difficult)
-            if case.state == CaseState.QUEUED:
-                self._queue(case)
         if labels.sentiment is not None:
             detail["sentiment"] = labels.sentiment.value
+        self._reprioritise(case)
+        team = self.roster.team_for(case.category)
+        moved = case.is_open and team != case.team
+        if moved:
+            detail["team_from"] = case.team
+        released = _held(case)
+        if pending:
+            assert case.review is not None
+            case.review = case.review.model_copy(
+                update={"status": "done", "reviewed_by": actor.id, "reviewed_at": now}
+            )
+            self._stop_clock(record, SlaMetricName.REVIEW, now, out)
+            detail["reviewed"] = "true"
         self._emit(
             record,
             CaseEventType.RELABELLED,
@@ -1318,12 +1378,58 @@ class Engine:
             actor=actor.id,
             category=case.category.value,
             difficult=case.difficult.value,
+            team=team,
+            priority=case.priority.value,
             **detail,
         )
-        out.corrections.extend(
-            corrections_for(case, case.messages, labels, actor=actor.id, now=now)
-        )
+        if given:
+            out.corrections.extend(
+                corrections_for(case, case.messages, labels, actor=actor.id, now=now)
+            )
+        if moved:
+            previous = self._detach(record, now)
+            case.team = team
+            self._escalate_for_authority(record, now, out)
+            self._route(record, now, out, rule_prefix=f"relabelled by {actor.id}: team {team}")
+            if previous is not None:
+                out.agents.add(previous.id)
+                self._drain(previous, now, out)
+            return None
+        if case.is_open:
+            self._escalate_for_authority(record, now, out)
+        holder = self._holder(case)
+        if case.is_open and case.hostile and holder is not None and not holder.profile.hostile:
+            self._return_to_queue(record, now, out, reason="relabelled hostile")
+        elif released and case.state == CaseState.QUEUED:
+            self._route(record, now, out, rule_prefix=f"reviewed by {actor.id}")
+        elif case.state == CaseState.QUEUED:
+            self._queue(case)
         return None
+
+    def _reprioritise(self, case: Case) -> None:
+        """The priority the case's tags give now (a supervisor's correction can lower it);
+        a rise a service-level warning gave is kept."""
+        latest = case.messages[-1]
+        components = score_components(
+            sentiment_score=latest.sentiment_score,
+            difficult=case.difficult,
+            tier=case.customer_tier,
+            category=case.category,
+            public=latest.public,
+            reach=latest.reach,
+            repeat_complainer=case.history.repeat_complainer,
+            remedy=case.remedy,
+            weights=self.settings.weights,
+        )
+        score = round(sum(c.points for c in components), 2)
+        base = band(score, self.settings.weights)
+        order = list(Priority)
+        was_raised = order.index(case.priority) < order.index(case.base_priority)
+        case.priority_score = score
+        case.priority_components = components
+        case.base_priority = base
+        if not was_raised or order.index(base) < order.index(case.priority):
+            case.priority = base
 
     def _tag_incident(
         self, cmd: Command, actor: AgentState, now: datetime, out: Outcome
@@ -1398,6 +1504,11 @@ class Engine:
                 return _result(cmd, Status.INVALID, "presence is required")
             self._set_presence(target, cmd.presence, now, out)
             return _result(cmd, Status.OK)
+        if cmd.action == Action.DISCONNECTED:
+            # Applied only if the agent is still available when it reaches the inbox.
+            if actor.presence == Presence.AVAILABLE:
+                self._set_away(actor, AwayReason.DISCONNECTED, now, out)
+            return _result(cmd, Status.OK)
         if not actor.profile.is_supervisor:
             return _result(cmd, Status.FORBIDDEN, "supervisors only")
         if cmd.action == Action.UPSERT_AGENT:
@@ -1458,11 +1569,20 @@ class Engine:
         self._drain(existing, now, out)
 
     def _set_presence(
-        self, agent: AgentState, presence: Presence, now: datetime, out: Outcome
+        self,
+        agent: AgentState,
+        presence: Presence,
+        now: datetime,
+        out: Outcome,
+        *,
+        reason: AwayReason | None = None,
     ) -> None:
+        """Set an agent's presence; ``reason`` when the router does it on its own."""
         previous = agent.presence
         agent.presence = presence
         agent.presence_since = now
+        agent.away_reason = reason
+        agent.lapsed_offers = 0
         if presence != previous:
             agent.hostile_streak = 0
         self._touch_agent(agent, out)
@@ -1484,7 +1604,35 @@ class Engine:
         record.presence_since = agent.presence_since
         record.hostile_streak = agent.hostile_streak
         record.last_assigned_at = agent.last_assigned_at
+        record.lapsed_offers = agent.lapsed_offers
+        record.away_reason = agent.away_reason
         out.agents.add(agent.id)
+
+    def _lapsed(self, agent: AgentState, now: datetime, out: Outcome) -> None:
+        """An offer to the agent expired unanswered: after ``lapses_before_away`` in a row, an
+        available agent has walked away, and each further offer would cost a customer the
+        whole offer timeout."""
+        agent.lapsed_offers += 1
+        self._touch_agent(agent, out)
+        limit = self.settings.lapses_before_away
+        if limit and agent.lapsed_offers >= limit and agent.presence == Presence.AVAILABLE:
+            self._set_away(agent, AwayReason.OFFERS_LAPSED, now, out)
+
+    def _set_away(self, agent: AgentState, reason: AwayReason, now: datetime, out: Outcome) -> None:
+        """The router sets an absent agent away (their offers return to the queue) and says so
+        on ``agents.events``."""
+        lapsed = agent.lapsed_offers
+        self._set_presence(agent, Presence.AWAY, now, out, reason=reason)
+        out.notices.append(
+            AgentNotice(
+                event_id=agent_notice_id(agent.id, now, reason),
+                agent_id=agent.id,
+                team=agent.profile.team,
+                at=now,
+                reason=reason,
+                lapsed_offers=lapsed,
+            )
+        )
 
     # ------------------------------------------------------------------ ticks
 
@@ -1512,6 +1660,8 @@ class Engine:
             case.offer = None
             case.declined_by = [*case.declined_by, agent_id]
             self._emit(record, CaseEventType.OFFER_TIMED_OUT, now, out, agent_id=agent_id)
+            if agent is not None:
+                self._lapsed(agent, now, out)
             self._route(record, now, out, rule_prefix=f"offer to {agent_id} timed out")
             out.cases.add(case.case_id)
             fired += 1
@@ -1530,6 +1680,8 @@ class Engine:
                         self._emit(record, CaseEventType.FOLLOW_UP_DUE, now, out)
                     continue
                 self._sla_event(record, metric, kind, now, out)
+        if fired and case.state == CaseState.QUEUED:
+            self._queue(case)  # a deadline warned or breached: filed again
         return fired
 
     def _sla_event(
@@ -1538,6 +1690,9 @@ class Engine:
         case = record.case
         policy = self.config.policy
         actions = policy.on_warning if kind == "warning" else policy.on_breach
+        if metric == SlaMetricName.REVIEW:
+            # A late review hurries the supervisors, not the case's agents.
+            actions = [sla.SlaAction.NOTIFY]
         names = [action.value for action in actions]
         self._emit(
             record,
@@ -1618,6 +1773,8 @@ class Engine:
         return self.config.calendars[name]
 
     def _target(self, case: Case, metric: SlaMetricName) -> float | None:
+        if metric == SlaMetricName.REVIEW:
+            return self.config.policy.review.total_seconds()
         target = sla.target_for(self.config.policy, case.channel.value, case.base_priority.value)
         value: timedelta | None = getattr(target, metric.value)
         return value.total_seconds() if value is not None else None
@@ -1841,6 +1998,12 @@ def _result(
     return CommandResult(command_id=cmd.command_id, status=status, message=message, case=case)
 
 
+def _held(case: Case) -> bool:
+    """Waiting for a supervisor's review before it is offered."""
+    review = case.review
+    return review is not None and review.hold and review.status == "pending"
+
+
 def _fresh_agent(profile: AgentProfile) -> AgentRecord:
     return AgentRecord(profile=profile, presence=profile.presence)
 
@@ -1852,6 +2015,8 @@ def _state_of(record: AgentRecord) -> AgentState:
         hostile_streak=record.hostile_streak,
         last_assigned_at=record.last_assigned_at,
         presence_since=record.presence_since,
+        lapsed_offers=record.lapsed_offers,
+        away_reason=record.away_reason,
     )
 
 

@@ -13,8 +13,9 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from services.common.cases import Case, CaseState, Priority, SlaMetricName
+from services.common.cases import AwayReason, Case, CaseState, Presence, Priority, SlaMetricName
 from services.common.messages import UtcDatetime
+from services.router.routing import AgentState
 
 RECENT_BREACHES = 20
 # The follow-up clock is a reminder to contact the customer after resolution, not a promise
@@ -42,6 +43,16 @@ class Breach(BaseModel):
     assignee: str | None
 
 
+class SetAway(BaseModel):
+    """An agent the router set away (offers lapsed, console gone), until they come back."""
+
+    agent_id: str
+    name: str
+    team: str
+    reason: AwayReason
+    since: UtcDatetime | None
+
+
 class FloorView(BaseModel):
     """The floor now."""
 
@@ -55,10 +66,13 @@ class FloorView(BaseModel):
     first_contact_resolution: float | None
     csat_average: float | None
     recent_breaches: list[Breach]
+    set_away: list[SetAway] = []
 
 
-def floor_view(cases: Iterable[Case], now: datetime) -> FloorView:
-    """Summarise the kept cases."""
+def floor_view(
+    cases: Iterable[Case], now: datetime, agents: Iterable[AgentState] = ()
+) -> FloorView:
+    """Summarise the kept cases, with the agents the router set away."""
     states = dict.fromkeys(CaseState, 0)
     decided = dict.fromkeys(SERVICE_LEVELS, 0)
     met = dict.fromkeys(SERVICE_LEVELS, 0)
@@ -113,6 +127,20 @@ def floor_view(cases: Iterable[Case], now: datetime) -> FloorView:
         first_contact_resolution=round(first_contact / resolved, 4) if resolved else None,
         csat_average=round(sum(scores) / len(scores), 2) if scores else None,
         recent_breaches=recent[:RECENT_BREACHES],
+        set_away=sorted(
+            (
+                SetAway(
+                    agent_id=agent.id,
+                    name=agent.profile.name,
+                    team=agent.profile.team,
+                    reason=agent.away_reason,
+                    since=agent.presence_since,
+                )
+                for agent in agents
+                if agent.presence == Presence.AWAY and agent.away_reason is not None
+            ),
+            key=lambda a: (a.since or now, a.agent_id),
+        ),
     )
 
 

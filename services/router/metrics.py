@@ -33,6 +33,12 @@ class RouterMetrics:
         self.case_events = Counter(
             "triage_router_case_events", "Case lifecycle events, by type.", ["type"], registry=r
         )
+        self.set_away = Counter(
+            "triage_router_agents_set_away",
+            "Available agents the router set away: offers lapsed in a row, or console gone.",
+            ["reason"],
+            registry=r,
+        )
         self.cases_created = Counter(
             "triage_router_cases_created",
             "Cases opened, by channel and priority.",

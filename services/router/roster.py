@@ -6,6 +6,7 @@ Pure models and loaders; the router keeps the live state (presence, load) apart.
 from __future__ import annotations
 
 import hashlib
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class ReviewPolicy(StrEnum):
+    """What a team does with a case whose tags need a supervisor's review."""
+
+    ROUTE = "route"  # offer at once; the review happens in parallel
+    HOLD = "hold"  # offer only once reviewed (its own service level: the SLA file's `review`)
+
+
 class Team(FrozenModel):
     """A team: the categories it owns and the business-hours calendar its clocks run on."""
 
@@ -35,6 +43,11 @@ class Team(FrozenModel):
     name: str = Field(min_length=1, max_length=100)
     categories: tuple[Category, ...] = ()
     calendar: str = Field(default="always", description="A calendar of the service-level file.")
+    review: ReviewPolicy = Field(
+        default=ReviewPolicy.ROUTE,
+        description="Cases whose tags need review: `route` (offered at once, reviewed in "
+        "parallel) or `hold` (offered once a supervisor reviewed them).",
+    )
 
 
 class AgentProfile(FrozenModel):

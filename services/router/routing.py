@@ -1,6 +1,7 @@
 """Who may take a case, who should, and the order in which waiting cases are taken.
 
-The rules are pure functions (:func:`exclusion`, :func:`choice_key`, :func:`queue_key`). The two
+The rules are pure functions (:func:`exclusion`, :func:`choice_key`, :func:`queue_key`,
+:func:`risk_key`). The two
 indexes keep the cost of a decision independent of the size of the floor: agents are kept
 sorted by preference per (team, category, channel, tier), with agents full on a channel left
 out of that channel's lists, so a decision usually inspects the first few entries only.
@@ -10,14 +11,24 @@ from __future__ import annotations
 
 import heapq
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sortedcontainers import SortedList
 
-from services.common.cases import TIER_RANK, AgentTier, Case, Presence
+from services.common.cases import (
+    TIER_RANK,
+    AgentTier,
+    AwayReason,
+    Case,
+    Deadline,
+    Presence,
+    Priority,
+    SlaMetricName,
+)
 from services.common.messages import Category, Channel
 from services.router.guidance import covers
 from services.router.roster import AgentProfile
@@ -45,6 +56,8 @@ class AgentState:
     hostile_streak: int = 0
     last_assigned_at: datetime | None = None
     presence_since: datetime | None = None
+    lapsed_offers: int = 0  # offers in a row that expired unanswered
+    away_reason: AwayReason | None = None  # set when the router, not the agent, set them away
 
     @property
     def id(self) -> str:
@@ -127,6 +140,95 @@ def queue_key(case: Case, aging_points_per_minute: float) -> tuple[float, float,
     queued = (case.queued_at or case.created_at).timestamp()
     effective = case.priority_score - aging_points_per_minute * queued / 60.0
     return (-effective, queued, str(case.case_id))
+
+
+class QueueOrder(StrEnum):
+    """How a team queue is ordered."""
+
+    RISK = "risk"
+    """Breach risk: the case whose running deadline comes first (less a priority allowance)."""
+    SCORE = "score"
+    """Priority score plus linear aging (deadlines not used)."""
+
+
+#: How much earlier than its deadline a case of each priority is taken: the tie-break between
+#: cases due at about the same time, and what lets a P1 overtake cases due a little sooner. It
+#: is bounded, so it cannot starve anyone: a case is overtaken by no case that comes due more
+#: than the largest allowance after it.
+RISK_ALLOWANCE_S: Mapping[Priority, float] = {
+    Priority.P1: 300.0,
+    Priority.P2: 60.0,
+    Priority.P3: 30.0,
+    Priority.P4: 0.0,
+}
+
+#: The share of each target kept back for the work that meets it: a case must be taken that
+#: long before a deadline to meet it (a first reply takes moments; a resolution takes the
+#: handling time, which grows with the target the service level allows for it).
+RISK_LEAD_SHARE: Mapping[SlaMetricName, float] = {
+    SlaMetricName.FIRST_RESPONSE: 0.0,
+    SlaMetricName.NEXT_RESPONSE: 0.0,
+    SlaMetricName.RESOLUTION: 0.25,
+}
+
+#: The horizon of a case with no running deadline (no target configured for it).
+NO_DEADLINE_S = 86_400.0
+
+_PRIORITY_RANK = {priority: float(n) for n, priority in enumerate(Priority)}
+
+
+def risk_horizon(deadlines: Sequence[Deadline], queued_at: datetime) -> float:
+    """The time (POSIX seconds) by which a waiting case must be taken to breach nothing more.
+
+    It is the earliest due time among the running deadlines not yet breached, each less its
+    lead (:data:`RISK_LEAD_SHARE` of its target): taking the case later breaches that one.
+    Once a deadline has breached, taking the case sooner no longer saves it, so it stops
+    counting and the case gives way to cases whose deadlines can still be met (a first
+    response already late waits behind cases still on time, up to its resolution horizon). A
+    case whose every running deadline has breached is due again one target after its last
+    breach, so it still comes up within a bounded time. A paused or stopped clock has no due
+    time and does not count.
+    """
+    meetable: list[float] = []
+    overdue: list[tuple[float, float]] = []
+    for deadline in deadlines:
+        if deadline.due_at is None or deadline.stopped_at is not None or deadline.paused:
+            continue
+        due = deadline.due_at.timestamp()
+        if deadline.breached:
+            overdue.append((due, deadline.target_seconds))
+        else:
+            lead = RISK_LEAD_SHARE.get(deadline.metric, 0.0) * deadline.target_seconds
+            meetable.append(due - lead)
+    if meetable:
+        return min(meetable)
+    if overdue:
+        due, target = max(overdue)
+        return due + target
+    return queued_at.timestamp() + NO_DEADLINE_S
+
+
+def risk_key(
+    case: Case,
+    deadlines: Sequence[Deadline] | None = None,
+    allowance: Mapping[Priority, float] = RISK_ALLOWANCE_S,
+) -> tuple[float, float, str]:
+    """Order of a team queue by breach risk: the least time left before a deadline that can
+    still be met comes first, a higher priority taking its allowance earlier; on a tie, the
+    higher priority, then the case id.
+
+    The time left to a deadline is ``due_at - now``; every case of a queue part waits for the
+    same agents, so the expected wait for one is common to them and ``now`` and that wait drop
+    out of the comparison: the order is ``horizon - allowance`` (:func:`risk_horizon`), fixed
+    while the case waits, and the queue stays sorted. It changes when the case's deadlines or
+    priority do (a deadline breached, a clock started, stopped, paused or resumed, the
+    priority raised), and the engine files the case again then. ``deadlines`` defaults to
+    ``case.deadlines``.
+    """
+    queued = case.queued_at or case.created_at
+    horizon = risk_horizon(case.deadlines if deadlines is None else deadlines, queued)
+    at = horizon - allowance.get(case.priority, 0.0)
+    return (at, _PRIORITY_RANK[case.priority], str(case.case_id))
 
 
 IndexKey = tuple[str, Category, Channel, AgentTier, str, bool]
@@ -222,8 +324,9 @@ class TeamQueue:
     heads of the parts they could take, however deep the queue.
     """
 
-    def __init__(self, aging_points_per_minute: float) -> None:
+    def __init__(self, aging_points_per_minute: float, order: QueueOrder = QueueOrder.RISK) -> None:
         self.aging = aging_points_per_minute
+        self.order = order
         self._sorted: SortedList = SortedList()
         self._by: dict[QueuePart, SortedList] = {}
         self._keys: dict[uuid.UUID, tuple[QueuePart, QueueKey]] = {}
@@ -234,10 +337,17 @@ class TeamQueue:
     def __contains__(self, case_id: object) -> bool:
         return case_id in self._keys
 
-    def add(self, case: Case, language: str) -> None:
-        """Queue (or re-queue) a case; ``language`` is its language or :data:`ANY_LANGUAGE`."""
+    def key(self, case: Case, deadlines: Sequence[Deadline] | None = None) -> QueueKey:
+        """The case's place in this queue (``deadlines``: the case's, as of now)."""
+        if self.order == QueueOrder.RISK:
+            return risk_key(case, deadlines)
+        return queue_key(case, self.aging)
+
+    def add(self, case: Case, language: str, deadlines: Sequence[Deadline] | None = None) -> None:
+        """Queue (or re-queue) a case; ``language`` is its language or :data:`ANY_LANGUAGE`;
+        ``deadlines`` are its deadlines as of now (default: ``case.deadlines``)."""
         self.discard(case.case_id)
-        key = queue_key(case, self.aging)
+        key = self.key(case, deadlines)
         part = (case.channel, case.category, language, case.required_tier, case.hostile)
         self._keys[case.case_id] = (part, key)
         self._sorted.add(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -11,6 +12,7 @@ from pydantic_settings import SettingsConfigDict
 from services.common.settings import ServiceSettings
 from services.router.engine import EngineSettings
 from services.router.errors import DEFAULT_MAX_BODY_BYTES
+from services.router.routing import QueueOrder
 
 
 class RouterSettings(ServiceSettings):
@@ -61,6 +63,22 @@ class RouterSettings(ServiceSettings):
         description="Hours a resolved case stays whole after its last change, listed by "
         "GET /v1/cases and counted on the floor; then it is kept compressed.",
     )
+    lapses_before_away: int = Field(
+        default=2,
+        ge=0,
+        le=100,
+        description="Offers in a row an available agent lets lapse before the router sets them "
+        "away, returns what they were offered to the queue and says so on agents.events "
+        "(0: never).",
+    )
+    disconnect_grace_s: float = Field(
+        default=120,
+        ge=0,
+        le=86400,
+        description="An available agent whose every console stream (GET /v1/stream) has been "
+        "closed this long is set away the same way (0: never). Agents who never opened a "
+        "stream are not watched.",
+    )
     hostile_weight: float = Field(
         default=2.0, ge=1, le=10, description="Capacity an abusive or angry case takes."
     )
@@ -69,6 +87,12 @@ class RouterSettings(ServiceSettings):
     )
     aging_points_per_minute: float = Field(
         default=0.5, ge=0, le=100, description="Priority score a waiting case gains per minute."
+    )
+    queue_order: Literal["risk", "score"] = Field(
+        default="risk",
+        description="Order of the team queues: `risk` (the case nearest to breaching a deadline "
+        "it can still meet first, priority as the tie-break) or `score` (priority score plus "
+        "aging, deadlines not used). See docs/routing.md.",
     )
     tick_interval_s: float = Field(
         default=0.5, gt=0, le=60, description="How often the clock checks for due deadlines."
@@ -120,5 +144,7 @@ class RouterSettings(ServiceSettings):
             recent_resolved=timedelta(hours=self.recent_resolved_h),
             hostile_weight=self.hostile_weight,
             max_hostile_streak=self.max_hostile_streak,
+            lapses_before_away=self.lapses_before_away,
             weights=PriorityWeights(aging_points_per_minute=self.aging_points_per_minute),
+            queue_order=QueueOrder(self.queue_order),
         )

@@ -420,6 +420,11 @@ class SlaPolicy(FrozenModel):
     targets: dict[ChannelKey, dict[PriorityKey, SlaTarget]] = Field(
         description="Channel (or '*') to priority (or '*') to target."
     )
+    review: Duration = Field(
+        default=timedelta(minutes=30),
+        description="How long a case held for review (a team with review policy `hold`) may "
+        "wait for a supervisor's review, in business time.",
+    )
 
 
 class SlaConfig(FrozenModel):

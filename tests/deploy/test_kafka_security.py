@@ -28,6 +28,7 @@ WRITER = {
     "router.inbox": "triage-router",
     "router.inbox.dlq": "triage-router",
     "cases.events": "triage-router",
+    "agents.events": "triage-router",
     "feedback.corrections": "triage-router",
     "webhooks.dlq": "triage-webhooks",
     "trends.surges": "triage-trends",

@@ -82,10 +82,12 @@ def roster(*agents: dict[str, Any], teams: list[dict[str, Any]] | None = None) -
     )
 
 
-def engine(*agents: dict[str, Any], **settings: Any) -> Engine:
+def engine(
+    *agents: dict[str, Any], teams: list[dict[str, Any]] | None = None, **settings: Any
+) -> Engine:
     defaults: dict[str, Any] = {"offer_timeout": timedelta(seconds=30)}
     defaults.update(settings)
-    return Engine(roster(*agents), sla_config(), EngineSettings(**defaults))
+    return Engine(roster(*agents, teams=teams), sla_config(), EngineSettings(**defaults))
 
 
 def feedback(
@@ -104,8 +106,11 @@ def feedback(
     conversation_id: str | None = None,
     public_reach: int | None = None,
     repeat: bool = False,
+    unsure: str | None = None,
     at: datetime = T0,
 ) -> ClassifiedIn:
+    """A classified message; ``unsure``: the runner-up category of a category tag the
+    classifier was unsure of (the message needs review)."""
     n = next(_counter)
     source_id = f"src-{n}-{uuid.uuid4().hex[:6]}"
     social = None
@@ -139,9 +144,17 @@ def feedback(
             feedback=received,
             sentiment=Tag(label=sentiment, probability=0.9),
             sentiment_score=sentiment_score,
-            category=Tag(label=category, probability=0.9),
+            category=Tag(label=category, probability=0.9)
+            if unsure is None
+            else Tag(
+                label=category,
+                probability=0.41,
+                runner_up=unsure,
+                runner_up_probability=0.38,
+                needs_review=True,
+            ),
             difficult=Tag(label=difficult, probability=0.9),
-            needs_review=False,
+            needs_review=unsure is not None,
             facts=Facts(
                 amounts=tuple(Money(amount=a, currency="EUR", text=f"€{a}") for a in amounts),
                 language=language,

@@ -48,7 +48,12 @@ class FakeBroker:
         self.hold = asyncio.Event()  # cleared: publishing waits (a worker stopped there)
         self.hold.set()
 
-    async def publish(self, events: Sequence[Produced], corrections: Sequence[Produced]) -> None:
+    async def publish(
+        self,
+        events: Sequence[Produced],
+        corrections: Sequence[Produced],
+        notices: Sequence[Produced],
+    ) -> None:
         self.handed += events
         await self.hold.wait()
         if self.refuse is not None and any(self.refuse in e.value for e in events):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -23,20 +22,6 @@ from tests.support.kafka import read_records
 
 pytestmark = pytest.mark.timeout(300)
 MESSAGES = 400
-
-
-@pytest.fixture
-def routers() -> Iterator[list[Router]]:
-    started: list[Router] = []
-    yield started
-    for router in started:
-        router.kill()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=15) as http:
-        yield http
 
 
 async def applied_feedback(http: httpx.AsyncClient, base: str) -> int:

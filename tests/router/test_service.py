@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,12 +121,14 @@ class Router(ServiceProcess):
         *,
         offer_timeout_s: float = 30,
         sla_text: str = SLA,
+        env: dict[str, str] | None = None,
+        roster_data: dict[str, Any] | None = None,
     ) -> None:
         roster = tmp / "roster.yaml"
-        roster.write_text(json.dumps(ROSTER))
+        roster.write_text(json.dumps(roster_data or ROSTER))
         sla = tmp / "sla.yaml"
         sla.write_text(sla_text)
-        env = {
+        environment = {
             **os.environ,
             "TRIAGE_KAFKA_BOOTSTRAP": kafka.bootstrap,
             "TRIAGE_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
@@ -137,22 +138,9 @@ class Router(ServiceProcess):
             "TRIAGE_ROUTER_SLA_FILE": str(sla),
             "TRIAGE_ROUTER_OFFER_TIMEOUT_S": str(offer_timeout_s),
             "TRIAGE_ROUTER_TICK_INTERVAL_S": "0.2",
+            **(env or {}),
         }
-        super().__init__("router", env, tmp)
-
-
-@pytest.fixture
-def routers() -> Iterator[list[Router]]:
-    started: list[Router] = []
-    yield started
-    for router in started:
-        router.kill()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=15) as http:
-        yield http
+        super().__init__("router", environment, tmp)
 
 
 async def produce(kafka: KafkaSettings, records: list[tuple[bytes, bytes]]) -> None:
@@ -542,6 +530,7 @@ SUPERVISOR_ONLY = {
     ("POST", "/v1/cases/{case_id}/relabel"),
     ("POST", "/v1/cases/{case_id}/csat"),
     ("POST", "/v1/incidents"),
+    ("GET", "/v1/review"),
 }
 
 
