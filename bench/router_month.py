@@ -8,7 +8,7 @@ they are offered within seconds, answer within minutes and resolve within the ho
 supervisor records a CSAT score for some resolved cases days later; every agent takes a short
 break every four hours. Ticks come when the engine says something is due (``next_due``, on the
 worker's half-second grid), as the worker's clock sends them. A keys-only copy of the worker's
-cases table is kept from the outcomes (the changed cases written, ``stats["forgotten"]``
+cases table is kept from the outcomes (the changed cases written, ``Outcome.forgotten``
 deleted) and checked against what the engine keeps.
 
 At the end of each checkpoint day it prints the cases held (whole and compressed), the engine's
@@ -166,7 +166,7 @@ class Sim:
         out = self.engine.apply(message, now)
         self.applied += 1
         self.table.update(out.cases)
-        self.table.difference_update(out.stats.get("forgotten", ()))
+        self.table.difference_update(out.forgotten)
         for event in out.events:
             self.kinds[event.type.value] = self.kinds.get(event.type.value, 0) + 1
             if event.type == CaseEventType.OFFERED and event.agent_id:

@@ -474,7 +474,7 @@ def create_app(
         waiting call, the clock."""
         outcome = done.outcome
         metrics.inbox_seconds.labels(done.message.kind).observe(done.seconds)
-        if outcome.stats.get("duplicate"):
+        if outcome.duplicate:
             metrics.duplicates.inc()
         for case_event, payload in zip(outcome.events, outcome.payloads, strict=True):
             metrics.observe_event(case_event)

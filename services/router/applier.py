@@ -200,7 +200,7 @@ def notices_of(outcomes: Iterable[Outcome]) -> list[Produced]:
 
 def forgotten(outcome: Outcome) -> list[Any]:
     """The cases an outcome dropped from the routing state (past retention)."""
-    return list(outcome.stats.get("forgotten", []))
+    return list(outcome.forgotten)
 
 
 def changes(outcomes: Iterable[Outcome], engine: Engine) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -233,7 +233,7 @@ def stopped_clocks(outcome: Outcome, engine: Engine) -> list[ClockStopped]:
     """The service-level clocks an outcome stopped (read right after it, before a later record
     changes the case), except next response, which is counted as it happens."""
     stopped: list[ClockStopped] = []
-    for case_id, metric in outcome.stats.get("clocks_stopped", []):
+    for case_id, metric in outcome.clocks_stopped:
         record = engine.record(case_id)
         if record is None or metric == SlaMetricName.NEXT_RESPONSE:
             continue

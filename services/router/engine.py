@@ -9,7 +9,7 @@ The engine holds what routing needs, so its memory grows with the work in hand, 
 history: open cases whole; a resolved case whole for ``recent_resolved`` after its last change
 (listed, on the floor), then compressed (served by id, reopened by a reply, scored, relabelled)
 until ``max(reopen_window, retention)`` after its resolution, then forgotten (the
-``forgotten`` ids in ``Outcome.stats`` are deleted from the worker's table; every event stays
+``Outcome.forgotten`` ids are deleted from the worker's table; every event stays
 on ``cases.events``). Deadlines and those steps are kept in time-ordered indexes, so a tick
 looks only at what is due.
 """
@@ -248,11 +248,7 @@ class AgentRecord(BaseModel):
 @dataclass
 class Outcome:
     """What one inbox message did: the case events (``payloads`` holds each one's JSON as of
-    the moment it happened; ``events`` refer to the live cases), what changed, the result.
-
-    ``stats``: ``duplicate`` (a message already applied), ``fired`` (deadlines a tick fired),
-    ``clocks_stopped`` ((case id, metric) pairs), ``forgotten`` (case ids that left the engine:
-    storage deletes them) and ``compacted`` (case ids compressed; storage keeps them as is)."""
+    the moment it happened; ``events`` refer to the live cases), what changed, the result."""
 
     events: list[CaseEvent] = field(default_factory=list)
     payloads: list[bytes] = field(default_factory=list)
@@ -261,7 +257,11 @@ class Outcome:
     result: CommandResult | None = None
     corrections: list[Correction] = field(default_factory=list)
     notices: list[AgentNotice] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
+    duplicate: bool = False  # a message already applied: nothing changed
+    fired: int = 0  # offers and deadlines a tick fired
+    clocks_stopped: list[tuple[uuid.UUID, SlaMetricName]] = field(default_factory=list)
+    forgotten: list[uuid.UUID] = field(default_factory=list)  # left the engine: storage deletes
+    compacted: list[uuid.UUID] = field(default_factory=list)  # compressed: storage keeps as is
 
 
 class Engine:
@@ -311,7 +311,7 @@ class Engine:
 
         ``records`` are every case the storage holds. Resolved cases are compressed or dropped
         at once as of the latest change among them (the router's time when it stopped); what
-        is dropped is reported in ``Outcome.stats["forgotten"]`` by the next tick.
+        is dropped is reported in ``Outcome.forgotten`` by the next tick.
         """
         self.records = {}
         self.agent_records = {p.id: _fresh_agent(p) for p in self.roster.agents}
@@ -456,7 +456,7 @@ class Engine:
         self._stale.discard(case_id)
         self._clocks.discard(case_id)
         self._settling.discard(case_id)
-        out.stats.setdefault("forgotten", []).append(case_id)
+        out.forgotten.append(case_id)
 
     def _settle(self, case_id: uuid.UUID, now: datetime, out: Outcome) -> None:
         """A resolved case's step is due: compress it once quiet, forget it once past its keep
@@ -477,7 +477,7 @@ class Engine:
                 self._forget(case_id, out)
                 return
             self._compact(record)
-            out.stats.setdefault("compacted", []).append(case_id)
+            out.compacted.append(case_id)
             return
         entry = self.archive.get(case_id)
         if entry is None:
@@ -530,7 +530,7 @@ class Engine:
             or new_case_id in self.records
             or new_case_id in self.archive
         ):
-            out.stats["duplicate"] = True
+            out.duplicate = True
             return
         keys = _thread_keys(fc)
         found = self._thread_case(fc, keys, now)
@@ -1647,7 +1647,7 @@ class Engine:
                 continue
             fired += self._tick_case(record, now, out)
             self._schedule(record)
-        out.stats["fired"] = fired
+        out.fired = fired
         while (case_id := self._settling.pop_due(at)) is not None:
             self._settle(case_id, now, out)
 
@@ -1823,7 +1823,7 @@ class Engine:
             )
         stopped = sla.stop_clock(clock, calendar, now)
         record.clocks[metric] = stopped
-        out.stats.setdefault("clocks_stopped", []).append((record.case.case_id, metric))
+        out.clocks_stopped.append((record.case.case_id, metric))
 
     def _clock_pause(self, record: CaseRecord, metric: SlaMetricName, now: datetime) -> None:
         clock = record.clocks.get(metric)

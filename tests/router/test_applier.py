@@ -262,6 +262,6 @@ async def test_a_replay_after_the_tables_changes_nothing_twice() -> None:
     again = Worker(broker, floor)
     done = await again.applier.apply(first)
     assert all(not d.outcome.events for d in done)
-    assert all(d.outcome.stats.get("duplicate") for d in done)
+    assert all(d.outcome.duplicate for d in done)
     assert broker.events == published
     assert (broker.cases, broker.agents) == tables

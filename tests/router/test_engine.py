@@ -259,7 +259,7 @@ def test_a_repeated_event_is_ignored() -> None:
     router.apply(message, T0)
     out = router.apply(message, T0)
     assert out.events == []
-    assert out.stats["duplicate"]
+    assert out.duplicate
 
 
 def test_agents_act_only_on_their_own_cases() -> None:

@@ -35,7 +35,7 @@ class Table:
             record = self.router.record(case_id)
             if record is not None:
                 self.rows[str(case_id)] = record.model_dump(mode="json")
-        for case_id in out.stats.get("forgotten", []):
+        for case_id in out.forgotten:
             self.rows.pop(str(case_id), None)
         return out
 
@@ -66,7 +66,7 @@ def test_a_quiet_resolved_case_is_compressed_and_still_served_by_id() -> None:
     assert case_id in router.records, "resolved moments ago: still whole, listed"
 
     out = table.tick(T0 + timedelta(minutes=2) + QUIET)
-    assert out.stats.get("compacted") == [case_id]
+    assert out.compacted == [case_id]
     assert case_id not in router.records
     assert case_id in router.archive
     assert not out.cases, "compressing changes nothing the table holds"
@@ -102,7 +102,7 @@ def test_a_reply_within_the_reopen_window_reopens_a_compressed_case() -> None:
     # Resolved again, it settles again.
     table.apply(command("a", Action.ACCEPT, case_id), T0 + WINDOW)
     table.apply(command("a", Action.RESOLVE, case_id), T0 + WINDOW)
-    assert table.tick(T0 + WINDOW + QUIET).stats.get("compacted") == [case_id]
+    assert table.tick(T0 + WINDOW + QUIET).compacted == [case_id]
 
 
 def test_a_resolved_case_leaves_memory_and_the_table_after_the_reopen_window() -> None:
@@ -116,9 +116,9 @@ def test_a_resolved_case_leaves_memory_and_the_table_after_the_reopen_window() -
     assert str(case_id) in table.rows
 
     out = table.tick(resolved_at + WINDOW - timedelta(seconds=1))
-    assert "forgotten" not in out.stats, "kept to the end of the window"
+    assert out.forgotten == [], "kept to the end of the window"
     out = table.tick(resolved_at + WINDOW)
-    assert out.stats["forgotten"] == [case_id]
+    assert out.forgotten == [case_id]
     assert str(case_id) not in table.rows
     assert case_id not in router.records
     assert case_id not in router.archive
@@ -148,7 +148,7 @@ def test_retention_longer_than_the_reopen_window_keeps_the_case_but_does_not_reo
     assert boss.result is not None
     assert boss.result.status == Status.CONFLICT
     out = table.tick(T0 + timedelta(days=10, minutes=2))
-    assert case_id in out.stats["forgotten"]
+    assert case_id in out.forgotten
 
 
 def test_commands_on_a_compressed_case_work_on_the_whole_case() -> None:
@@ -243,7 +243,7 @@ def test_a_restart_drops_what_is_past_its_keep_and_the_next_tick_deletes_it() ->
     assert set(restored.kept()) == {new}
     assert restored.case(old) is None
     out = restored.apply(Tick(at=T0 + timedelta(days=9)), T0 + timedelta(days=9))
-    assert out.stats["forgotten"] == [old]
+    assert out.forgotten == [old]
 
 
 def test_a_tick_reads_only_the_entries_that_are_due(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -282,13 +282,13 @@ def test_a_tick_reads_only_the_entries_that_are_due(monkeypatch: pytest.MonkeyPa
     out = router.apply(Tick(at=first_quiet), first_quiet)
     assert settled == [ids[0]]
     assert ticked == []
-    assert out.stats["compacted"] == [ids[0]]
+    assert out.compacted == [ids[0]]
     # Nothing due: an idle tick touches nothing, however many cases are held.
     settled.clear()
     out = router.apply(Tick(at=first_quiet), first_quiet)
     assert settled == []
     assert ticked == []
-    assert out.stats == {"fired": 0}
+    assert (out.fired, out.forgotten, out.compacted, out.duplicate) == (0, [], [], False)
     # Thirty minutes later three more are due, and only they are read.
     later = first_quiet + timedelta(minutes=30)
     router.apply(Tick(at=later), later)
@@ -331,7 +331,7 @@ def test_a_long_case_keeps_only_its_messages_ids_and_still_knows_its_first() -> 
     assert len(case.messages) == 20
     assert sum(1 for c in router.by_event.values() if c == case_id) == 20
     out = router.apply(first, T0 + timedelta(minutes=1))
-    assert out.stats.get("duplicate")
+    assert out.duplicate
     assert not out.events
 
 
