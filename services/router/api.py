@@ -44,6 +44,7 @@ from services.common.problems import (
     problem_response,
     request_validation_problem,
 )
+from services.router.access import sees
 from services.router.commands import (
     MAX_INCIDENT_EVENTS,
     Action,
@@ -565,12 +566,6 @@ def create_api(
         kind = "state-conflict" if result.status == Status.CONFLICT else "invalid-command"
         raise ProblemError(STATUS_CODES[result.status], detail, kind=kind)
 
-    def can_see(agent: AgentProfile, case: Case) -> bool:
-        if agent.is_supervisor:
-            return True
-        holder = case.offer.agent_id if case.offer else case.assignee
-        return holder == agent.id or agent.id in case.agents_involved
-
     @v1.get("/me", summary="The calling agent, with presence and load")
     async def me(agent: Agent) -> AgentView:
         return _agent_view(engine_or_503(), agent.id)
@@ -598,7 +593,7 @@ def create_api(
         digest = fingerprint({"list": "cases", **filters.model_dump()})
         after = _after(cursor, digest, CASE_KEY)
         chosen = page(
-            (c for c in _cases_of(engine, filters) if can_see(agent, c) and filters.admit(c)),
+            (c for c in _cases_of(engine, filters) if sees(agent, c) and filters.admit(c)),
             _case_key,
             limit=limit,
             after=after,
@@ -621,7 +616,7 @@ def create_api(
                 "no such case (a resolved case leaves the router TRIAGE_ROUTER_RETENTION_DAYS "
                 "after its resolution; cases.events keeps its history)",
             )
-        if not can_see(agent, case):
+        if not sees(agent, case):
             raise ProblemError(403, NOT_YOUR_CASE, kind="not-your-case")
         return case
 
@@ -947,7 +942,7 @@ def create_api(
         engine = engine_or_503()
         queue = runtime.subscribe(agent.id, agent.is_supervisor, token_sha256=agent.token_sha256)
         try:
-            held = [c.model_dump(mode="json") for c in engine.visible_cases(agent.id)]
+            held = [c.model_dump(mode="json") for c in engine.held_cases(agent.id)]
             yield ServerSentEvent(event="snapshot", data={"agent": agent.id, "cases": held})
             while True:
                 item = await queue.get()

@@ -49,6 +49,7 @@ from services.common.topics import (
     router_inbox_dlq,
 )
 from services.router import sla
+from services.router.access import receives
 from services.router.api import create_api, metrics_payload
 from services.router.applier import INBOX as INBOX  # the inbox record model, read elsewhere too
 from services.router.applier import Applied, InboxApplier, Produced, first_error
@@ -78,6 +79,14 @@ class _Subscriber:
     supervisor: bool
     queue: asyncio.Queue[tuple[CaseEvent, bytes] | None]
     token_sha256: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.agent_id
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.supervisor
 
 
 @dataclass
@@ -207,10 +216,8 @@ class RouterRuntime:
             log.warning("could not set a disconnected agent away", agent=command.actor)
 
     def publish(self, event: CaseEvent, payload: bytes) -> None:
-        case = event.case
-        concerned = {event.agent_id, case.assignee, case.offer.agent_id if case.offer else None}
         for subscriber in list(self.subscribers):
-            if not (subscriber.supervisor or subscriber.agent_id in concerned):
+            if not receives(subscriber, event):
                 continue
             try:
                 subscriber.queue.put_nowait((event, payload))

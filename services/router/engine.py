@@ -1941,8 +1941,9 @@ class Engine:
 
     # ------------------------------------------------------------------ views
 
-    def visible_cases(self, agent_id: str) -> list[Case]:
-        """The cases an agent holds (offered or assigned), newest first."""
+    def held_cases(self, agent_id: str) -> list[Case]:
+        """The cases an agent holds (offered or assigned), newest first: the work a live
+        stream's snapshot starts from (what they may read is :func:`access.sees`)."""
         agent = self.agents.get(agent_id)
         if agent is None:
             return []
