@@ -1623,6 +1623,8 @@ class Engine:
         on ``agents.events``."""
         lapsed = agent.lapsed_offers
         self._set_presence(agent, Presence.AWAY, now, out, reason=reason)
+        agent.lapsed_offers = lapsed  # kept while away, for the floor: reset on their return
+        self._touch_agent(agent, out)
         out.notices.append(
             AgentNotice(
                 event_id=agent_notice_id(agent.id, now, reason),

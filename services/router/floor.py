@@ -50,6 +50,7 @@ class SetAway(BaseModel):
     name: str
     team: str
     reason: AwayReason
+    lapsed_offers: int = 0
     since: UtcDatetime | None
 
 
@@ -134,6 +135,7 @@ def floor_view(
                     name=agent.profile.name,
                     team=agent.profile.team,
                     reason=agent.away_reason,
+                    lapsed_offers=agent.lapsed_offers,
                     since=agent.presence_since,
                 )
                 for agent in agents

@@ -13,12 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from playwright.async_api import Browser, async_playwright
 
 from services.common.broker import EmbeddedBroker
 from services.common.kafka import KafkaSettings, ensure_topics
 from services.common.messages import Category, Channel
+from services.common.topics import feedback_classified
 from services.ingest.settings import DEV_API_KEY
+from services.router.commands import ClassifiedIn
 from services.router.roster import hash_token
 from tests.support.debian import ensure_program
 from tests.support.process import ServiceProcess
@@ -50,14 +53,24 @@ def _agent(agent_id: str, name: str, **fields: Any) -> dict[str, Any]:
     }
 
 
-# One team that takes every category, so who is offered a case does not depend on its tags:
-# Ana is the most proficient and is offered first, and may offer any remedy up to £150, more
-# than any amount in these tests (the remedy a case needs follows its category).
+# HELD_CATEGORY belongs to a team that holds unsure cases for review (the review lane's test):
+# no other test's message is praise, and its one agent works the web channel, which no other
+# test writes on, so she is free when the held case is released.
+HELD_CATEGORY = Category.PRAISE.value
+HELD_CHANNEL = Channel.WEB.value
+# One team that takes every other category, so who is offered a case does not depend on its
+# tags: Ana is the most proficient and is offered first, and may offer any remedy up to £150,
+# more than any amount in these tests (the remedy a case needs follows its category).
 ROSTER: dict[str, Any] = {
     "default_team": "care",
     "teams": [
-        {"id": "care", "name": "Customer care", "categories": ALL_CATEGORIES},
+        {
+            "id": "care",
+            "name": "Customer care",
+            "categories": [c for c in ALL_CATEGORIES if c != HELD_CATEGORY],
+        },
         {"id": "billing", "name": "Billing", "categories": []},
+        {"id": "kudos", "name": "Kudos", "categories": [HELD_CATEGORY], "review": "hold"},
     ],
     "agents": [
         _agent(
@@ -77,8 +90,18 @@ ROSTER: dict[str, Any] = {
             authority={"refund": 5000},
             presence="away",
         ),
+        _agent(
+            "pia",
+            "Pia Novak",
+            team="kudos",
+            channels={HELD_CHANNEL: 3},
+            skills={HELD_CATEGORY: 4},
+        ),
     ],
 }
+# The router sets an available agent away this long after their console closed: short, so the
+# floor's "set away" list is seen within a test.
+DISCONNECT_GRACE_S = 4
 SLA = """
 warning_share: 0.75
 on_warning: [notify]
@@ -140,6 +163,21 @@ class Stack:
         assert response.status_code == 202, response.text
         return str(response.json()["event_id"])
 
+    async def produce_classified(self, message: ClassifiedIn) -> None:
+        """Put a message on feedback.classified as the classifier would, with the tags given
+        (the way to a tag the classifier was unsure of, whatever the model says)."""
+        classified = message.feedback
+        producer = AIOKafkaProducer(**self.kafka.client_kwargs(), acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                self.kafka.topic(feedback_classified),
+                classified.model_dump_json().encode(),
+                key=classified.feedback.customer.id.encode(),
+            )
+        finally:
+            await producer.stop()
+
     def set_presence(self, **presence: str) -> None:
         with self.api("kate") as api:
             for agent_id, value in presence.items():
@@ -199,6 +237,7 @@ async def stack(
                 "TRIAGE_ROUTER_SLA_FILE": str(tmp / "sla.yaml"),
                 "TRIAGE_ROUTER_OFFER_TIMEOUT_S": "300",
                 "TRIAGE_ROUTER_TICK_INTERVAL_S": "0.5",
+                "TRIAGE_ROUTER_DISCONNECT_GRACE_S": str(DISCONNECT_GRACE_S),
                 "TRIAGE_ROUTER_TRENDS_URL": trends.base,
             },
             tmp,

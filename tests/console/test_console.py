@@ -1,7 +1,9 @@
 """The console in a real browser (Debian's chromium) against the running stack on the broker:
 an agent is offered the case of a posted e-mail and works it, a supervisor watches the queue
-and reassigns and corrects a case, agents cannot see each other's cases, and the pages are
-usable by keyboard at 1280x800 with labelled controls and readable contrast."""
+and reassigns and corrects a case, agents cannot see each other's cases, a supervisor confirms
+a case held for review and it is offered, an agent whose console closed is set away and comes
+back, and the pages are usable by keyboard at 1280x800 with labelled controls and readable
+contrast."""
 
 from __future__ import annotations
 
@@ -10,17 +12,25 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from services.common.messages import Correction
+from services.common.messages import Channel, Correction
 from services.common.topics import feedback_corrections
 from services.demo import incidents
 from services.demo.traffic import load_samples
-from tests.console.conftest import Stack, token
+from tests.console.conftest import (
+    DISCONNECT_GRACE_S,
+    HELD_CATEGORY,
+    HELD_CHANNEL,
+    Stack,
+    token,
+)
+from tests.router.factories import feedback
 from tests.support.kafka import read_records
 
 pytestmark = pytest.mark.timeout(300)
@@ -403,3 +413,134 @@ async def test_trends_emerging_issue_tagged_as_an_incident_reaches_the_agent(
     await expect(banner).to_be_visible(timeout=20_000)
     await expect(banner).to_contain_text("expected")
     assert await page.evaluate(ACCESSIBILITY_AUDIT) == []
+
+
+async def test_supervisor_confirms_a_held_case_in_the_review_lane_and_it_is_offered(
+    browser: Browser, stack: Stack, pages: list[Page]
+) -> None:
+    """The classifier was unsure of a message of a team that holds such cases: the case waits
+    in the Review view, not offered, until the supervisor confirms its tags; then its team's
+    agent is offered it."""
+    # Signed in first: an open console keeps the router from setting her away meanwhile.
+    agent = await sign_in(browser, stack, "pia", pages)
+    stack.set_presence(pia="available")
+    run = uuid.uuid4().hex[:6]
+    text = f"Thank you, the new web shop is lovely and quick ({run})"
+    await stack.produce_classified(
+        feedback(
+            text,
+            customer=f"kudos-{run}",
+            channel=Channel(HELD_CHANNEL),
+            category=HELD_CATEGORY,
+            unsure="suggestion",
+            sentiment_score=0.7,
+            at=datetime.now(UTC),
+        )
+    )
+
+    page = await sign_in(browser, stack, "kate", pages)
+    await page.get_by_role("navigation").get_by_role("link", name="Review").click()
+    await expect(page.get_by_role("heading", level=1, name="Review")).to_be_visible()
+    item = page.get_by_role("listitem").filter(has_text=text)
+    await expect(item).to_be_visible(timeout=30_000)
+    await expect(item).to_contain_text("Held: not offered until reviewed")
+    await expect(item).to_contain_text("Waiting for review")
+    tags = item.get_by_role("table", name="Tags of the message")
+    category = tags.get_by_role("row").filter(has_text="Category")
+    await expect(category).to_contain_text("Praise")
+    await expect(category).to_contain_text("41%")
+    await expect(category).to_contain_text("Suggestion 38%")
+    await expect(category).to_contain_text("Unsure")
+    with stack.api("kate") as api:
+        (held,) = [
+            c for c in api.get("/v1/review").json()["items"] if text in c["messages"][0]["excerpt"]
+        ]
+        assert (held["team"], held["state"], held["hold"]) == ("kudos", "queued", True)
+        case_id = held["case_id"]
+        assert api.get(f"/v1/cases/{case_id}").json()["review"]["status"] == "pending"
+    assert await page.evaluate(ACCESSIBILITY_AUDIT) == []
+
+    # Correct proposes the runner-up of the unsure tag; cancelled, nothing changes.
+    await item.get_by_role("button", name="Correct").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_be_visible()
+    await expect(dialog.get_by_label("Category")).to_have_value("suggestion")
+    await expect(dialog.get_by_label("Difficult type")).to_have_value("none")
+    assert await page.evaluate(ACCESSIBILITY_AUDIT) == []
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+
+    # The case view marks it too.
+    await page.goto(f"{stack.router.base}/console/#/cases/{case_id}")
+    await expect(page.get_by_text("Held for review").first).to_be_visible()
+    await page.get_by_role("navigation").get_by_role("link", name="Review").click()
+    await expect(item).to_be_visible()
+    await expect(agent.get_by_role("listitem").filter(has_text=run)).to_have_count(0)
+
+    await item.get_by_role("button", name="Confirm").click()
+    await expect(page.get_by_role("status")).to_contain_text("confirmed")
+    await expect(item).to_have_count(0)
+    with stack.api("kate") as api:
+        case = api.get(f"/v1/cases/{case_id}").json()
+    assert case["review"]["status"] == "done"
+    assert case["review"]["reviewed_by"] == "kate"
+    assert case["category"] == HELD_CATEGORY, "confirmed as tagged"
+    assert case["state"] == "offered"
+    assert case["offer"]["agent_id"] == "pia"
+    offer = agent.get_by_role("listitem").filter(has_text=run)
+    await expect(offer).to_be_visible(timeout=15_000)
+    await expect(offer.get_by_role("button", name="Accept")).to_be_visible()
+    stack.set_presence(pia="away")
+
+
+async def test_an_agent_whose_console_closed_is_set_away_and_comes_back(
+    browser: Browser, stack: Stack, pages: list[Page]
+) -> None:
+    """An available agent closes the console: after the grace the router sets them away and
+    the floor lists them with the reason. Back at the console they are told why and come back
+    themselves; gone again, the supervisor brings them back from the floor."""
+    agent = await sign_in(browser, stack, "ben", pages)
+    stack.set_presence(ben="available")
+    await agent.context.close()
+    pages.remove(agent)
+
+    page = await sign_in(browser, stack, "kate", pages)
+    await page.get_by_role("navigation").get_by_role("link", name="Floor").click()
+    set_away = page.get_by_role("region", name="Set away by the router")
+    row = set_away.get_by_role("row").filter(has_text="Ben Okafor")
+    # The grace, then the floor's next refresh (every 10 s at the latest).
+    await expect(row).to_contain_text(
+        "console disconnected", timeout=DISCONNECT_GRACE_S * 1000 + 30_000
+    )
+    await expect(row).to_contain_text("Customer care")
+    assert await page.evaluate(ACCESSIBILITY_AUDIT) == []
+    with stack.api("kate") as api:
+        ben = api.get("/v1/agents", params={"limit": 100}).json()["items"]
+        (ben,) = [a for a in ben if a["profile"]["id"] == "ben"]
+        assert (ben["presence"], ben["away_reason"]) == ("away", "disconnected")
+
+    agent = await sign_in(browser, stack, "ben", pages)
+    notice = agent.get_by_role("region", name="The router set you away")
+    await expect(notice).to_contain_text("your console was disconnected")
+    assert await agent.evaluate(ACCESSIBILITY_AUDIT) == []
+    await notice.get_by_role("button", name="I'm back").click()
+    await expect(notice).to_be_hidden()
+    await expect(agent.get_by_label("Presence")).to_have_value("available")
+    with stack.api("ben") as api:
+        me = api.get("/v1/me").json()
+        assert (me["presence"], me["away_reason"]) == ("available", None)
+    await expect(row).to_have_count(0, timeout=15_000)
+
+    await agent.context.close()
+    pages.remove(agent)
+    await expect(row).to_be_visible(timeout=DISCONNECT_GRACE_S * 1000 + 30_000)
+    await row.get_by_role("button", name="Set available").click()
+    await expect(page.get_by_role("status")).to_contain_text("Ben Okafor is available again")
+    await expect(row).to_have_count(0)
+    with stack.api("kate") as api:
+        floor = api.get("/v1/floor").json()
+        assert "ben" not in [a["agent_id"] for a in floor["set_away"]]
+        ben = api.get("/v1/agents", params={"limit": 100}).json()["items"]
+        (ben,) = [a for a in ben if a["profile"]["id"] == "ben"]
+        assert (ben["presence"], ben["away_reason"]) == ("available", None)
+    stack.set_presence(ben="away")

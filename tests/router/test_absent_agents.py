@@ -49,7 +49,9 @@ def test_two_lapsed_offers_in_a_row_set_an_available_agent_away() -> None:
     assert router.case(third).offer.agent_id == "b"  # type: ignore[union-attr]
     assert router.case(first).state == CaseState.QUEUED, "lapsed with both agents"  # type: ignore[union-attr]
     floor = floor_view([], T0 + LAPSE * 2, router.agents.values())
-    assert [(s.agent_id, s.reason) for s in floor.set_away] == [("a", "offers_lapsed")]
+    assert [(s.agent_id, s.reason, s.lapsed_offers) for s in floor.set_away] == [
+        ("a", "offers_lapsed", 2)
+    ]
 
     # Coming back clears the mark, and the next case is offered to them again.
     router.apply(command("a", Action.PRESENCE, presence=Presence.AVAILABLE), T0 + LAPSE * 2)

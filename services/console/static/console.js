@@ -1,5 +1,6 @@
 // The console: sign-in, the live stream, and the views behind the hash routes
-// #/ (my work), #/cases/<id> (my work with a case open), #/floor and #/trends (supervisors).
+// #/ (my work), #/cases/<id> (my work with a case open), #/floor, #/review and #/trends
+// (supervisors).
 import * as api from "./api.js";
 import { startTicker } from "./clock.js";
 import { alertUser, announce, clearAlert } from "./notices.js";
@@ -7,7 +8,9 @@ import { openStream } from "./sse.js";
 import { session } from "./store.js";
 import { renderSessionBar, setConnection } from "./views/header.js";
 import { renderSignIn } from "./views/signin.js";
+import { renderAwayNotice } from "./views/away-notice.js";
 import { FloorView } from "./views/floor.js";
+import { ReviewView } from "./views/review.js";
 import { TrendsView } from "./views/trends.js";
 import { WorkView } from "./views/work.js";
 
@@ -15,6 +18,11 @@ const viewEl = () => document.getElementById("view");
 let stream = null;
 let current = null; // the mounted view: {name, view}
 let starting = false;
+let mePoll = null;
+const SUPERVISOR_VIEWS = new Set(["floor", "review", "trends"]);
+// The router may set the agent away (offers lapsed) while the console is open, and says so
+// only in /v1/me: asked again this often.
+const ME_POLL_MS = 15000;
 
 function parseRoute() {
   const hash = location.hash.replace(/^#/, "") || "/";
@@ -22,19 +30,20 @@ function parseRoute() {
   if (caseMatch) return { name: "work", caseId: caseMatch[1].toLowerCase() };
   if (hash === "/floor") return { name: "floor" };
   if (hash === "/trends") return { name: "trends" };
+  if (hash === "/review") return { name: "review" };
   return { name: "work", caseId: null };
 }
 
 function route({ focus = true } = {}) {
   if (!session.me) return;
   let target = parseRoute();
-  if ((target.name === "floor" || target.name === "trends") && !session.isSupervisor) {
+  if (SUPERVISOR_VIEWS.has(target.name) && !session.isSupervisor) {
     alertUser(`The ${target.name} view is for supervisors.`);
     target = { name: "work", caseId: null };
   }
   if (current?.name !== target.name) {
     current?.view.destroy();
-    const views = { floor: FloorView, trends: TrendsView, work: WorkView };
+    const views = { floor: FloorView, review: ReviewView, trends: TrendsView, work: WorkView };
     const view = new views[target.name]();
     current = { name: target.name, view };
     viewEl().replaceChildren(view.element);
@@ -94,6 +103,9 @@ async function beginSession(me) {
     session.teams = null; // the transfer and reassign pickers say so
   }
   renderSessionBar({ onSignOut: () => endSession(null) });
+  renderAwayNotice(document.getElementById("away-notice"));
+  clearInterval(mePoll);
+  mePoll = setInterval(refreshMe, ME_POLL_MS);
   document.getElementById("nav").hidden = !session.isSupervisor;
   connectStream();
   route({ focus: false });
@@ -105,6 +117,8 @@ async function beginSession(me) {
 }
 
 function endSession(message) {
+  clearInterval(mePoll);
+  mePoll = null;
   stream?.close();
   stream = null;
   current?.view.destroy();
@@ -113,6 +127,7 @@ function endSession(message) {
   session.reset();
   document.getElementById("session-bar").hidden = true;
   document.getElementById("nav").hidden = true;
+  document.getElementById("away-notice").hidden = true;
   document.title = "Sign in – Triage console";
   showSignIn();
   if (message) alertUser(message);

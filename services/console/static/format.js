@@ -12,6 +12,7 @@ const LABELS = {
   next_response: "Next response",
   resolution: "Resolution",
   follow_up: "Follow-up",
+  review: "Review",
   // categories
   product_fault: "Product fault",
   billing: "Billing",

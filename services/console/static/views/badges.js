@@ -25,3 +25,14 @@ export function incidentBadge(c) {
     `Incident ${c.incident.reference}`,
   );
 }
+
+/** The case's place in the review lane: held until reviewed, or reviewed in parallel. */
+export function reviewBadge(c) {
+  if (c.review?.status !== "pending") return null;
+  return h(
+    "span",
+    { class: `review-tag review-lane${c.review.hold ? " review-held" : ""}` },
+    h("span", { "aria-hidden": "true" }, "? "),
+    c.review.hold ? "Held for review" : "Needs review",
+  );
+}

@@ -5,7 +5,7 @@ import { h, uid } from "../dom.js";
 import { caseTitle, duration, label, money, number, percent, shortId, time } from "../format.js";
 import { alertUser, describe } from "../notices.js";
 import { session } from "../store.js";
-import { breachTag, incidentBadge, priorityBadge } from "./badges.js";
+import { breachTag, incidentBadge, priorityBadge, reviewBadge } from "./badges.js";
 import { CaseActions } from "./case-actions.js";
 import { openRelabel } from "./relabel-dialog.js";
 
@@ -181,6 +181,7 @@ function meta(c) {
       priorityBadge(c.priority),
       h("span", { class: "state-tag" }, label(c.state)),
       incidentBadge(c),
+      reviewBadge(c),
       holderText(c),
       c.state === "offered" && c.offer?.agent_id === session.agentId
         ? [

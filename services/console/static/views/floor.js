@@ -18,6 +18,7 @@ import { PRIORITY_RANK, alertOfBreach, session } from "../store.js";
 import { breachTag, incidentBadge, priorityBadge } from "./badges.js";
 import { openRelabel } from "./relabel-dialog.js";
 import { SurgeBanner } from "./surges.js";
+import { awayReasonText } from "./away-notice.js";
 
 const FALLBACK_REFRESH_MS = 10000;
 const MIN_REFRESH_GAP_MS = 1000;
@@ -115,11 +116,27 @@ export class FloorView {
     ];
     this.casesBox = h("div", {}, this.casesContent);
     this.banner = new SurgeBanner();
+    this.setAwayBody = h("tbody");
+    // Shown only while someone is away by the router's doing: then it needs a supervisor.
+    this.setAwaySection = section(
+      "set-away",
+      "Set away by the router",
+      h(
+        "p",
+        { class: "hint" },
+        "Available agents the router set away on its own: offers lapsed in a row, or their " +
+          "console was disconnected too long. They get no offers until they or you set them " +
+          "available.",
+      ),
+      table("Agents set away", ["Agent", "Team", "Why", "Since", "Action"], this.setAwayBody),
+    );
+    this.setAwaySection.hidden = true;
     this.element = h(
       "div",
       { class: "floor" },
       h("div", { class: "floor-head" }, this.title, this.updated),
       this.banner.element,
+      this.setAwaySection,
       h(
         "div",
         { class: "floor-grid" },
@@ -250,6 +267,7 @@ export class FloorView {
         if (!this.loaded.has(name)) problem(box, what, result.reason);
       }
     }
+    if (floor.status === "fulfilled") this.renderSetAway(floor.value.set_away ?? []);
     if (floor.status === "fulfilled" || !this.alertList) this.seedAlerts(floor);
     const at = time(new Date(fetchedAt).toISOString());
     if (!failure) {
@@ -260,6 +278,64 @@ export class FloorView {
       this.updated.textContent = `Could not refresh at ${at} (${why})${
         this.lastGood ? `; showing figures from ${this.lastGood}` : ""
       }`;
+    }
+  }
+
+  renderSetAway(agents) {
+    reconcile(this.setAwayBody, agents, {
+      key: (a) => `${a.agent_id}@${a.since}`,
+      create: (a) => this.setAwayRow(a),
+      update: () => {},
+    });
+    this.setAwaySection.hidden = agents.length === 0;
+  }
+
+  setAwayRow(a) {
+    const back = h(
+      "button",
+      { type: "button", class: "secondary small" },
+      "Set available",
+      h("span", { class: "visually-hidden" }, ` ${a.name}`),
+    );
+    const since = a.since
+      ? [
+          h("time", { datetime: a.since }, time(a.since)),
+          " (",
+          tick(h("span", { dataset: { countdown: "age", at: a.since } })),
+          " ago)",
+        ]
+      : "—";
+    const row = h(
+      "tr",
+      {},
+      h("th", { scope: "row" }, a.name),
+      h("td", {}, session.teams?.find((t) => t.id === a.team)?.name ?? a.team),
+      h("td", {}, awayReasonText(a.reason, a.lapsed_offers)),
+      h("td", {}, since),
+      h("td", {}, back),
+    );
+    back.addEventListener("click", () => this.bringBack(row, a, back));
+    return row;
+  }
+
+  async bringBack(row, a, button) {
+    clearAlert();
+    button.disabled = true;
+    try {
+      await api.put(`/v1/agents/${encodeURIComponent(a.agent_id)}/presence`, {
+        presence: "available",
+      });
+      announce(`${a.name} is available again.`);
+      row.remove();
+      this.setAwaySection.hidden = this.setAwayBody.children.length === 0;
+      // Focus stays in the list while it has rows, else goes to the page's heading.
+      const next = this.setAwayBody.querySelector("button");
+      (next ?? this.title).focus();
+      this.scheduleRefresh();
+    } catch (error) {
+      button.disabled = false;
+      alertUser(`${a.name} not set available. ${describe(error)}`);
+      if (button.isConnected) button.focus();
     }
   }
 

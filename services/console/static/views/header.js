@@ -78,7 +78,8 @@ async function changePresence(presence) {
   presenceSelect.disabled = true;
   try {
     await api.put("/v1/me/presence", { presence });
-    session.me = { ...session.me, presence };
+    // The router forgets why it set the agent away once they choose a presence themselves.
+    session.setMe({ ...session.me, presence, away_reason: null, lapsed_offers: 0 });
     const note =
       presence === "available"
         ? ""

@@ -75,8 +75,13 @@ export function trapTab(el, e) {
   }
 }
 
-/** Open the dialog for a case; `returnFocus` gets focus back when it closes. */
-export function openRelabel(c, returnFocus) {
+/**
+ * Open the dialog for a case; `returnFocus` gets focus back when it closes. Options:
+ * `proposed` ({sentiment, category, difficult}, any of them): values chosen in advance (the
+ * review lane offers the runner-up of a tag that needs review); `onSaved(updated)`: after a
+ * correction is saved.
+ */
+export function openRelabel(c, returnFocus, { proposed = {}, onSaved = null } = {}) {
   dialog ??= build();
   const form = dialog.querySelector("form");
   const first = c.messages?.[0];
@@ -94,7 +99,7 @@ export function openRelabel(c, returnFocus) {
     category: form.querySelector("#relabel-category"),
     difficult: form.querySelector("#relabel-difficult"),
   };
-  for (const [name, el] of Object.entries(fields)) el.value = current[name];
+  for (const [name, el] of Object.entries(fields)) el.value = proposed[name] ?? current[name];
   const problem = form.querySelector(".dialog-problem");
   problem.textContent = "";
   const save = form.querySelector("button[type=submit]");
@@ -116,6 +121,7 @@ export function openRelabel(c, returnFocus) {
       session.updateCase(updated);
       dialog.close();
       announce(`Tags of case ${shortId(c.case_id)} corrected; the correction goes to retraining.`);
+      onSaved?.(updated);
     } catch (error) {
       save.disabled = false;
       problem.textContent = `Not saved. ${describe(error)}`;
