@@ -91,27 +91,22 @@ async def incident_burst(
     where: Endpoints,
     plan: incidents.IncidentPlan,
     *,
+    rate: float,
     until: float,
     stats: DemoStats,
     rng: random.Random,
 ) -> None:
     """Post an incident's burst of similar complaints ``plan.after_s`` seconds from now, for
-    the trends' surge and emerging cluster to find."""
-    incident = incidents.INCIDENTS[plan.incident]
-    texts = incidents.texts(incident, plan.count, rng)
-    people = make_customers(plan.count, rng)
+    the trends' surge and emerging cluster to find (sized to the customers' ``rate``)."""
     run_id = f"incident{uuid.uuid4().hex[:6]}"
     started = time.monotonic() + plan.after_s
     headers = {"Authorization": f"Bearer {where.api_key}"}
-    offsets = incidents.arrivals(plan.count, plan.duration_s, rng)
-    for serial, (text, offset, person) in enumerate(zip(texts, offsets, people, strict=True)):
+    for offset, body in incidents.burst(plan, rate, rng, run_id=run_id):
         delay = started + offset - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         if time.monotonic() >= until:
             return
-        person.id = f"{run_id}-{serial}"
-        body = incidents.incident_message(serial, text, person, rng, run_id=run_id)
         try:
             response = await http.post(f"{where.ingest}/v1/feedback", json=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -423,6 +418,7 @@ async def run_demo(
                         http,
                         where,
                         incident,
+                        rate=rate,
                         until=until,
                         stats=stats,
                         rng=random.Random(rng.random()),
@@ -442,6 +438,16 @@ async def run_demo(
                     )
                 )
             )
-        figures = await watch(http, where, until=until + 1, stats=stats, console=console, live=live)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            figures = await watch(
+                http, where, until=until + 1, stats=stats, console=console, live=live
+            )
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            # Stopped early (Ctrl-C cancels the demo): the customers and agents stop before
+            # the client closes, or their next request fails on a closed client in a task
+            # nobody awaits ("Task exception was never retrieved").
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     return stats, figures

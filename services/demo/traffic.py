@@ -87,10 +87,12 @@ def message(
     rng: random.Random,
     *,
     run_id: str,
+    channel: str | None = None,
 ) -> dict[str, Any]:
     """One canonical ingest event from a customer: an e-mail (sometimes a reply in an earlier
-    thread), a chat, a public or private social post with its reach, or a web form."""
-    channel = pick_channel(rng)
+    thread), a chat, a public or private social post with its reach, or a web form (on
+    ``channel``, else on one drawn by the demo's mix)."""
+    channel = channel or pick_channel(rng)
     fitting = [s for s in samples if s.channel in (channel, None)] or samples
     sample = rng.choice(fitting)
     body: dict[str, Any] = {

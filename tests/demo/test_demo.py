@@ -3,6 +3,8 @@ of the whole stack on the embedded broker."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import random
 import re
@@ -14,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from services.common.broker import free_port
+from services.demo.incidents import IncidentPlan
+from services.demo.runner import Endpoints, run_demo
 from services.demo.traffic import (
     BEHAVIOURS,
     burst_factor,
@@ -71,6 +75,38 @@ def test_agents_accept_most_offers_and_move_cases_forward() -> None:
     )
     assert set(after_reply) == {"wait", "escalate", "resolve"}
     assert plan_after("wait", behaviour, 0.0, rng, responded=True).action == "resume"
+
+
+async def test_a_stopped_demo_stops_its_customers_and_agents_first() -> None:
+    """Ctrl-C cancels the demo: its customers, agents and incident stop before its HTTP client
+    closes, so none of them fails later on the closed client in a task nobody awaits ("Task
+    exception was never retrieved")."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    base = f"http://127.0.0.1:{free_port()}"  # nothing listens: every request fails at once
+    where = Endpoints(
+        ingest=base,
+        router=base,
+        api_key="key",
+        tokens={"a1": "token-a1", "s1": "token-s1"},
+        tiers={"a1": "frontline", "s1": "supervisor"},
+        supervisor="token-s1",
+    )
+    before = asyncio.all_tasks()
+    plan = IncidentPlan(after_s=0.5, duration_s=30)
+    demo = asyncio.create_task(
+        run_demo(where, rate=5, duration_s=60, seed=1, live=False, incident=plan)
+    )
+    await asyncio.sleep(2.5)  # customers posting, agents a turn or two in, the incident on
+    demo.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await demo
+    assert asyncio.all_tasks() - before == set()  # nothing of the demo still runs
+    await asyncio.sleep(1.5)  # past the agents' next turn
+    gc.collect()  # an unretrieved task exception is reported when its task is collected
+    assert reported == []
+    loop.set_exception_handler(None)
 
 
 @pytest.mark.timeout(300)
