@@ -10,12 +10,11 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from services.classifier.training import Example, text_key
 from services.common.errors import TriageError
-from services.common.kafka import KafkaSettings
+from services.common.kafka import BrokerUnreachable, KafkaSettings, topic_reader
 from services.common.messages import Correction
 from services.common.topics import feedback_corrections
 
@@ -37,45 +36,28 @@ class CorrectionsRead:
 async def read_corrections(kafka: KafkaSettings, *, timeout_s: float = 30.0) -> CorrectionsRead:
     """Every correction on the topic up to its end offsets as of now."""
     topic = kafka.topic(feedback_corrections)
-    consumer = AIOKafkaConsumer(
-        **kafka.client_kwargs(),
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        request_timeout_ms=int(timeout_s * 1000),
-    )
-    try:
-        await asyncio.wait_for(consumer.start(), timeout_s)
-    except Exception as exc:
-        await consumer.stop()
-        raise CorrectionsError(f"cannot reach the broker at {kafka.bootstrap}: {exc!r}") from exc
     corrections: list[Correction] = []
     unreadable = 0
     try:
-        found = consumer.partitions_for_topic(topic)
-        if not found:
-            await consumer._client.force_metadata_update()  # the client may not know it yet
-            found = consumer.partitions_for_topic(topic)
-        if not found:
-            return CorrectionsRead([], 0)
-        partitions = [TopicPartition(topic, p) for p in sorted(found)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            if loop.time() > deadline:
-                raise CorrectionsError(f"reading {topic} took longer than {timeout_s:g} s")
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                for record in records:
-                    try:
-                        corrections.append(Correction.model_validate_json(record.value or b""))
-                    except ValidationError:
-                        unreadable += 1
-    finally:
-        await consumer.stop()
+        async with topic_reader(kafka, topic, timeout_s=timeout_s) as (consumer, partitions):
+            if not partitions:
+                return CorrectionsRead([], 0)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+                if loop.time() > deadline:
+                    raise CorrectionsError(f"reading {topic} took longer than {timeout_s:g} s")
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    for record in records:
+                        try:
+                            corrections.append(Correction.model_validate_json(record.value or b""))
+                        except ValidationError:
+                            unreadable += 1
+    except BrokerUnreachable as exc:
+        raise CorrectionsError(str(exc)) from exc
     corrections.sort(key=lambda c: c.corrected_at)
     return CorrectionsRead(corrections, unreadable)
 

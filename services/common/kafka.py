@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.errors import ConfigurationError
+from services.common.errors import ConfigurationError, TriageError
 from services.common.topics import TopicSpec
 
 log = structlog.get_logger(__name__)
@@ -223,3 +225,39 @@ async def partition_counts(
         if topic.get("error_code", 0) == 0 and topic.get("partitions"):
             counts[topic["topic"]] = len(topic["partitions"])
     return counts
+
+
+class BrokerUnreachable(TriageError):
+    """The broker did not answer a reader in time."""
+
+
+@asynccontextmanager
+async def topic_reader(
+    kafka: KafkaSettings, topic: str, *, timeout_s: float
+) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
+    """A consumer outside any consumer group, assigned every partition of ``topic`` (none when
+    the topic does not exist), for commands that read a topic once (to its end offsets or a
+    period) without moving any service's committed position; stopped on leaving."""
+    consumer = AIOKafkaConsumer(
+        **kafka.client_kwargs(),
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        request_timeout_ms=int(timeout_s * 1000),
+    )
+    try:
+        await asyncio.wait_for(consumer.start(), timeout_s)
+    except Exception as exc:
+        await consumer.stop()
+        raise BrokerUnreachable(f"cannot reach the broker at {kafka.bootstrap}: {exc!r}") from exc
+    try:
+        found = consumer.partitions_for_topic(topic)
+        if not found:
+            await consumer._client.force_metadata_update()  # the client may not know it yet
+            found = consumer.partitions_for_topic(topic)
+        partitions = [TopicPartition(topic, p) for p in sorted(found or ())]
+        if partitions:
+            consumer.assign(partitions)
+        yield consumer, partitions
+    finally:
+        await consumer.stop()

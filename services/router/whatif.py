@@ -57,7 +57,7 @@ from services.common.cases import (
     SlaMetricName,
 )
 from services.common.errors import TriageError
-from services.common.kafka import KafkaSettings
+from services.common.kafka import BrokerUnreachable, KafkaSettings, topic_reader
 from services.common.messages import (
     Category,
     Customer,
@@ -211,62 +211,46 @@ async def read_topic(
     time) up to the end offsets as of now, so what is published meanwhile is not waited for,
     or to the period's end. ``timeout_s``: the longest the broker may give nothing."""
     topic = kafka.topic(cases_events)
-    consumer = AIOKafkaConsumer(
-        **kafka.client_kwargs(),
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        request_timeout_ms=int(timeout_s * 1000),
-    )
-    try:
-        await asyncio.wait_for(consumer.start(), timeout_s)
-    except Exception as exc:
-        await consumer.stop()
-        raise WhatIfError(f"cannot reach the broker at {kafka.bootstrap}: {exc!r}") from exc
     events: list[CaseEvent] = []
     unreadable = 0
     try:
-        found = consumer.partitions_for_topic(topic)
-        if not found:
-            await consumer._client.force_metadata_update()  # the client may not know it yet
-            found = consumer.partitions_for_topic(topic)
-        if not found:
-            raise WhatIfError(f"topic {topic} does not exist on {kafka.bootstrap}")
-        partitions = [TopicPartition(topic, p) for p in sorted(found)]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await _seek_to_start(consumer, partitions, since)
-        # A partition is read to its end as of now, or until its events are past the period:
-        # the router publishes them in the order of its inbox, whatever its lag, so their
-        # times grow along a partition (up to the skew between the inbox's senders).
-        past = _utc(until) + TOPIC_MARGIN if until else None
-        done: set[TopicPartition] = set()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while [
-            tp for tp in partitions if tp not in done and await consumer.position(tp) < ends[tp]
-        ]:
-            if loop.time() > deadline:
-                raise WhatIfError(f"{topic} gave nothing for {timeout_s:g} s")
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp, records in batch.items():
-                if records:
-                    deadline = loop.time() + timeout_s
-                for record in records:
-                    if record.offset >= ends[tp]:
-                        break
-                    try:
-                        event = CaseEvent.model_validate_json(record.value or b"")
-                    except ValidationError:
-                        unreadable += 1
-                        continue
-                    if past is not None and event.at >= past:
-                        done.add(tp)
-                        consumer.pause(tp)
-                        break
-                    events.append(event)
-    finally:
-        await consumer.stop()
+        async with topic_reader(kafka, topic, timeout_s=timeout_s) as (consumer, partitions):
+            if not partitions:
+                raise WhatIfError(f"topic {topic} does not exist on {kafka.bootstrap}")
+            ends = await consumer.end_offsets(partitions)
+            await _seek_to_start(consumer, partitions, since)
+            # A partition is read to its end as of now, or until its events are past the
+            # period: the router publishes them in the order of its inbox, whatever its lag,
+            # so their times grow along a partition (up to the skew between the inbox's
+            # senders).
+            past = _utc(until) + TOPIC_MARGIN if until else None
+            done: set[TopicPartition] = set()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while [
+                tp for tp in partitions if tp not in done and await consumer.position(tp) < ends[tp]
+            ]:
+                if loop.time() > deadline:
+                    raise WhatIfError(f"{topic} gave nothing for {timeout_s:g} s")
+                batch = await consumer.getmany(timeout_ms=500)
+                for tp, records in batch.items():
+                    if records:
+                        deadline = loop.time() + timeout_s
+                    for record in records:
+                        if record.offset >= ends[tp]:
+                            break
+                        try:
+                            event = CaseEvent.model_validate_json(record.value or b"")
+                        except ValidationError:
+                            unreadable += 1
+                            continue
+                        if past is not None and event.at >= past:
+                            done.add(tp)
+                            consumer.pause(tp)
+                            break
+                        events.append(event)
+    except BrokerUnreachable as exc:
+        raise WhatIfError(str(exc)) from exc
     return select_period(events, since=since, until=until, unreadable=unreadable)
 
 
