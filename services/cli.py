@@ -201,6 +201,7 @@ def _prepare_router_topics(kafka: KafkaSettings) -> None:
 
     from services.common.kafka import ensure_topics, partition_counts
     from services.common.topics import (
+        agents_events,
         cases_events,
         feedback_classified,
         feedback_classified_dlq,
@@ -210,7 +211,7 @@ def _prepare_router_topics(kafka: KafkaSettings) -> None:
     )
 
     specs = [feedback_classified, feedback_classified_dlq, router_inbox, router_inbox_dlq]
-    specs += [cases_events, feedback_corrections]
+    specs += [cases_events, agents_events, feedback_corrections]
     try:
         if kafka.create_topics:
             asyncio.run(ensure_topics(kafka, specs))

@@ -412,3 +412,21 @@ def test_up_stops_everything_when_its_terminal_closes(tmp_path: Path) -> None:
         for child in children:
             if _alive(child):
                 os.kill(child, signal.SIGKILL)
+
+
+async def test_the_router_creates_every_topic_it_writes(
+    broker: EmbeddedBroker, kafka: KafkaSettings
+) -> None:
+    """A topic the router writes and nobody created stalls its inbox (the send waits for the
+    topic): `triage router` creates every one it writes, as the ACLs name them."""
+    from services.cli import _prepare_router_topics
+    from services.common.kafka import existing_topics
+    from services.common.topics import ALL_TOPICS
+    from tests.deploy.test_kafka_security import WRITER
+
+    await asyncio.to_thread(_prepare_router_topics, kafka)
+    existing = await existing_topics(kafka)
+    written = [spec for spec in ALL_TOPICS if WRITER[spec.name] == "triage-router"]
+    assert len(written) >= 5
+    for spec in written:
+        assert kafka.topic(spec) in existing, spec.name
