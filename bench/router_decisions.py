@@ -38,7 +38,7 @@ from services.common.messages import (
     event_id_for,
 )
 from services.router.app import load_sla_file
-from services.router.commands import Action, ClassifiedIn, Command
+from services.router.commands import Accept, ClassifiedIn, Resolve
 from services.router.engine import Engine, EngineSettings
 from services.router.roster import parse_roster
 
@@ -126,10 +126,9 @@ def accept_all(engine: Engine, at: datetime) -> None:
         case = record.case
         if case.state == CaseState.OFFERED and case.offer is not None:
             engine.apply(
-                Command(
+                Accept(
                     command_id=uuid.uuid4(),
                     actor=case.offer.agent_id,
-                    action=Action.ACCEPT,
                     at=at,
                     case_id=case.case_id,
                 ),
@@ -154,19 +153,24 @@ def bench_new_cases(agents: int, decisions: int, seed: int) -> dict[str, Any]:
         case = out.events[-1].case
         if case.offer is not None:
             offered += 1
-            for action in (Action.ACCEPT, Action.RESOLVE):
-                engine.apply(
-                    Command(
-                        command_id=uuid.uuid4(),
-                        actor=case.offer.agent_id
-                        if action == Action.ACCEPT
-                        else case.assignee or "",
-                        action=action,
-                        at=at,
-                        case_id=case.case_id,
-                    ),
-                    at,
-                )
+            engine.apply(
+                Accept(
+                    command_id=uuid.uuid4(),
+                    actor=case.offer.agent_id,
+                    at=at,
+                    case_id=case.case_id,
+                ),
+                at,
+            )
+            engine.apply(
+                Resolve(
+                    command_id=uuid.uuid4(),
+                    actor=case.assignee or "",
+                    at=at,
+                    case_id=case.case_id,
+                ),
+                at,
+            )
     return {"us": elapsed / decisions * 1e6, "offered": offered / decisions}
 
 
@@ -195,13 +199,7 @@ def bench_capacity_freed(agents: int, queue: int, decisions: int, seed: int) -> 
     for i, (agent_id, case_id) in enumerate(held):
         at = now + timedelta(seconds=1 + i)
         out = engine.apply(
-            Command(
-                command_id=uuid.uuid4(),
-                actor=agent_id,
-                action=Action.RESOLVE,
-                at=at,
-                case_id=case_id,
-            ),
+            Resolve(command_id=uuid.uuid4(), actor=agent_id, at=at, case_id=case_id),
             at,
         )
         drained += sum(1 for e in out.events if e.type == "offered")

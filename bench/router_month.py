@@ -56,7 +56,14 @@ from services.common.messages import (
     event_id_for,
 )
 from services.router.app import load_sla_file
-from services.router.commands import Action, ClassifiedIn, Command, Inbound, Tick
+from services.router.commands import (
+    COMMAND_TYPES,
+    Action,
+    ClassifiedIn,
+    Inbound,
+    SetPresence,
+    Tick,
+)
 from services.router.engine import Engine, EngineSettings, Outcome
 from services.router.roster import parse_roster
 
@@ -198,25 +205,17 @@ class Sim:
             return
         if item[0] == "presence":
             _, presence, agent_id = item
-            presence_command = Command(
-                command_id=uuid.uuid4(),
-                actor=agent_id,
-                action=Action.PRESENCE,
-                at=when,
-                presence=presence,
+            presence_command = SetPresence(
+                command_id=uuid.uuid4(), actor=agent_id, at=when, presence=presence
             )
             self.apply(presence_command, when)
             return
         _, action, actor, case_id = item
-        extra = {"score": self.rng.randint(1, 5)} if action == Action.CSAT else {}
-        command = Command(
-            command_id=uuid.uuid4(),
-            actor=actor,
-            action=action,
-            at=when,
-            case_id=case_id,
-            chars=200 if action == Action.RESPOND else None,
-            **extra,
+        extra: dict[str, Any] = {"score": self.rng.randint(1, 5)} if action == Action.CSAT else {}
+        if action == Action.RESPOND:
+            extra["chars"] = 200
+        command = COMMAND_TYPES[action](
+            command_id=uuid.uuid4(), actor=actor, at=when, **{"case_id": case_id, **extra}
         )
         self.apply(command, when)
 

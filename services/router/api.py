@@ -46,7 +46,9 @@ from services.common.problems import (
 )
 from services.router.access import sees
 from services.router.commands import (
+    COMMAND_TYPES,
     MAX_INCIDENT_EVENTS,
+    TRANSFER_TARGET,
     Action,
     Command,
     CommandResult,
@@ -533,13 +535,10 @@ def create_api(
             if key
             else uuid.uuid4()
         )
-        command = Command(
-            command_id=command_id,
-            actor=agent.id,
-            action=action,
-            at=datetime.now(UTC),
-            case_id=case_id,
-            **fields,
+        if case_id is not None:
+            fields["case_id"] = case_id
+        command = COMMAND_TYPES[action](
+            command_id=command_id, actor=agent.id, at=datetime.now(UTC), **fields
         )
         engine_or_503()
         try:
@@ -688,6 +687,8 @@ def create_api(
     async def transfer(
         agent: Agent, case_id: uuid.UUID, body: TransferBody, key: IdempotencyKey = None
     ) -> Case:
+        if body.to_team is None and body.to_agent is None:
+            raise ProblemError(422, TRANSFER_TARGET, kind="invalid-command")
         result: Case = await run(
             agent,
             Action.TRANSFER,

@@ -54,7 +54,7 @@ from services.router.api import create_api, metrics_payload
 from services.router.applier import INBOX as INBOX  # the inbox record model, read elsewhere too
 from services.router.applier import Applied, InboxApplier, Produced, first_error
 from services.router.clock import TickClock
-from services.router.commands import Action, ClassifiedIn, Command, CommandResult, Tick
+from services.router.commands import ClassifiedIn, Command, CommandResult, Disconnected, Tick
 from services.router.engine import AgentRecord, CaseRecord, Engine
 from services.router.metrics import RouterMetrics
 from services.router.settings import RouterSettings
@@ -199,12 +199,7 @@ class RouterRuntime:
         state = engine.agents.get(agent_id) if engine is not None else None
         if self._connected(agent_id) or state is None or state.presence != Presence.AVAILABLE:
             return
-        command = Command(
-            command_id=uuid.uuid4(),
-            actor=agent_id,
-            action=Action.DISCONNECTED,
-            at=datetime.now(UTC),
-        )
+        command = Disconnected(command_id=uuid.uuid4(), actor=agent_id, at=datetime.now(UTC))
         task = asyncio.get_running_loop().create_task(self._send_lost(command))
         self.lost.add(task)
         task.add_done_callback(self.lost.discard)

@@ -29,7 +29,7 @@ from services.router.assignment import AgentRecord, Assignment
 from services.router.book import CaseBook, CaseRecord, DueIndex, _Archived
 from services.router.book import thread_keys as _thread_keys
 from services.router.clocks import Clocks
-from services.router.commands import ClassifiedIn, Command, Inbound, Tick
+from services.router.commands import COMMAND_TYPES, ClassifiedIn, Inbound, OnCase, OnFloor, Tick
 from services.router.feedback import on_feedback
 from services.router.handlers import corrections_for, on_command
 from services.router.outcome import ROUTER, Outcome
@@ -275,7 +275,7 @@ class Engine:
         on_feedback(self, message.feedback, now, out)
 
     def _on_command(self, message: Any, now: datetime, out: Outcome) -> None:
-        assert isinstance(message, Command)
+        assert isinstance(message, OnCase | OnFloor)
         out.result = on_command(self, message, now, out)
 
     # ------------------------------------------------------------------ ticks
@@ -368,6 +368,6 @@ _Handler = Callable[[Engine, Any, datetime, Outcome], None]
 # What each kind of inbox message does.
 _HANDLERS: dict[type, _Handler] = {
     ClassifiedIn: Engine._on_feedback,
-    Command: Engine._on_command,
     Tick: Engine._on_tick,
+    **{model: Engine._on_command for model in COMMAND_TYPES.values()},
 }

@@ -8,9 +8,9 @@ made its change; :func:`on_command` does what every command shares.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 from services.common.cases import (
     TIER_RANK,
@@ -35,7 +35,34 @@ from services.router.assignment import (
     with_identity,
 )
 from services.router.book import CaseRecord
-from services.router.commands import Action, Command, CommandResult, IncidentTagged, Labels, Status
+from services.router.commands import (
+    Accept,
+    Action,
+    CaseCommand,
+    Command,
+    CommandBase,
+    CommandResult,
+    Csat,
+    Decline,
+    Disconnected,
+    Escalate,
+    IncidentTagged,
+    Labels,
+    OnCase,
+    OnFloor,
+    Reassign,
+    Relabel,
+    RemoveAgent,
+    Resolve,
+    Respond,
+    Resume,
+    SetPresence,
+    Status,
+    TagIncident,
+    Transfer,
+    UpsertAgent,
+    Wait,
+)
 from services.router.guidance import HOSTILE, estimate_remedy, handling_guidance
 from services.router.outcome import Outcome
 from services.router.priority import band, score_components
@@ -48,22 +75,14 @@ if TYPE_CHECKING:
 CORRECTION_NAMESPACE = uuid.UUID("0f4d1c52-7a0e-4b8e-9a43-3d2f6c1b9e21")
 MAX_COMMAND_IDS = 50
 
-CaseHandler = Callable[
-    ["Engine", CaseRecord, Command, AgentState, datetime, Outcome], CommandResult | None
-]
-AgentHandler = Callable[["Engine", Command, AgentState, datetime, Outcome], CommandResult]
-
 
 def on_command(e: Engine, cmd: Command, now: datetime, out: Outcome) -> CommandResult:
     """Apply a command: who may act on what, repeats, and the handler of its action."""
     actor = e.agents.get(cmd.actor)
     if actor is None:
         return result(cmd, Status.FORBIDDEN, "unknown agent")
-    agent_handler = AGENT_HANDLERS.get(cmd.action)
-    if agent_handler is not None:
-        return agent_handler(e, cmd, actor, now, out)
-    if cmd.case_id is None:
-        return result(cmd, Status.INVALID, "case_id is required")
+    if not isinstance(cmd, CaseCommand):
+        return on_floor(e, cmd, actor, now, out)
     record = e.book.whole(cmd.case_id)
     if record is None:
         return result(cmd, Status.NOT_FOUND, "no such case")
@@ -76,13 +95,10 @@ def on_command(e: Engine, cmd: Command, now: datetime, out: Outcome) -> CommandR
         return result(cmd, Status.FORBIDDEN, "not your case")
     if str(cmd.command_id) in record.commands:
         return result(cmd, Status.OK, "already applied", case)
-    handler = CASE_HANDLERS.get(cmd.action)
-    if handler is None:
-        return result(cmd, Status.INVALID, f"{cmd.action} is not a case action")
     # CSAT is the customer's verdict on the agent's work: the agent does not record it.
     if cmd.action in (Action.REASSIGN, Action.RELABEL, Action.CSAT) and not supervisor:
         return result(cmd, Status.FORBIDDEN, "supervisors only")
-    problem = handler(e, record, cmd, actor, now, out)
+    problem = on_case(e, record, cmd, actor, now, out)
     if problem is not None:
         return problem
     record.commands = [*record.commands, str(cmd.command_id)][-MAX_COMMAND_IDS:]
@@ -91,11 +107,61 @@ def on_command(e: Engine, cmd: Command, now: datetime, out: Outcome) -> CommandR
     return result(cmd, Status.OK, "", case)
 
 
+def on_case(
+    e: Engine, record: CaseRecord, cmd: OnCase, actor: AgentState, now: datetime, out: Outcome
+) -> CommandResult | None:
+    """The handler of a case command's action: a refusal, or ``None`` once it made its change."""
+    match cmd:
+        case Accept():
+            return accept(e, record, cmd, actor, now, out)
+        case Decline():
+            return decline(e, record, cmd, actor, now, out)
+        case Respond():
+            return respond(e, record, cmd, actor, now, out)
+        case Wait():
+            return wait(e, record, cmd, actor, now, out)
+        case Resume():
+            return resume_cmd(e, record, cmd, actor, now, out)
+        case Resolve():
+            return resolve(e, record, cmd, actor, now, out)
+        case Transfer():
+            return transfer(e, record, cmd, actor, now, out)
+        case Escalate():
+            return escalate(e, record, cmd, actor, now, out)
+        case Reassign():
+            return reassign(e, record, cmd, actor, now, out)
+        case Csat():
+            return csat(e, record, cmd, actor, now, out)
+        case Relabel():
+            return relabel(e, record, cmd, actor, now, out)
+        case _:
+            assert_never(cmd)
+
+
+def on_floor(
+    e: Engine, cmd: OnFloor, actor: AgentState, now: datetime, out: Outcome
+) -> CommandResult:
+    """The handler of a command on no case."""
+    match cmd:
+        case SetPresence():
+            return presence(e, cmd, actor, now, out)
+        case UpsertAgent():
+            return upsert_agent(e, cmd, actor, now, out)
+        case RemoveAgent():
+            return remove_agent(e, cmd, actor, now, out)
+        case Disconnected():
+            return disconnected(e, cmd, actor, now, out)
+        case TagIncident():
+            return tag_incident(e, cmd, actor, now, out)
+        case _:
+            assert_never(cmd)
+
+
 # ---------------------------------------------------------------------- case commands
 
 
 def accept(
-    e: Engine, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, record: CaseRecord, cmd: Accept, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult | None:
     case = record.case
     if case.state != CaseState.OFFERED or case.offer is None:
@@ -118,7 +184,7 @@ def accept(
 
 
 def decline(
-    e: Engine, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, record: CaseRecord, cmd: Decline, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult | None:
     case = record.case
     if case.state != CaseState.OFFERED or case.offer is None:
@@ -144,7 +210,7 @@ def decline(
 
 
 def respond(
-    e: Engine, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, record: CaseRecord, cmd: Respond, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult | None:
     case = record.case
     if case.state not in (CaseState.ASSIGNED, CaseState.WAITING_ON_CUSTOMER):
@@ -168,7 +234,7 @@ def respond(
 
 
 def wait(
-    e: Engine, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, record: CaseRecord, cmd: Wait, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult | None:
     case = record.case
     if case.state != CaseState.ASSIGNED:
@@ -189,7 +255,7 @@ def wait(
 
 
 def resume_cmd(
-    e: Engine, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, record: CaseRecord, cmd: Resume, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult | None:
     if record.case.state != CaseState.WAITING_ON_CUSTOMER:
         return result(cmd, Status.CONFLICT, f"case is {record.case.state}, not waiting")
@@ -211,7 +277,7 @@ def resume(e: Engine, record: CaseRecord, now: datetime, out: Outcome, *, actor:
 
 
 def resolve(
-    e: Engine, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, record: CaseRecord, cmd: Resolve, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult | None:
     case = record.case
     if case.state not in (CaseState.ASSIGNED, CaseState.WAITING_ON_CUSTOMER):
@@ -250,13 +316,11 @@ def resolve(
 
 
 def transfer(
-    e: Engine, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, record: CaseRecord, cmd: Transfer, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult | None:
     case = record.case
     if not case.is_open:
         return result(cmd, Status.CONFLICT, "case is resolved")
-    if cmd.to_team is None and cmd.to_agent is None:
-        return result(cmd, Status.INVALID, "give to_team or to_agent")
     if cmd.to_team is not None and cmd.to_team not in e.teams:
         return result(cmd, Status.INVALID, f"no team '{cmd.to_team}'")
     target = e.agents.get(cmd.to_agent) if cmd.to_agent else None
@@ -294,7 +358,7 @@ def transfer(
 
 
 def escalate(
-    e: Engine, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, record: CaseRecord, cmd: Escalate, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult | None:
     case = record.case
     if not case.is_open:
@@ -308,12 +372,12 @@ def escalate(
 
 
 def reassign(
-    e: Engine, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, record: CaseRecord, cmd: Reassign, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult | None:
     case = record.case
     if not case.is_open:
         return result(cmd, Status.CONFLICT, "case is resolved")
-    target = e.agents.get(cmd.to_agent or "")
+    target = e.agents.get(cmd.to_agent)
     if target is None:
         return result(cmd, Status.INVALID, f"no agent '{cmd.to_agent}'")
     if target.presence == Presence.OFFLINE:
@@ -350,26 +414,24 @@ def reassign(
 
 
 def csat(
-    e: Engine, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, record: CaseRecord, cmd: Csat, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult | None:
     case = record.case
     if case.state != CaseState.RESOLVED:
         return result(cmd, Status.CONFLICT, "CSAT is recorded after resolution")
-    if cmd.score is None:
-        return result(cmd, Status.INVALID, "score is required")
     case.csat = cmd.score
     e.clocks.emit(record, CaseEventType.CSAT_RECORDED, now, out, actor=actor.id, score=cmd.score)
     return None
 
 
 def relabel(
-    e: Engine, record: CaseRecord, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, record: CaseRecord, cmd: Relabel, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult | None:
     """A supervisor corrects the tags (or, for a case in the review lane, confirms them):
     what follows from the tags is derived again, and a case whose team changed is routed
     in its new team."""
     case = record.case
-    labels = cmd.labels or Labels()
+    labels = cmd.labels
     given = labels.model_dump(exclude_none=True)
     pending = case.review is not None and case.review.status == "pending"
     if not given and not pending:
@@ -494,14 +556,12 @@ def corrections_for(
 
 
 def tag_incident(
-    e: Engine, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, cmd: TagIncident, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult:
     """Tie the cases holding the given messages to an incident (the members of an emerging
     cluster), open or resolved: agents see the reference on each case they work."""
     if not actor.profile.is_supervisor:
         return result(cmd, Status.FORBIDDEN, "supervisors only")
-    if cmd.incident is None or not cmd.event_ids:
-        return result(cmd, Status.INVALID, "incident and event_ids are required")
     tag = IncidentTag(
         reference=cmd.incident.reference,
         note=cmd.incident.note,
@@ -553,7 +613,7 @@ def tag_incident(
 
 
 def presence(
-    e: Engine, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, cmd: SetPresence, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult:
     target_id = cmd.to_agent or actor.id
     if target_id != actor.id and not actor.profile.is_supervisor:
@@ -561,14 +621,12 @@ def presence(
     target = e.agents.get(target_id)
     if target is None:
         return result(cmd, Status.NOT_FOUND, "no such agent")
-    if cmd.presence is None:
-        return result(cmd, Status.INVALID, "presence is required")
     e.assign.set_presence(target, cmd.presence, now, out)
     return result(cmd, Status.OK)
 
 
 def disconnected(
-    e: Engine, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, cmd: Disconnected, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult:
     # Applied only if the agent is still available when it reaches the inbox.
     if actor.presence == Presence.AVAILABLE:
@@ -577,12 +635,10 @@ def disconnected(
 
 
 def upsert_agent(
-    e: Engine, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, cmd: UpsertAgent, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult:
     if not actor.profile.is_supervisor:
         return result(cmd, Status.FORBIDDEN, "supervisors only")
-    if cmd.profile is None:
-        return result(cmd, Status.INVALID, "profile is required")
     if cmd.profile.team not in e.teams:
         return result(cmd, Status.INVALID, f"no team '{cmd.profile.team}'")
     configured = e.configured.get(cmd.profile.id)
@@ -596,11 +652,11 @@ def upsert_agent(
 
 
 def remove_agent(
-    e: Engine, cmd: Command, actor: AgentState, now: datetime, out: Outcome
+    e: Engine, cmd: RemoveAgent, actor: AgentState, now: datetime, out: Outcome
 ) -> CommandResult:
     if not actor.profile.is_supervisor:
         return result(cmd, Status.FORBIDDEN, "supervisors only")
-    target = e.agents.get(cmd.to_agent or "")
+    target = e.agents.get(cmd.to_agent)
     if target is None:
         return result(cmd, Status.NOT_FOUND, "no such agent")
     if target.id == actor.id:
@@ -660,29 +716,6 @@ def _identity_change(profile: AgentProfile, configured: AgentProfile) -> str | N
 
 
 def result(
-    cmd: Command, status: Status, message: str = "", case: Case | None = None
+    cmd: CommandBase, status: Status, message: str = "", case: Case | None = None
 ) -> CommandResult:
     return CommandResult(command_id=cmd.command_id, status=status, message=message, case=case)
-
-
-CASE_HANDLERS: dict[Action, CaseHandler] = {
-    Action.ACCEPT: accept,
-    Action.DECLINE: decline,
-    Action.RESPOND: respond,
-    Action.WAIT: wait,
-    Action.RESUME: resume_cmd,
-    Action.RESOLVE: resolve,
-    Action.TRANSFER: transfer,
-    Action.ESCALATE: escalate,
-    Action.REASSIGN: reassign,
-    Action.CSAT: csat,
-    Action.RELABEL: relabel,
-}
-
-AGENT_HANDLERS: dict[Action, AgentHandler] = {
-    Action.PRESENCE: presence,
-    Action.UPSERT_AGENT: upsert_agent,
-    Action.REMOVE_AGENT: remove_agent,
-    Action.DISCONNECTED: disconnected,
-    Action.TAG_INCIDENT: tag_incident,
-}

@@ -22,10 +22,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from services.common.cases import AgentTier, Case, CaseEventType, Presence, case_id_for
 from services.common.messages import Category, FeedbackClassified
-from services.router.commands import Action, ClassifiedIn, Command, Inbound, Labels, Tick
+from services.router.commands import COMMAND_TYPES, Action, ClassifiedIn, Inbound, Labels, Tick
 from services.router.engine import Engine, EngineSettings, Outcome
 from services.router.roster import Roster
 from services.router.sla import SlaConfig
@@ -180,15 +181,20 @@ class _Floor:
             case_id is None or self.holder.get(case_id) != (agent_id, item.turn)
         ):
             return  # the case was taken from this agent since (escalated, re-offered)
-        command = Command(
+        fields: dict[str, Any] = {}
+        if case_id is not None:
+            fields["case_id"] = case_id
+        if item.action == Action.RESPOND:
+            fields["chars"] = 200
+        if item.presence is not None:
+            fields["presence"] = item.presence
+        if item.action == Action.RELABEL:
+            fields["labels"] = Labels()
+        command = COMMAND_TYPES[item.action](
             command_id=uuid.uuid5(_COMMANDS, str(next(self.commands))),
             actor=agent_id,
-            action=item.action,
             at=now,
-            case_id=case_id,
-            chars=200 if item.action == Action.RESPOND else None,
-            presence=item.presence,
-            labels=Labels() if item.action == Action.RELABEL else None,
+            **fields,
         )
         self.apply(command, now)
         if item.action == Action.RESOLVE and case_id is not None:

@@ -23,7 +23,7 @@ from services.common.messages import (
     Thread,
     event_id_for,
 )
-from services.router.commands import Action, ClassifiedIn, Command, Labels
+from services.router.commands import COMMAND_TYPES, Action, ClassifiedIn, Command, Labels
 from services.router.engine import Engine, EngineSettings
 from services.router.roster import AgentProfile, Roster, parse_roster
 from services.router.sla import SlaConfig, load_sla_config
@@ -182,13 +182,11 @@ def command(
     profile: AgentProfile | None = None,
     **fields: Any,
 ) -> Command:
-    return Command(
+    """The model of ``action``, given the fields it takes (those left None are left out)."""
+    given = {"case_id": case_id, "labels": labels, "profile": profile, **fields}
+    return COMMAND_TYPES[action](
         command_id=uuid.uuid4(),
         actor=actor,
-        action=action,
         at=at,
-        case_id=case_id,
-        labels=labels,
-        profile=profile,
-        **fields,
+        **{name: value for name, value in given.items() if value is not None},
     )

@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from services.common.cases import AgentTier, CaseState, Presence, Priority
 from services.common.messages import Channel, CustomerTier
@@ -474,7 +475,9 @@ def test_supervisor_tags_the_cases_of_an_incident() -> None:
 
 
 def test_an_incident_needs_a_reference_and_messages() -> None:
-    router = engine(agent("sup", tier="supervisor"))
-    out = router.apply(command("sup", Action.TAG_INCIDENT, None, event_ids=(uuid.uuid4(),)), T0)
-    assert out.result is not None
-    assert out.result.status == Status.INVALID
+    with pytest.raises(ValidationError, match="incident"):
+        command("sup", Action.TAG_INCIDENT, None, event_ids=(uuid.uuid4(),))
+    with pytest.raises(ValidationError, match="event_ids"):
+        command(
+            "sup", Action.TAG_INCIDENT, None, incident=IncidentRef(reference="INC-1"), event_ids=()
+        )

@@ -156,6 +156,22 @@ async def test_csat_is_a_supervisors_action(
     assert response.json()["csat"] == 3
 
 
+async def test_a_transfer_names_a_team_or_an_agent(
+    api: tuple[httpx.AsyncClient, FakeRuntime], router: Engine
+) -> None:
+    # The command model cannot carry a transfer to nowhere: the API refuses it before sending.
+    client, runtime = api
+    case_id = next(iter(router.records))
+    url = f"/v1/cases/{case_id}/transfer"
+    response = await client.post(url, json={"reason": "wrong desk"}, headers=headers("t-boss"))
+    assert response.status_code == 422
+    assert response.json()["detail"] == "give to_team or to_agent"
+    assert runtime.submitted == []
+    response = await client.post(url, json={"to_team": "care"}, headers=headers("t-boss"))
+    assert response.status_code == 200, response.text
+    assert len(runtime.submitted) == 1
+
+
 def _runtime(router: Engine) -> RouterRuntime:
     runtime = RouterRuntime(
         settings=RouterSettings(), metrics=RouterMetrics(), build_engine=lambda: router

@@ -109,7 +109,9 @@ def test_no_agent_over_capacity_or_above_authority(plan: list[tuple[object, ...]
         elif step[0] == "command":
             _, who, what, pick = step
             cases = sorted(router.records, key=str)
-            case_id = cases[pick % len(cases)] if cases else None  # type: ignore[operator]
+            if not cases:
+                continue  # a case command names its case: with none yet, there is none to send
+            case_id = cases[pick % len(cases)]  # type: ignore[operator]
             extra = {"to_team": "trust"} if what == Action.TRANSFER else {}
             router.apply(command(who, what, case_id, at=now, **extra), now)  # type: ignore[arg-type]
         elif step[0] == "presence":
