@@ -261,3 +261,20 @@ async def topic_reader(
         yield consumer, partitions
     finally:
         await consumer.stop()
+
+
+async def topic_partitions(
+    consumer: AIOKafkaConsumer, topic: str, *, timeout_s: float = 30.0
+) -> list[TopicPartition]:
+    """The partitions of a topic, once the cluster's metadata has it (a worker that assigns
+    partitions itself waits for a topic another service or the operator creates)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        if topic in await consumer.topics():
+            found = consumer.partitions_for_topic(topic)
+            if found:
+                return [TopicPartition(topic, p) for p in sorted(found)]
+        if loop.time() >= deadline:
+            raise TimeoutError(f"topic {topic} does not exist (create it, see deploy/topics.sh)")
+        await asyncio.sleep(0.5)

@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from services.common.clock import utc_now
-from services.common.kafka import KafkaSettings, ensure_topics
+from services.common.kafka import KafkaSettings, ensure_topics, topic_partitions
 from services.common.messages import FeedbackClassified
 from services.common.topics import feedback_classified, trends_emerging, trends_surges
 from services.common.trends import EmergingIssue, RepresentativeMessage, SurgeEvent
@@ -140,7 +140,7 @@ class TrendsService:
         )
         await consumer.start()
         try:
-            partitions = await _partitions(consumer, topic)
+            partitions = await topic_partitions(consumer, topic)
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
@@ -291,19 +291,3 @@ class TrendsService:
         except KafkaError as exc:
             self.metrics.sends_failed.labels(name).inc()
             log.error("trends event refused by the broker", topic=topic, error=type(exc).__name__)
-
-
-async def _partitions(
-    consumer: AIOKafkaConsumer, topic: str, *, timeout_s: float = 30.0
-) -> list[TopicPartition]:
-    """The partitions of a topic, once the cluster's metadata has it."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        if topic in await consumer.topics():
-            found = consumer.partitions_for_topic(topic)
-            if found:
-                return [TopicPartition(topic, p) for p in sorted(found)]
-        if loop.time() >= deadline:
-            raise TimeoutError(f"topic {topic} does not exist (create it, see deploy/topics.sh)")
-        await asyncio.sleep(0.5)

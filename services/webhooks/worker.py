@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from standardwebhooks import Webhook
 
 from services.common.cases import CaseEvent
-from services.common.kafka import KafkaSettings, ensure_topics
+from services.common.kafka import KafkaSettings, ensure_topics, topic_partitions
 from services.common.streams import retriable
 from services.common.topics import cases_events, webhooks_dlq
 from services.webhooks.delivery import attempt, next_wait_s, signed_headers
@@ -153,7 +153,7 @@ class SubscriptionWorker:
         )
         await consumer.start()
         try:
-            partitions = await _partitions(consumer, self._topic)
+            partitions = await topic_partitions(consumer, self._topic)
             consumer.assign(partitions)
             for tp in partitions:
                 committed = await consumer.committed(tp)
@@ -375,22 +375,6 @@ class SubscriptionWorker:
         if self._http is None:
             raise RuntimeError("the subscription worker is not started")
         return self._http
-
-
-async def _partitions(
-    consumer: AIOKafkaConsumer, topic: str, *, timeout_s: float = 30.0
-) -> list[TopicPartition]:
-    """The partitions of a topic, once the cluster's metadata has it."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        if topic in await consumer.topics():
-            found = consumer.partitions_for_topic(topic)
-            if found:
-                return [TopicPartition(topic, p) for p in sorted(found)]
-        if loop.time() >= deadline:
-            raise TimeoutError(f"topic {topic} does not exist (create it, see deploy/topics.sh)")
-        await asyncio.sleep(0.5)
 
 
 class WebhookService:
