@@ -174,39 +174,15 @@ export function stackedBars(buckets, { dimension, window, colours, title, unit, 
     : `No ${unit} in this period.`;
   const root = frame(title, summary, width, height);
   yAxis(root, scale, width, height);
-  const plotHeight = height - PLOT.top - PLOT.bottom;
-  const slot = (width - PLOT.left - PLOT.right) / Math.max(1, buckets.length);
-  const barWidth = Math.max(1, slot * 0.86);
-  const bars = svg("g", { class: "bars" });
-  buckets.forEach((b, i) => {
-    if (!b.total) return;
-    let y = PLOT.top + plotHeight;
-    const x = PLOT.left + i * slot + (slot - barWidth) / 2;
-    const when = bucketLabel(b.start, window, { long: true });
-    for (const k of keys) {
-      const n = b[dimension]?.[k] ?? 0;
-      if (!n) continue;
-      const hgt = (n / scale.top) * plotHeight;
-      y -= hgt;
-      bars.append(
-        svg(
-          "rect",
-          {
-            x,
-            y,
-            width: barWidth,
-            height: hgt,
-            fill: colours[k] ?? FALLBACK_COLOUR,
-            class: "segment",
-            "data-key": k,
-          },
-          svg("title", {}, `${when}: ${label(k)} ${number(n)} of ${number(b.total)}`),
-        ),
-      );
-    }
+  columns(root, buckets, keys, {
+    dimension,
+    window,
+    width,
+    height,
+    top: scale.top,
+    fill: (k) => colours[k] ?? FALLBACK_COLOUR,
+    describe: (k, n, b) => `${label(k)} ${number(n)} of ${number(b.total)}`,
   });
-  root.append(bars);
-  xAxis(root, buckets, window, height, slot);
   return { element: root, keys };
 }
 
@@ -215,32 +191,50 @@ export function shareBars(buckets, { dimension, window, colours, order, title, w
   const height = 160;
   const root = frame(title, shareSummary(buckets, dimension, order), width, height);
   yAxis(root, { top: 1, step: 0.5 }, width, height, { percentAxis: true });
+  columns(root, buckets, order, {
+    dimension,
+    window,
+    width,
+    height,
+    top: (b) => b.total,
+    fill: (k) => colours[k],
+    describe: (k, n, b) => `${label(k)} ${percent(n / b.total)} (${number(n)})`,
+  });
+  return { element: root, keys: order };
+}
+
+/**
+ * One column per bucket, a segment per key stacked from the bottom, and the time axis: the
+ * segment's height is its count over `top` (a number, or a function of the bucket for shares).
+ * Empty buckets stay blank.
+ */
+function columns(root, buckets, keys, { dimension, window, width, height, top, fill, describe }) {
   const plotHeight = height - PLOT.top - PLOT.bottom;
   const slot = (width - PLOT.left - PLOT.right) / Math.max(1, buckets.length);
   const barWidth = Math.max(1, slot * 0.86);
   const bars = svg("g", { class: "bars" });
   buckets.forEach((b, i) => {
     if (!b.total) return;
+    const whole = typeof top === "function" ? top(b) : top;
     let y = PLOT.top + plotHeight;
     const x = PLOT.left + i * slot + (slot - barWidth) / 2;
     const when = bucketLabel(b.start, window, { long: true });
-    for (const k of order) {
+    for (const k of keys) {
       const n = b[dimension]?.[k] ?? 0;
       if (!n) continue;
-      const hgt = (n / b.total) * plotHeight;
+      const hgt = (n / whole) * plotHeight;
       y -= hgt;
       bars.append(
         svg(
           "rect",
-          { x, y, width: barWidth, height: hgt, fill: colours[k], class: "segment", "data-key": k },
-          svg("title", {}, `${when}: ${label(k)} ${percent(n / b.total)} (${number(n)})`),
+          { x, y, width: barWidth, height: hgt, fill: fill(k), class: "segment", "data-key": k },
+          svg("title", {}, `${when}: ${describe(k, n, b)}`),
         ),
       );
     }
   });
   root.append(bars);
   xAxis(root, buckets, window, height, slot);
-  return { element: root, keys: order };
 }
 
 function shareSummary(buckets, dimension, order) {
