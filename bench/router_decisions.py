@@ -10,7 +10,12 @@ Two decisions are timed at each floor size, same code path as the service (``Eng
 The reference is the smallest floor in the same run: the cost per decision at each size is
 printed with its ratio to the cost at 100 agents (the aim is at most 2x at 10,000).
 
+The team's clocks run on the ``--calendar`` of the shipped service levels: ``always`` (wall
+time, the default) or ``emea`` (business hours in Europe/London, so every deadline is worked
+out on the calendar).
+
     .venv/bin/python bench/router_decisions.py [--sizes 100 1000 10000] [--decisions 2000]
+        [--calendar always|emea]
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ CHANNELS = [Channel.EMAIL, Channel.CHAT, Channel.SOCIAL]
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
-def floor(agents: int, seed: int) -> Engine:
+def floor(agents: int, seed: int, calendar: str = "always") -> Engine:
     rng = random.Random(seed)
     profiles = []
     for n in range(agents):
@@ -76,7 +81,9 @@ def floor(agents: int, seed: int) -> Engine:
     roster = parse_roster(
         {
             "default_team": "care",
-            "teams": [{"id": "care", "name": "Care", "categories": CATEGORIES}],
+            "teams": [
+                {"id": "care", "name": "Care", "categories": CATEGORIES, "calendar": calendar}
+            ],
             "agents": profiles,
         }
     )
@@ -136,10 +143,10 @@ def accept_all(engine: Engine, at: datetime) -> None:
             )
 
 
-def bench_new_cases(agents: int, decisions: int, seed: int) -> dict[str, Any]:
+def bench_new_cases(agents: int, decisions: int, seed: int, calendar: str) -> dict[str, Any]:
     """Cost of routing a new case; the offered case is then worked off (untimed), so every
     decision meets the same floor: busy but with room."""
-    engine = floor(agents, seed)
+    engine = floor(agents, seed, calendar)
     rng = random.Random(seed)
     inputs = [message(n, rng, T0) for n in range(decisions)]
     offered = 0
@@ -174,9 +181,11 @@ def bench_new_cases(agents: int, decisions: int, seed: int) -> dict[str, Any]:
     return {"us": elapsed / decisions * 1e6, "offered": offered / decisions}
 
 
-def bench_capacity_freed(agents: int, queue: int, decisions: int, seed: int) -> dict[str, Any]:
+def bench_capacity_freed(
+    agents: int, queue: int, decisions: int, seed: int, calendar: str
+) -> dict[str, Any]:
     """Cost of taking the highest eligible waiting case when an agent frees capacity."""
-    engine = floor(agents, seed)
+    engine = floor(agents, seed, calendar)
     rng = random.Random(seed + 1)
     now = T0
     # Fill the floor until the queue is as deep as asked, then accept every offer.
@@ -218,12 +227,21 @@ def main() -> None:
     parser.add_argument("--queue", type=int, default=5000, help="Waiting cases when all are full.")
     parser.add_argument("--repeat", type=int, default=3, help="Runs per size (median reported).")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--calendar",
+        choices=["always", "emea"],
+        default="always",
+        help="The calendar of the team's clocks (shipped service levels).",
+    )
     args = parser.parse_args()
     rows = []
     for size in args.sizes:
-        new = [bench_new_cases(size, args.decisions, args.seed + r) for r in range(args.repeat)]
+        new = [
+            bench_new_cases(size, args.decisions, args.seed + r, args.calendar)
+            for r in range(args.repeat)
+        ]
         freed = [
-            bench_capacity_freed(size, args.queue, args.decisions, args.seed + r)
+            bench_capacity_freed(size, args.queue, args.decisions, args.seed + r, args.calendar)
             for r in range(args.repeat)
         ]
         rows.append(
@@ -237,7 +255,10 @@ def main() -> None:
             )
         )
     base_new, base_freed = rows[0][1], rows[0][3]
-    print(f"routing decisions, median of {args.repeat} runs of {args.decisions} decisions")
+    print(
+        f"routing decisions, median of {args.repeat} runs of {args.decisions} decisions,"
+        f" calendar {args.calendar}"
+    )
     print(
         f"{'agents':>7} | {'new case µs':>11} {'/s':>7} {'x ref':>6} {'offered':>7} | "
         f"{'freed µs':>9} {'/s':>7} {'x ref':>6} {'offered':>7} {'queue':>6}"

@@ -9,9 +9,15 @@ produced to the last applied.
 
 Then it reads the inbox records the worker applied, in order, from ``router.inbox`` and applies
 the same records to a fresh :class:`Engine` in this process (``Engine.apply`` timed, as
-``bench/router_decisions.py`` does), and ends with one line ``worker/engine ratio=<r>``.
+``bench/router_decisions.py`` does), and ends with one line
+``worker/engine ratio=<r> profile=<profile>``.
 
-    .venv/bin/python bench/router_worker.py [--messages 3000]
+``--profile`` is the Kafka profile of the router and of this script's clients
+(``TRIAGE_KAFKA_PROFILE``): ``embedded`` (the default, tuned for the embedded broker: one
+record per produce batch) or ``kafka`` (the clients' defaults, as the services run against
+Apache Kafka; the broker is still the embedded one).
+
+    .venv/bin/python bench/router_worker.py [--messages 3000] [--profile embedded|kafka]
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -220,17 +227,25 @@ def engine_alone(values: list[bytes]) -> float:
     return elapsed
 
 
-async def run(count: int, seed: int, workdir: Path) -> None:
+Profile = Literal["embedded", "kafka"]
+
+
+async def run(count: int, seed: int, workdir: Path, profile: Profile) -> None:
     broker = EmbeddedBroker(port=free_port(), log_path=workdir / "broker.log")
     broker.start()
     router: ServiceProcess | None = None
     try:
-        kafka = KafkaSettings(bootstrap=broker.bootstrap, topic_prefix=f"b{uuid.uuid4().hex[:8]}.")
+        kafka = KafkaSettings(
+            bootstrap=broker.bootstrap,
+            topic_prefix=f"b{uuid.uuid4().hex[:8]}.",
+            profile=profile,
+        )
         await ensure_topics(kafka, ALL_TOPICS)
         env = {
             **os.environ,
             "TRIAGE_KAFKA_BOOTSTRAP": kafka.bootstrap,
             "TRIAGE_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+            "TRIAGE_KAFKA_PROFILE": profile,
             "TRIAGE_ROUTER_APP_ID": f"bench-{uuid.uuid4().hex[:8]}",
             "TRIAGE_ROUTER_DATA_DIR": str(workdir / "router"),
             "TRIAGE_ROUTER_LOG_LEVEL": "WARNING",
@@ -258,22 +273,29 @@ async def run(count: int, seed: int, workdir: Path) -> None:
     worker_rate = worker.records / worker.seconds
     engine_rate = len(values) / engine_s
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(worker.by_kind.items()))
+    print(f"kafka profile: {profile}, messages: {count}")
     print(f"inbox records applied: {worker.records} ({kinds})")
     print(f"worker: {worker.seconds:.2f} s, {worker_rate:.0f} records/s")
     print(f"engine alone: {engine_s:.2f} s, {engine_rate:.0f} records/s")
-    print(f"worker/engine ratio={worker_rate / engine_rate:.2f}")
+    print(f"worker/engine ratio={worker_rate / engine_rate:.2f} profile={profile}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=3000, help="Classified messages.")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--profile",
+        choices=["embedded", "kafka"],
+        default="embedded",
+        help="Kafka profile of the router and of this script's clients (TRIAGE_KAFKA_PROFILE).",
+    )
     parser.add_argument("--workdir", type=Path, help="Keep the logs here (default: temporary).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="router-worker-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        task_run = run(args.messages, args.seed, workdir)
+        task_run = run(args.messages, args.seed, workdir, args.profile)
         loop = asyncio.new_event_loop()
         main_task = loop.create_task(task_run)
         # SIGTERM cancels the run like Ctrl-C, so the broker and router it started are stopped.

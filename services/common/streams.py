@@ -5,7 +5,7 @@ topic instead of failing inside faust)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import structlog
@@ -57,12 +57,59 @@ async def deliveries_settled(
     return again, refused
 
 
+def _partition_of(key_partition: Any, name: str | None, key: bytes) -> Hashable | None:
+    try:
+        said: Hashable | None = key_partition(name, key)
+    except Exception:  # the producer cannot say (not started, no metadata yet for the topic)
+        return None
+    return said
+
+
+def partition_chains(
+    topic: Any, keys: Sequence[bytes | None], partition: int | None = None
+) -> list[list[int]]:
+    """The positions of records with these keys, in one chain per partition they go to (in
+    order within a chain), for the producer to take one partition's records one after another.
+
+    The partition is ``partition`` when given, else the producer's for the key (faust's public
+    ``producer.key_partition``). A record without a key (the partitioner picks any partition)
+    or one whose partition the topic or producer cannot say (a stand-in topic, a producer not
+    started, a topic whose metadata has not arrived) is chained with its key alone: the same
+    key always goes to the same partition, so each key's records stay in order either way.
+    """
+    if partition is not None:
+        return [list(range(len(keys)))] if keys else []
+    try:
+        key_partition: Any = topic.app.producer.key_partition
+        name: str | None = topic.get_topic_name()
+    except (AttributeError, TypeError):  # not a faust topic of one name: chains per key
+        key_partition, name = None, None
+    destinations: dict[bytes | None, Hashable] = {}
+    chains: dict[Hashable, list[int]] = {}
+    for n, key in enumerate(keys):
+        destination = destinations.get(key)
+        if destination is None:
+            destination = ("key", key)
+            if key is not None and key_partition is not None:
+                said = _partition_of(key_partition, name, key)
+                if said is not None:
+                    destination = ("partition", said)
+            destinations[key] = destination
+        chains.setdefault(destination, []).append(n)
+    return list(chains.values())
+
+
 async def send_acknowledged(
-    topic: Any, records: Sequence[tuple[bytes | None, bytes]], *, retry_s: float = 1.0
+    topic: Any,
+    records: Sequence[tuple[bytes | None, bytes]],
+    *,
+    retry_s: float = 1.0,
+    partition: int | None = None,
 ) -> list[Exception | None]:
     """Send the records and return only once the broker has acknowledged or refused each one:
     for each record, None, or the error the broker refused it with (too large, say).
 
+    ``partition`` names the partition for every record (the producer's partitioner otherwise).
     A worker acknowledges its input only after this returns, so its committed offset never
     passes a record whose output is still in a producer buffer (a killed worker would lose it).
     A record whose delivery failed for a passing reason (the broker away longer than the
@@ -78,7 +125,14 @@ async def send_acknowledged(
             handed: list[tuple[int, Any]] = []
             for n in chain:
                 try:
-                    handed.append((n, await topic.send(key=records[n][0], value=records[n][1])))
+                    handed.append(
+                        (
+                            n,
+                            await topic.send(
+                                key=records[n][0], value=records[n][1], partition=partition
+                            ),
+                        )
+                    )
                 except Exception as exc:  # refused as it was handed over: too large, say
                     if retriable(exc):
                         failed.append(n)
@@ -87,14 +141,15 @@ async def send_acknowledged(
             return handed
 
         # The producer takes a record for a partition only once that partition's previous
-        # batch has left, so records are handed over one key after another (in order within
-        # a key) but the keys side by side: one partition's wait holds up no other partition.
-        chains: dict[bytes | None, list[int]] = {}
-        for n in pending:
-            chains.setdefault(records[n][0], []).append(n)
+        # batch has room or has left, so one partition's records are handed over one after
+        # another (one waiter per partition, not one per key all woken by each batch that
+        # leaves), and the partitions side by side: one partition's wait holds up no other.
+        chains = partition_chains(topic, [records[n][0] for n in pending], partition)
         handed = [
             pair
-            for chain in await asyncio.gather(*(hand_over(c) for c in chains.values()))
+            for chain in await asyncio.gather(
+                *(hand_over([pending[i] for i in chain]) for chain in chains)
+            )
             for pair in chain
         ]
         sent = [n for n, _ in handed]

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from pydantic import TypeAdapter
+
 from services.common.cases import (
     AgentNotice,
     CaseEvent,
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
     from services.router.book import CaseRecord
 
 ROUTER = "router"
+
+# An event's JSON as bytes straight from the serializer: model_dump_json would make a str of it
+# only for it to be encoded again (the same bytes, a copy of a few kilobytes fewer per event).
+_CASE_EVENT = TypeAdapter(CaseEvent)
 
 
 @dataclass
@@ -73,4 +79,4 @@ def record_event(
     )
     out.events.append(event)
     # The event refers to the live case; its wire form is fixed now, as of this change.
-    out.payloads.append(event.model_dump_json().encode())
+    out.payloads.append(_CASE_EVENT.dump_json(event))

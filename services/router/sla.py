@@ -50,6 +50,9 @@ _MINUTES_PER_WEEK = 7 * _MINUTES_PER_DAY
 _ONE_DAY = timedelta(days=1)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
+#: How many local days of open spans a calendar keeps before it forgets them all.
+SPAN_CACHE_DAYS = 1024
+
 _INTERVAL = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
 _DURATION_UNITS = {"w": 7 * 86_400, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _COMPACT_DURATION = re.compile(
@@ -162,6 +165,74 @@ def _check_week(hours: Mapping[Weekday, list[str]]) -> None:
             raise ValueError(f"hours overlap: {first} and {second}")
 
 
+Span = tuple[datetime, datetime]
+Shifts = tuple[tuple[tuple[int, int], ...], ...]
+
+
+class _OpenHours:
+    """A calendar's hours as the arithmetic reads them: the zone, each weekday's shifts in
+    minutes after midnight, the closed days, and the open spans (UTC) of each local day.
+
+    A day's spans depend only on these and the date, and working them out takes time-zone
+    conversions, so each day is worked out once and kept: at most ``SPAN_CACHE_DAYS`` days,
+    and the cache starts again empty when full (clocks look at the days around now, so that
+    is rare). Equality and copies go by the hours alone; a copy starts with an empty cache.
+    """
+
+    __slots__ = ("closed_days", "shifts", "spans_by_day", "zone")
+
+    def __init__(self, zone: ZoneInfo, shifts: Shifts, closed_days: frozenset[date]) -> None:
+        self.zone = zone
+        self.shifts = shifts
+        self.closed_days = closed_days
+        self.spans_by_day: dict[date, tuple[Span, ...]] = {}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _OpenHours):
+            return NotImplemented
+        return (self.zone.key, self.shifts, self.closed_days) == (
+            other.zone.key,
+            other.shifts,
+            other.closed_days,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[type[_OpenHours], tuple[ZoneInfo, Shifts, frozenset[date]]]:
+        return _OpenHours, (self.zone, self.shifts, self.closed_days)
+
+    def spans(self, day: date) -> tuple[Span, ...]:
+        """The open spans of the shifts that start on the local ``day``, in UTC and in order."""
+        spans = self.spans_by_day.get(day)
+        if spans is None:
+            spans = self._work_out(day)
+            if len(self.spans_by_day) >= SPAN_CACHE_DAYS:
+                self.spans_by_day.clear()
+            self.spans_by_day[day] = spans
+        return spans
+
+    def _work_out(self, day: date) -> tuple[Span, ...]:
+        shifts = self.shifts[day.weekday()]
+        if not shifts:
+            return ()
+        midnight = datetime.combine(day, time())
+        closed_today = day in self.closed_days
+        closed_tomorrow = day + _ONE_DAY in self.closed_days
+        spans: list[Span] = []
+        for start, end in shifts:
+            if closed_today:
+                start = max(start, _MINUTES_PER_DAY)
+            if closed_tomorrow:
+                end = min(end, _MINUTES_PER_DAY)
+            if start >= end:
+                continue
+            opens = _local_to_utc(midnight + timedelta(minutes=start), self.zone)
+            closes = _local_to_utc(midnight + timedelta(minutes=end), self.zone)
+            if opens < closes:
+                spans.append((opens, closes))
+        return tuple(spans)
+
+
 class BusinessCalendar(FrozenModel):
     """When a team is open: weekly hours in a time zone, less whole-day holidays.
 
@@ -178,9 +249,7 @@ class BusinessCalendar(FrozenModel):
     hours: dict[Weekday, list[Interval]] = Field(default_factory=dict)
     holidays: list[date] = Field(default_factory=list)
 
-    _zone: ZoneInfo = PrivateAttr()
-    _shifts: tuple[tuple[tuple[int, int], ...], ...] = PrivateAttr()
-    _closed_days: frozenset[date] = PrivateAttr()
+    _hours: _OpenHours = PrivateAttr()
 
     @model_validator(mode="after")
     def _check_hours(self) -> BusinessCalendar:
@@ -198,15 +267,14 @@ class BusinessCalendar(FrozenModel):
         return self
 
     def model_post_init(self, context: Any, /) -> None:
-        self._zone = ZoneInfo(self.timezone)
         if self.always_open:
-            self._shifts = tuple(((0, _MINUTES_PER_DAY),) for _ in _WEEKDAYS)
+            shifts: Shifts = tuple(((0, _MINUTES_PER_DAY),) for _ in _WEEKDAYS)
         else:
-            self._shifts = tuple(
+            shifts = tuple(
                 tuple(sorted(_parse_interval(text) for text in self.hours.get(day, [])))
                 for day in _WEEKDAYS
             )
-        self._closed_days = frozenset(self.holidays)
+        self._hours = _OpenHours(ZoneInfo(self.timezone), shifts, frozenset(self.holidays))
 
     @property
     def wall_time(self) -> bool:
@@ -215,6 +283,8 @@ class BusinessCalendar(FrozenModel):
 
 
 def _utc(value: datetime, name: str) -> datetime:
+    if value.tzinfo is UTC:  # the common case, and the conversion would return it as it is
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got the naive {value.isoformat()}")
     return value.astimezone(UTC)
@@ -237,43 +307,35 @@ def _local_to_utc(local: datetime, zone: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(high, UTC)
 
 
-def _day_spans(calendar: BusinessCalendar, day: date) -> Iterator[tuple[datetime, datetime]]:
-    shifts = calendar._shifts[day.weekday()]
-    if not shifts:
-        return
-    midnight = datetime.combine(day, time())
-    closed_today = day in calendar._closed_days
-    closed_tomorrow = day + _ONE_DAY in calendar._closed_days
-    for start, end in shifts:
-        if closed_today:
-            start = max(start, _MINUTES_PER_DAY)
-        if closed_tomorrow:
-            end = min(end, _MINUTES_PER_DAY)
-        if start >= end:
-            continue
-        opens = _local_to_utc(midnight + timedelta(minutes=start), calendar._zone)
-        closes = _local_to_utc(midnight + timedelta(minutes=end), calendar._zone)
-        if opens < closes:
-            yield opens, closes
+def _open_hours(calendar: BusinessCalendar) -> _OpenHours:
+    # The private dict itself: reading a private attribute through pydantic's __getattr__
+    # costs more than a day's cached spans.
+    private = calendar.__pydantic_private__
+    assert private is not None
+    hours: _OpenHours = private["_hours"]
+    return hours
 
 
 def _open_spans(
     calendar: BusinessCalendar, since: datetime, until: datetime | None = None
-) -> Iterator[tuple[datetime, datetime]]:
+) -> Iterator[Span]:
     """The calendar's open spans in UTC, in order, that end after ``since``.
 
     Without ``until`` the spans go on for ever, and a run of more than ``SEARCH_LIMIT_DAYS``
     days with no open time raises ``ValueError``; with it they stop soon after ``until``.
     """
-    day = since.astimezone(calendar._zone).date() - _ONE_DAY
-    last = None if until is None else until.astimezone(calendar._zone).date() + _ONE_DAY
+    hours = _open_hours(calendar)
+    day = since.astimezone(hours.zone).date() - _ONE_DAY
+    last = None if until is None else until.astimezone(hours.zone).date() + _ONE_DAY
     last_open = day
     while last is None or day <= last:
-        for opens, closes in _day_spans(calendar, day):
+        spans = hours.spans(day)
+        if spans:
             last_open = day
-            if closes > since:
-                yield opens, closes
-        if last is None and (day - last_open).days > SEARCH_LIMIT_DAYS:
+            for opens, closes in spans:
+                if closes > since:
+                    yield opens, closes
+        elif last is None and (day - last_open).days > SEARCH_LIMIT_DAYS:
             raise ValueError(
                 f"calendar {calendar.name!r} has no open time in the {SEARCH_LIMIT_DAYS} days"
                 f" after {last_open.isoformat()}"

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -406,6 +406,9 @@ def test_add_is_monotonic_and_additive(
 ) -> None:
     low, high = sorted((first, second))
     assert add_business_time(cal, start, low) <= add_business_time(cal, start, high)
+    # A second amount the float sum absorbs (5e-324 after 5 days) still counts as a microsecond
+    # when added on its own: the two sums are of different amounts.
+    assume(first + second > first or second == 0)
     chained = add_business_time(cal, add_business_time(cal, start, first), second)
     direct = add_business_time(cal, start, first + second)
     assert abs(chained - direct) <= timedelta(microseconds=2)
