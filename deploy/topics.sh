@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates the topics with their partitions and retention (see the topic table in docs/architecture.md).
-# Run by the kafka-init service of docker-compose.yml against $BOOTSTRAP.
+# Run by the kafka-init service of docker-compose.yml against $BOOTSTRAP; ROUTER_FLOORS: the
+# number of floors of the router's roster (docs/routing.md#floors), 1 by default.
 set -euo pipefail
 : "${BOOTSTRAP:?}"
 PREFIX="${TRIAGE_KAFKA_TOPIC_PREFIX:-}"
@@ -13,7 +14,7 @@ create feedback.received 6 604800000
 create feedback.received.dlq 1 2592000000
 create feedback.classified 6 604800000
 create feedback.classified.dlq 1 2592000000
-create router.inbox 1 2592000000
+create router.inbox "${ROUTER_FLOORS:-1}" 2592000000  # one partition per floor of the roster
 create router.inbox.dlq 1 2592000000
 create cases.events 6 2592000000
 create agents.events 1 2592000000

@@ -35,7 +35,7 @@ from services.common.messages import (  # noqa: E402
 )
 from services.common.topics import TopicSpec  # noqa: E402
 from services.common.trends import EmergingIssue, SurgeEvent  # noqa: E402
-from services.router.commands import COMMAND_TYPES, ClassifiedIn, Tick  # noqa: E402
+from services.router.commands import COMMAND_TYPES, CaseArrived, ClassifiedIn, Tick  # noqa: E402
 from services.webhooks.models import WebhookDeadLetter  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "asyncapi" / "triage.yaml"
@@ -100,8 +100,11 @@ TOPICS: tuple[Topic, ...] = (
     ),
     Topic(
         topics.router_inbox,
-        (ClassifiedIn, *COMMAND_TYPES.values(), Tick),
-        Key("`floor`: every record of one routing domain on its one partition, in order."),
+        (ClassifiedIn, *COMMAND_TYPES.values(), Tick, CaseArrived),
+        Key(
+            "The floor id: every record of one floor on that floor's partition (the roster's "
+            "floors in order; one partition, `main`, without floors), in order."
+        ),
         writer="router",
         readers=("router",),
     ),

@@ -189,15 +189,16 @@ def router(host: str | None, port: int | None) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise click.ClickException(f"cannot create TRIAGE_ROUTER_DATA_DIR: {exc}") from exc
-    _prepare_router_topics(kafka)
+    _prepare_router_topics(kafka, floors=len(build_engine().roster.floor_ids))
     app, _ = create_app(settings, kafka, build_engine)
     run_faust_worker(app, settings.log_level)
 
 
-def _prepare_router_topics(kafka: KafkaSettings) -> None:
-    """Create the router's topics when allowed, and refuse an inbox of the wrong shape: the
-    routing state lives in one partition of it."""
+def _prepare_router_topics(kafka: KafkaSettings, *, floors: int = 1) -> None:
+    """Create the router's topics when allowed, and refuse an inbox of the wrong shape: each
+    floor of the roster routes from its own partition of it, so it has one per floor."""
     import asyncio
+    import dataclasses
 
     from services.common.kafka import ensure_topics, partition_counts
     from services.common.topics import (
@@ -210,7 +211,8 @@ def _prepare_router_topics(kafka: KafkaSettings) -> None:
         router_inbox_dlq,
     )
 
-    specs = [feedback_classified, feedback_classified_dlq, router_inbox, router_inbox_dlq]
+    inbox = dataclasses.replace(router_inbox, partitions=floors)
+    specs = [feedback_classified, feedback_classified_dlq, inbox, router_inbox_dlq]
     specs += [cases_events, agents_events, feedback_corrections]
     try:
         if kafka.create_topics:
@@ -219,10 +221,11 @@ def _prepare_router_topics(kafka: KafkaSettings) -> None:
     except Exception as exc:  # the broker is unreachable or refuses: say so, no traceback
         raise click.ClickException(f"cannot prepare the router's topics: {exc!r}") from exc
     found = counts.get(kafka.topic(router_inbox))
-    if found is not None and found != router_inbox.partitions:
+    if found is not None and found != floors:
         raise click.ClickException(
-            f"topic {kafka.topic(router_inbox)} has {found} partitions; the router needs "
-            f"{router_inbox.partitions} (recreate it, see deploy/topics.sh)"
+            f"topic {kafka.topic(router_inbox)} has {found} partitions; the router needs one "
+            f"per floor of the roster: {floors} (recreate it, see deploy/topics.sh and "
+            "docs/routing.md#floors)"
         )
 
 

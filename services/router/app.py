@@ -6,10 +6,16 @@ Three streams meet in the inbox topic, which one agent applies in order:
 * the agent API sends agents' commands to the inbox and waits for their results;
 * a faust timer sends a tick when an offer expires or a service-level deadline is due.
 
-``apply_inbox`` takes the inbox records ready (a batch) and has the :class:`InboxApplier`
-apply them to the :class:`Engine` in order, publish their case events on ``cases.events``,
-store the changed cases and agents in changelog-backed tables, then acknowledge them. After a
-restart or rebalance the engine is rebuilt from the tables; records replayed since the last
+The inbox has a partition per floor of the roster (one without floors; see
+:mod:`services.router.floors`), and the worker keeps a :class:`RouterRuntime` (engine, clock,
+live streams) per floor, routing the floors whose partitions it holds; its agent API serves
+each caller with their floor (:mod:`services.router.dispatch`).
+
+``apply_inbox`` takes the inbox records ready (a batch) and has the :class:`InboxApplier` of
+each record's floor apply them to that floor's :class:`Engine` in order, publish their case
+events on ``cases.events`` (and what belongs to another floor on its inbox partition), store
+the changed cases and agents in changelog-backed tables, then acknowledge them. After a
+restart or rebalance each engine is rebuilt from the tables; records replayed since the last
 commit are recognised (event, command and clock ids) and change nothing twice.
 """
 
@@ -17,11 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +42,7 @@ from services.common.clock import utc_now as _now
 from services.common.faust_app import TriageApp
 from services.common.kafka import KafkaSettings
 from services.common.lag import ConsumerLagCollector
-from services.common.messages import DeadLetter, FeedbackClassified
+from services.common.messages import Category, DeadLetter, FeedbackClassified
 from services.common.serving import embedded_server
 from services.common.streams import raw_topic, send_acknowledged, send_dead_letter
 from services.common.tables import AcknowledgedTable, acknowledged_table
@@ -53,18 +60,21 @@ from services.router.access import receives
 from services.router.api import create_api, metrics_payload
 from services.router.applier import INBOX as INBOX  # the inbox record model, read elsewhere too
 from services.router.applier import Applied, InboxApplier, Produced, first_error
+from services.router.book import MOVED_PREFIX, Moved
 from services.router.clock import TickClock
 from services.router.commands import ClassifiedIn, Command, CommandResult, Disconnected, Tick
+from services.router.dispatch import FloorDispatch
 from services.router.engine import AgentRecord, CaseRecord, Engine
 from services.router.metrics import RouterMetrics
+from services.router.roster import DEFAULT_FLOOR, Roster
 from services.router.settings import RouterSettings
 from services.router.trends_proxy import trends_proxy
 
 log = structlog.get_logger(__name__)
-FLOOR_KEY = b"floor"
 SUBSCRIBER_BUFFER = 1000
 FORWARD_BATCH = 100  # classified records forwarded to the inbox together
 FORWARD_WAIT_S = 0.05  # the longest a classified record waits for its batch
+PRUNE_INTERVAL_S = 300.0  # how often customers past the thread window are forgotten
 # Inbox records applied together: their events sent together, one table flush, then one
 # acknowledgement. A batch's live-stream events stay well under a subscriber's buffer.
 INBOX_BATCH = 100
@@ -96,6 +106,8 @@ class RouterRuntime:
     settings: RouterSettings
     metrics: RouterMetrics
     build_engine: Any
+    floor: str = DEFAULT_FLOOR
+    partition: int = 0  # the floor's inbox partition
     current: Engine | None = None
     recovered: bool = False
     owns_inbox: bool = False
@@ -234,11 +246,14 @@ class RouterRuntime:
 
 
 class BrokerOutputs:
-    """The worker's topics and tables, as the inbox applier writes to them."""
+    """The worker's topics and tables, as the inbox applier of one floor writes to them."""
 
     def __init__(
         self,
         *,
+        inbox: Any,
+        partition_of: Callable[[str], int],
+        stored_key: Callable[[str], str],
         events: Any,
         corrections: Any,
         notices: Any,
@@ -247,6 +262,9 @@ class BrokerOutputs:
         stream: faust.Stream[bytes],
         dead_letter: Callable[[EventT[bytes], str, str], Awaitable[None]],
     ) -> None:
+        self.inbox = inbox
+        self.partition_of = partition_of
+        self.stored_key = stored_key
         self.events = events
         self.corrections = corrections
         self.notices = notices
@@ -260,7 +278,14 @@ class BrokerOutputs:
         events: Sequence[Produced],
         corrections: Sequence[Produced],
         notices: Sequence[Produced],
+        handoffs: Sequence[tuple[str, bytes]] = (),
     ) -> None:
+        handed = [
+            await self.inbox.send(
+                key=floor.encode(), value=value, partition=self.partition_of(floor)
+            )
+            for floor, value in handoffs
+        ]
         refusals = await asyncio.gather(
             send_acknowledged(self.events, [(r.key, r.value) for r in events]),
             send_acknowledged(self.corrections, [(r.key, r.value) for r in corrections]),
@@ -269,6 +294,8 @@ class BrokerOutputs:
         for refused in (error for errors in refusals for error in errors):
             if refused is not None:
                 raise refused
+        for delivery in handed:  # raises when the broker refused a hand-over
+            await delivery
 
     def store(
         self,
@@ -282,7 +309,8 @@ class BrokerOutputs:
         # name it, as faust's own table write does (send_changelog, then the local store).
         (partition,) = {event.message.partition for event in records}
         for table, changes in ((self.cases, cases), (self.agents, agents)):
-            for key, value in changes.items():
+            for bare, value in changes.items():
+                key = self.stored_key(bare)
                 if value is not None:
                     table.send_changelog(partition, key, value)
                     table.data[key] = value
@@ -307,11 +335,25 @@ def create_app(
     build_engine: Any,
     *,
     metrics: RouterMetrics | None = None,
-) -> tuple[faust.App, RouterRuntime]:
-    """The router's faust app and its runtime; ``build_engine()`` makes an empty engine."""
+) -> tuple[faust.App, dict[str, RouterRuntime]]:
+    """The router's faust app and a runtime per floor of the roster; ``build_engine(floor)``
+    makes an empty engine of a floor."""
     metrics = metrics or RouterMetrics()
-    runtime = RouterRuntime(settings=settings, metrics=metrics, build_engine=build_engine)
-    metrics.watch(lambda: runtime.current)
+    roster: Roster = build_engine().roster
+    several = bool(roster.floors)
+    runtimes = {
+        floor: RouterRuntime(
+            settings=settings,
+            metrics=metrics,
+            build_engine=functools.partial(build_engine, floor),
+            floor=floor,
+            partition=partition,
+        )
+        for partition, floor in enumerate(roster.floor_ids)
+    }
+    by_partition_no = {runtime.partition: runtime for runtime in runtimes.values()}
+    partitions = len(runtimes)
+    metrics.watch(lambda: [r.current for r in runtimes.values() if r.current is not None])
     app = TriageApp(
         settings.app_id,
         **kafka.faust_options(),
@@ -325,8 +367,11 @@ def create_app(
         web_stats_enabled=False,
         web_graph_enabled=False,
         web_metrics_enabled=False,
+        # What the other workers learn of this one with the partition assignment: where its
+        # agent API answers (requests for a floor this worker does not route go there).
+        canonical_url=settings.api_url(),
         consumer_auto_offset_reset="earliest",
-        topic_partitions=router_inbox.partitions,
+        topic_partitions=partitions,
         autodiscover=False,
     )
     classified = raw_topic(app, kafka, feedback_classified)
@@ -342,24 +387,46 @@ def create_app(
         app,
         "cases",
         default=None,
-        partitions=router_inbox.partitions,
+        partitions=partitions,
         key_type=str,
-        help="Every case with its clocks, by case id.",
+        help="Every case with its clocks, by case id (by floor and case id with floors).",
     )
     agents_table = acknowledged_table(
         app,
         "agents",
         default=None,
-        partitions=router_inbox.partitions,
+        partitions=partitions,
         key_type=str,
-        help="Agents' presence and roster changes, by agent id.",
+        help="Agents' presence and roster changes, by agent id (by floor and agent id).",
     )
 
-    async def send_inbox(message: ClassifiedIn | Command | Tick) -> None:
-        await inbox.send(key=FLOOR_KEY, value=message.model_dump_json().encode())
+    def stored_key(runtime: RouterRuntime) -> Callable[[str], str]:
+        """A floor's table keys: the bare id with one floor; with several, the floor first, so
+        a case handed from one floor to another is two keys (the tables of every floor a
+        worker routes share one store, and two partitions' changelogs recover in any order)."""
+        prefix = f"{runtime.floor}/" if several else ""
+        return lambda key: prefix + key
 
-    runtime.send_inbox = send_inbox
-    runtime.rebalancing = lambda: app.rebalancing
+    def own_items(table: AcknowledgedTable, runtime: RouterRuntime) -> list[tuple[str, Any]]:
+        prefix = f"{runtime.floor}/" if several else ""
+        return [
+            (key[len(prefix) :], value)
+            for key, value in list(table.items())
+            if key.startswith(prefix) and value is not None
+        ]
+
+    def inbox_sender(runtime: RouterRuntime) -> Callable[[Any], Awaitable[None]]:
+        key = runtime.floor.encode()
+
+        async def send_inbox(message: ClassifiedIn | Command | Tick) -> None:
+            value = message.model_dump_json().encode()
+            await inbox.send(key=key, value=value, partition=runtime.partition)
+
+        return send_inbox
+
+    for runtime in runtimes.values():
+        runtime.send_inbox = inbox_sender(runtime)
+        runtime.rebalancing = lambda: app.rebalancing
 
     async def send_dead(spec_name: str, event: EventT[bytes], reason: str, error: str) -> None:
         message = event.message
@@ -385,42 +452,84 @@ def create_app(
             error_type=error,
         )
 
-    def rebuild() -> None:
-        engine: Engine = build_engine()
-        records, agent_records = [], []
-        for key, value in list(cases_table.items()):
-            if value is None:
-                continue
+    def rebuild(runtime: RouterRuntime) -> None:
+        engine: Engine = runtime.build_engine()
+        records, agent_records, notes = [], [], []
+        for key, value in own_items(cases_table, runtime):
             try:
-                records.append(CaseRecord.model_validate(value))
+                if key.startswith(MOVED_PREFIX):
+                    notes.append(Moved.model_validate(value))
+                else:
+                    records.append(CaseRecord.model_validate(value))
             except ValidationError:
                 log.exception("stored case unreadable; skipped", case_id=key)
-        for key, value in list(agents_table.items()):
-            if value is None:
-                continue
+        for key, value in own_items(agents_table, runtime):
             try:
                 agent_records.append(AgentRecord.model_validate(value))
             except ValidationError:
                 log.exception("stored agent unreadable; skipped", agent_id=key)
-        engine.reset(records=records, agents=agent_records)
+        engine.reset(records=records, agents=agent_records, moved=notes)
         runtime.current = engine
         runtime.refresh_streams()
-        log.info("routing state loaded", cases=len(records), agents=len(engine.agents))
+        log.info(
+            "routing state loaded",
+            floor=runtime.floor,
+            cases=len(records),
+            agents=len(engine.agents),
+        )
 
     async def on_recovered() -> None:
-        assigned = app.assignor.assigned_actives()
-        runtime.owns_inbox = any(tp.topic == kafka.topic(router_inbox) for tp in assigned)
-        rebuild()
-        assert runtime.clock is not None
-        runtime.clock.failed()  # a tick sent before the rebalance may never be applied here
-        runtime.recovered = True
-        log.info("router recovered", owns_inbox=runtime.owns_inbox)
+        inbox_name = kafka.topic(router_inbox)
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == inbox_name}
+        for runtime in runtimes.values():
+            runtime.owns_inbox = runtime.partition in owned
+            if runtime.owns_inbox:
+                rebuild(runtime)
+            else:  # another worker routes this floor now: its agents reconnect there
+                runtime.current = None
+                runtime.close_streams()
+            assert runtime.clock is not None
+            runtime.clock.failed()  # a tick sent before the rebalance may never be applied here
+            runtime.recovered = True
+        log.info("router recovered", floors=[r.floor for r in runtimes.values() if r.owns_inbox])
 
     cases_table.on_recover(on_recovered)
 
     # The producer refuses a record over its request size at once, for the whole batch: a
     # record that would be refused is dead-lettered alone (with room for the record's framing).
     max_inbox_bytes = app.conf.producer_max_request_size - RECORD_OVERHEAD_BYTES
+    # With floors, where each customer's last message went (a table beside feedback.classified,
+    # which is keyed by customer: one forwarder reads all of a customer's messages).
+    forwarded_to = (
+        CustomerFloors(
+            acknowledged_table(
+                app,
+                "customer-floors",
+                default=None,
+                partitions=feedback_classified.partitions,
+                key_type=str,
+                help="The floor each customer's last message went to, for the thread window.",
+            ),
+            window=settings.engine_settings().thread_window,
+        )
+        if several
+        else None
+    )
+
+    def floor_of(message: FeedbackClassified, now: datetime, partition: int) -> str:
+        """The floor a classified message goes to: the customer's last one within the thread
+        window (a follow-up joins its case whatever its tags), else its category's."""
+        if forwarded_to is None:
+            return roster.floor_ids[0]
+        customer = message.feedback.customer.id
+        floor = forwarded_to.get(customer, now)
+        if floor is None:
+            try:
+                floor = roster.floor_for(Category(message.category.label))
+            except ValueError:
+                floor = roster.floor_of(roster.default_team)
+        forwarded_to.remember(customer, floor, now, partition)
+        return floor
 
     @app.agent(classified, name="forward-feedback")
     async def forward_feedback(stream: faust.StreamT[bytes]) -> None:
@@ -429,8 +538,7 @@ def create_app(
         # their inbox records must be acknowledged by the broker before this loop goes on.
         batches = stream.take_events(FORWARD_BATCH, within=FORWARD_WAIT_S)
         async for events in batches:
-            taken: list[EventT[bytes]] = []
-            forwarded: list[tuple[bytes | None, bytes]] = []
+            forwarded: list[tuple[str, tuple[bytes, EventT[bytes]]]] = []
             for event in events:
                 try:
                     message = FeedbackClassified.model_validate_json(event.value)
@@ -442,36 +550,69 @@ def create_app(
                 except ValueError as exc:
                     await send_dead(feedback_classified.name, event, str(exc), type(exc).__name__)
                     continue
-                value = inbox_record(message, _now())
+                now = _now()
+                value = inbox_record(message, now)
                 if len(value) > max_inbox_bytes:
                     reason = f"too large for the inbox: {len(value)} bytes"
                     await send_dead(feedback_classified.name, event, reason, "RecordTooLarge")
                     continue
-                taken.append(event)
-                forwarded.append((FLOOR_KEY, value))
-            refusals = await send_acknowledged(inbox, forwarded)
-            for event, refused in zip(taken, refusals, strict=True):
-                if refused is not None:
-                    reason = f"refused by the broker: {type(refused).__name__}: {refused}"
-                    await send_dead(feedback_classified.name, event, reason, type(refused).__name__)
+                floor = floor_of(message, now, event.message.partition)
+                forwarded.append((floor, (value, event)))
+            parts = floor_parts(forwarded)
+            refusals = await asyncio.gather(
+                *(
+                    send_acknowledged(
+                        inbox,
+                        [(floor.encode(), value) for value, _ in part],
+                        partition=roster.partition_of(floor),
+                    )
+                    for floor, part in parts
+                )
+            )
+            if forwarded_to is not None:
+                await forwarded_to.stored()
+            for (_, part), refused_part in zip(parts, refusals, strict=True):
+                for (_, event), refused in zip(part, refused_part, strict=True):
+                    if refused is not None:
+                        reason = f"refused by the broker: {type(refused).__name__}: {refused}"
+                        error = type(refused).__name__
+                        await send_dead(feedback_classified.name, event, reason, error)
 
-    def current_engine() -> Engine:
-        if runtime.current is None:
-            rebuild()
-        assert runtime.current is not None
-        return runtime.current
+    if forwarded_to is not None:
+        customer_floors = forwarded_to
 
-    def reload() -> None:
-        # The engine may be half-way through a change: reload it from the tables. A tick that
-        # failed is sent again rather than awaited forever.
-        rebuild()
-        assert runtime.clock is not None
-        runtime.clock.failed()
+        @app.timer(interval=PRUNE_INTERVAL_S)  # type: ignore[untyped-decorator]
+        async def forget_customers() -> None:
+            """Where customers went past the thread window is forgotten (on the partitions of
+            feedback.classified this worker reads: the others' are theirs to prune)."""
+            topic = kafka.topic(feedback_classified)
+            mine = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+            if customer_floors.prune(_now(), mine):
+                await customer_floors.stored()
+
+    def current_engine(runtime: RouterRuntime) -> Callable[[], Engine]:
+        def engine() -> Engine:
+            if runtime.current is None:
+                rebuild(runtime)
+            assert runtime.current is not None
+            return runtime.current
+
+        return engine
+
+    def reloader(runtime: RouterRuntime) -> Callable[[], None]:
+        def reload() -> None:
+            # The engine may be half-way through a change: reload it from the tables. A tick
+            # that failed is sent again rather than awaited forever.
+            rebuild(runtime)
+            assert runtime.clock is not None
+            runtime.clock.failed()
+
+        return reload
 
     async def send_inbox_dead(event: EventT[bytes], reason: str, error_type: str) -> None:
         await send_dead(router_inbox.name, event, reason, error_type)
 
-    def applied(done: Applied[EventT[bytes]]) -> None:
+    def applied(runtime: RouterRuntime, done: Applied[EventT[bytes]]) -> None:
         """What follows a record once it is on the broker: metrics, live streams, the API's
         waiting call, the clock."""
         outcome = done.outcome
@@ -488,6 +629,8 @@ def create_app(
         for notice in outcome.notices:
             metrics.set_away.labels(notice.reason.value).inc()
             log.info("agent set away", agent=notice.agent_id, reason=notice.reason.value)
+        for handoff in outcome.handoffs:
+            metrics.handoffs.labels(handoff.message.kind).inc()
         for clock in done.clocks:
             metrics.observe_clock(clock.metric, clock.channel, clock.priority, clock.met)
         if outcome.result is not None:
@@ -503,45 +646,95 @@ def create_app(
     @app.agent(inbox, name="apply-inbox")
     async def apply_inbox(stream: faust.StreamT[bytes]) -> None:
         assert isinstance(stream, faust.Stream)
-        outputs = BrokerOutputs(
-            events=events_topic,
-            corrections=corrections_topic,
-            notices=notices_topic,
-            cases=cases_table,
-            agents=agents_table,
-            stream=stream,
-            dead_letter=send_inbox_dead,
-        )
-        applier = InboxApplier(outputs, engine=current_engine, reload=reload)
+        appliers = {
+            runtime.partition: InboxApplier(
+                BrokerOutputs(
+                    inbox=inbox,
+                    partition_of=roster.partition_of,
+                    stored_key=stored_key(runtime),
+                    events=events_topic,
+                    corrections=corrections_topic,
+                    notices=notices_topic,
+                    cases=cases_table,
+                    agents=agents_table,
+                    stream=stream,
+                    dead_letter=send_inbox_dead,
+                ),
+                engine=current_engine(runtime),
+                reload=reloader(runtime),
+            )
+            for runtime in runtimes.values()
+        }
         # take_events acknowledges the batch again after each pass: a no-op, as the applier
         # has acknowledged every record by then.
         async for events in stream.take_events(INBOX_BATCH, within=INBOX_WAIT_S):
             for part in by_partition(events):
-                for done in await applier.apply(part):
+                partition = part[0].message.partition
+                runtime = by_partition_no.get(partition)
+                if runtime is None:  # a partition no floor has (the topic has too many)
+                    for event in part:
+                        reason = f"inbox partition {partition} is no floor's"
+                        await send_inbox_dead(event, reason, "UnknownFloor")
+                        await stream.ack(event)
+                    continue
+                for done in await appliers[partition].apply(part):
                     try:
-                        applied(done)
+                        applied(runtime, done)
                     except Exception:  # the record is applied and stored: routing goes on
                         log.exception("after an inbox record was applied")
 
     @app.timer(interval=settings.tick_interval_s)  # type: ignore[untyped-decorator]
     async def clock() -> None:
-        engine = runtime.current
-        ticks = runtime.clock
-        if engine is None or ticks is None or not runtime.ready:
-            return
-        now = _now()
-        if not ticks.should_send(next_due=engine.next_due(), now=now, monotonic=time.monotonic()):
-            return
-        ticks.sent(time.monotonic())
-        try:
-            await send_inbox(Tick(at=now))
-        except Exception:
-            ticks.failed()
-            raise
+        for runtime in runtimes.values():
+            engine = runtime.current
+            ticks = runtime.clock
+            if engine is None or ticks is None or not runtime.ready:
+                continue
+            now = _now()
+            due = engine.next_due()
+            if not ticks.should_send(next_due=due, now=now, monotonic=time.monotonic()):
+                continue
+            ticks.sent(time.monotonic())
+            try:
+                await runtime.send_inbox(Tick(at=now))
+            except Exception:
+                ticks.failed()
+                raise
 
-    api = create_api(runtime, max_body_bytes=settings.max_body_bytes, registry=metrics.registry)
-    api.include_router(trends_proxy(settings.trends_url))
-    server = embedded_server(api, host=settings.host, port=settings.port)
+    apis = {
+        floor: create_api(
+            runtime, max_body_bytes=settings.max_body_bytes, registry=metrics.registry
+        )
+        for floor, runtime in runtimes.items()
+    }
+    for api in apis.values():
+        api.include_router(trends_proxy(settings.trends_url))
+    if several:
+        tokens = {
+            profile.token_sha256: roster.floor_of(profile.team)
+            for profile in roster.agents
+            if profile.token_sha256
+        }
+
+        def owner(floor: str) -> str | None:
+            partition = runtimes[floor].partition
+            topic = cases_table.changelog_topic.get_topic_name()
+            for url, topics in app.router.table_metadata("cases").items():
+                if partition in topics.get(topic, ()):
+                    return str(url)
+            return None
+
+        served: Any = FloorDispatch(
+            apps=apis,
+            runtimes=runtimes,
+            floor_of_token=tokens.get,
+            owner=owner,
+            max_body_bytes=settings.max_body_bytes,
+            self_url=settings.api_url(),
+        )
+    else:
+        served = apis[roster.floor_ids[0]]
+    server = embedded_server(served, host=settings.host, port=settings.port)
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve_api() -> None:
@@ -550,16 +743,69 @@ def create_app(
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def stop_api(sender: Any, **kwargs: Any) -> None:
-        runtime.close_streams()
+        for runtime in runtimes.values():
+            runtime.close_streams()
         server.should_exit = True
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        runtime.recovered = False
+        for runtime in runtimes.values():
+            runtime.recovered = False
 
     metrics.registry.register(ConsumerLagCollector(app))
-    app.triage_runtime = runtime  # type: ignore[attr-defined]
-    return app, runtime
+    app.triage_runtimes = runtimes  # type: ignore[attr-defined]
+    return app, runtimes
+
+
+def floor_parts(items: Sequence[tuple[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """Items by floor, each floor's in order, floors in the order they first appear."""
+    parts: dict[str, list[Any]] = {}
+    for floor, item in items:
+        parts.setdefault(floor, []).append(item)
+    return list(parts.items())
+
+
+class CustomerFloors:
+    """Where each customer's last message went, for the thread window: a follow-up goes to the
+    same floor whatever its tags, so it joins the customer's case there. Kept in a
+    changelog-backed table, written from the forwarder's batch (hence the partition named, as
+    :class:`BrokerOutputs` does), so a worker taking the customer's partition over knows it."""
+
+    def __init__(self, table: AcknowledgedTable, *, window: timedelta) -> None:
+        self.table = table
+        self.window = window
+
+    def get(self, customer: str, now: datetime) -> str | None:
+        entry = self.table.data.get(customer)
+        if not isinstance(entry, dict):
+            return None
+        try:
+            at = datetime.fromisoformat(entry["at"])
+            floor = str(entry["floor"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return floor if now - at <= self.window else None
+
+    def remember(self, customer: str, floor: str, now: datetime, partition: int) -> None:
+        value = {"floor": floor, "at": now.isoformat(), "partition": partition}
+        self.table.send_changelog(partition, customer, value)
+        self.table.data[customer] = value
+
+    def prune(self, now: datetime, partitions: set[int]) -> int:
+        """Forget the customers past the window on these partitions; how many."""
+        gone = 0
+        for customer, entry in list(self.table.data.items()):
+            if not isinstance(entry, dict) or entry.get("partition") not in partitions:
+                continue
+            if self.get(customer, now) is not None:
+                continue
+            self.table.send_changelog(entry["partition"], customer, None, value_serializer="raw")
+            del self.table.data[customer]
+            gone += 1
+        return gone
+
+    async def stored(self) -> None:
+        await self.table.acknowledged()
 
 
 def by_partition(events: Sequence[EventT[bytes]]) -> list[list[EventT[bytes]]]:
@@ -583,7 +829,8 @@ def inbox_record(message: FeedbackClassified, at: datetime) -> bytes:
 
 
 def build_engine_factory(settings: RouterSettings) -> Any:
-    """A function that makes an empty engine from the roster and service-level files."""
+    """A function that makes an empty engine of a floor (the first unless named) from the
+    roster and service-level files."""
     from services.router.roster import RosterError, hash_token, load_roster
 
     roster = load_roster(settings.roster_file)
@@ -599,8 +846,8 @@ def build_engine_factory(settings: RouterSettings) -> Any:
     engine_settings = settings.engine_settings()
     Engine(roster, config, engine_settings)  # validates the combination now, not at first use
 
-    def build() -> Engine:
-        return Engine(roster, config, engine_settings)
+    def build(floor: str | None = None) -> Engine:
+        return Engine(roster, config, engine_settings, floor=floor)
 
     return build
 

@@ -3,8 +3,8 @@
 The worker takes what the inbox has ready (up to a batch), applies each record in order to the
 :class:`Engine`, and then, for the whole batch:
 
-1. sends the case events, tag corrections and agent notices it produced together, and waits
-   until the broker acknowledged every one;
+1. sends the case events, tag corrections, agent notices and hand-overs to other floors it
+   produced together, and waits until the broker acknowledged every one;
 2. writes the changed cases and agents to the tables (each once, however many records changed
    it) and waits until the broker acknowledged the changelog writes;
 3. acknowledges the records.
@@ -35,6 +35,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from services.common.cases import SlaMetricName
 from services.router import sla
+from services.router.book import MOVED_PREFIX
 from services.router.commands import Inbound
 from services.router.engine import Engine, Outcome
 
@@ -90,9 +91,10 @@ class Outputs(Protocol[R_contra]):
         events: Sequence[Produced],
         corrections: Sequence[Produced],
         notices: Sequence[Produced],
+        handoffs: Sequence[tuple[str, bytes]] = (),
     ) -> None:
-        """Send case events, corrections and agent notices; return once the broker
-        acknowledged each one (raise when it refused one)."""
+        """Send case events, corrections, agent notices and hand-overs to other floors'
+        inboxes; return once the broker acknowledged each one (raise when it refused one)."""
 
     def store(
         self, records: Sequence[R_contra], cases: Mapping[str, Any], agents: Mapping[str, Any]
@@ -163,7 +165,10 @@ class InboxApplier(Generic[R]):
             done.append(Applied(record, message, outcome, seconds, clocks))
         outcomes = [applied.outcome for applied in done]
         await self.outputs.publish(
-            events_of(outcomes), corrections_of(outcomes), notices_of(outcomes)
+            events_of(outcomes),
+            corrections_of(outcomes),
+            notices_of(outcomes),
+            handoffs_of(outcomes),
         )
         cases, agents = changes(outcomes, engine)
         self.outputs.store([record for record, _ in readable], cases, agents)
@@ -189,6 +194,15 @@ def corrections_of(outcomes: Iterable[Outcome]) -> list[Produced]:
     ]
 
 
+def handoffs_of(outcomes: Iterable[Outcome]) -> list[tuple[str, bytes]]:
+    """What these outcomes hand to other floors, in order: (floor, inbox record)."""
+    return [
+        (handoff.floor, handoff.message.model_dump_json().encode())
+        for outcome in outcomes
+        for handoff in outcome.handoffs
+    ]
+
+
 def notices_of(outcomes: Iterable[Outcome]) -> list[Produced]:
     """The agent notices of these outcomes, in order, keyed by agent id."""
     return [
@@ -208,12 +222,14 @@ def changes(outcomes: Iterable[Outcome], engine: Engine) -> tuple[dict[str, Any]
     case or agent changed by several outcomes is written once; a forgotten case is None."""
     case_ids: dict[Any, bool] = {}  # case id -> forgotten, in first-changed order
     agent_ids: dict[str, None] = {}
+    customers: dict[str, None] = {}  # whose Moved note changed
     for outcome in outcomes:
         for case_id in outcome.cases:
             case_ids.setdefault(case_id, False)
         for case_id in forgotten(outcome):
             case_ids[case_id] = True
         agent_ids.update(dict.fromkeys(outcome.agents))
+        customers.update(dict.fromkeys(outcome.moved))
     cases: dict[str, Any] = {}
     for case_id, dropped in case_ids.items():
         record = engine.record(case_id)
@@ -221,6 +237,9 @@ def changes(outcomes: Iterable[Outcome], engine: Engine) -> tuple[dict[str, Any]
             cases[str(case_id)] = record.model_dump(mode="json")
         elif dropped:
             cases[str(case_id)] = None
+    for customer in customers:
+        note = engine.book.moved.get(customer)
+        cases[MOVED_PREFIX + customer] = note.model_dump(mode="json") if note else None
     agents: dict[str, Any] = {}
     for agent_id in agent_ids:
         agent_record = engine.agent_record(agent_id)

@@ -57,6 +57,23 @@ class CaseRecord(BaseModel):
     _views: dict[SlaMetricName, tuple[Any, Any, ClockView]] = PrivateAttr(default_factory=dict)
 
 
+MOVED_PREFIX = "moved:"  # storage key of a Moved note: the prefix, then the customer id
+
+
+class Moved(BaseModel):
+    """Where a customer's messages go now that this floor handed their message or case to
+    another floor: kept for the thread window, so a follow-up the forwarder brings here
+    follows them (and a handed-over case sent again is recognised)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    customer_id: str
+    floor: str
+    at: datetime
+    case_id: uuid.UUID | None = None  # the case handed over, if one was
+    version: int = 0  # its version when handed over
+
+
 @dataclass(slots=True)
 class _Archived:
     """A resolved case out of the routing state: the record compressed, and what threading a
@@ -152,6 +169,8 @@ class CaseBook:
         # Resolved cases read back from storage already past their keep: only their ids, to be
         # reported forgotten (and deleted from storage) by the next tick.
         self.stale: set[uuid.UUID] = set()
+        # Customers handed to another floor, oldest note first (see Moved).
+        self.moved: dict[str, Moved] = {}
         self._zdict: bytes | None = None
 
     # ------------------------------------------------------------------ reading
@@ -208,9 +227,46 @@ class CaseBook:
                 return case_id
         return None
 
+    def moved_to(self, customer: str, now: datetime) -> Moved | None:
+        """Where a customer's messages go, if this floor handed them on within the thread
+        window."""
+        note = self.moved.get(customer)
+        if note is None or now - note.at > self.thread_window:
+            return None
+        return note
+
     # ------------------------------------------------------------------ changing
 
+    def note_moved(self, note: Moved, out: Outcome) -> None:
+        """A customer's messages go to another floor from now on."""
+        self.moved.pop(note.customer_id, None)  # re-inserted last: the dict stays time-ordered
+        self.moved[note.customer_id] = note
+        out.moved.append(note.customer_id)
+
+    def unnote_moved(self, customer: str, out: Outcome) -> None:
+        """A customer's case came (back) to this floor."""
+        if self.moved.pop(customer, None) is not None:
+            out.moved.append(customer)
+
+    def expire_moved(self, now: datetime, out: Outcome) -> None:
+        """Notes past the thread window are dropped (and deleted from storage)."""
+        while self.moved:
+            customer, note = next(iter(self.moved.items()))
+            if now - note.at <= self.thread_window:
+                return
+            del self.moved[customer]
+            out.moved.append(customer)
+
+    def move_out(self, case_id: uuid.UUID) -> None:
+        """An open case leaves for another floor: dropped with its indexes, as if forgotten,
+        except that storage keeps a Moved note in its place rather than nothing."""
+        record = self.records.get(case_id)
+        if record is not None and self.open_by_customer.get(record.case.customer_id) == case_id:
+            del self.open_by_customer[record.case.customer_id]
+        self._drop(case_id)
+
     def clear(self) -> None:
+        self.moved = {}
         self.records = {}
         self.by_thread, self.by_event, self.open_by_customer = {}, {}, {}
         self.archive = {}
@@ -313,6 +369,10 @@ class CaseBook:
     def forget(self, case_id: uuid.UUID, out: Outcome) -> None:
         """The case leaves the engine (its events stay on ``cases.events``); the worker deletes
         it from its table."""
+        self._drop(case_id)
+        out.forgotten.append(case_id)
+
+    def _drop(self, case_id: uuid.UUID) -> None:
         record = self.records.pop(case_id, None)
         if record is None:
             entry = self.archive.pop(case_id, None)
@@ -328,7 +388,6 @@ class CaseBook:
         self.stale.discard(case_id)
         self.due.discard(case_id)
         self.settling.discard(case_id)
-        out.forgotten.append(case_id)
 
     def settle(self, case_id: uuid.UUID, now: datetime, out: Outcome) -> None:
         """A resolved case's step is due: compress it once quiet, forget it once past its keep

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from services.common.cases import INCIDENT_REFERENCE, Case, Presence
+from services.common.cases import INCIDENT_REFERENCE, Case, Presence, SlaMetricName
 from services.common.messages import (
     Category,
     DifficultType,
@@ -22,6 +22,7 @@ from services.common.messages import (
 )
 from services.common.models import FrozenModel
 from services.router.roster import AgentProfile
+from services.router.sla import SlaClock
 
 
 class Action(StrEnum):
@@ -71,6 +72,11 @@ class ClassifiedIn(FrozenModel):
     kind: Literal["feedback"] = "feedback"
     at: UtcDatetime = Field(description="When the router took the message in.")
     feedback: FeedbackClassified
+    handed_from: str | None = Field(
+        default=None,
+        description="The floor that handed this message on to this one (a message is handed "
+        "on at most once).",
+    )
 
 
 #: The optional fields of the one flat command model the inbox held before there was one model
@@ -301,7 +307,20 @@ class Tick(FrozenModel):
     at: UtcDatetime
 
 
-Inbound = Annotated[ClassifiedIn | Command | Tick, Field(discriminator="kind")]
+class CaseArrived(FrozenModel):
+    """A case another floor handed over (transferred or relabelled to a team of this floor):
+    the case as that floor last stored it, clocks running."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["case_arrived"] = "case_arrived"
+    at: UtcDatetime
+    from_floor: str
+    case: Case
+    clocks: dict[SlaMetricName, SlaClock] = Field(default_factory=dict)
+    commands: list[str] = Field(default_factory=list)
+
+
+Inbound = Annotated[ClassifiedIn | Command | Tick | CaseArrived, Field(discriminator="kind")]
 
 
 class Status(StrEnum):

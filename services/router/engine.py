@@ -24,12 +24,21 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.cases import Case, CaseEventType, CaseState, Deadline, SlaMetricName
-from services.router import sla
+from services.common.messages import Category
+from services.router import floors, sla
 from services.router.assignment import AgentRecord, Assignment
-from services.router.book import CaseBook, CaseRecord, DueIndex, _Archived
+from services.router.book import CaseBook, CaseRecord, DueIndex, Moved, _Archived
 from services.router.book import thread_keys as _thread_keys
 from services.router.clocks import Clocks
-from services.router.commands import COMMAND_TYPES, ClassifiedIn, Inbound, OnCase, OnFloor, Tick
+from services.router.commands import (
+    COMMAND_TYPES,
+    CaseArrived,
+    ClassifiedIn,
+    Inbound,
+    OnCase,
+    OnFloor,
+    Tick,
+)
 from services.router.feedback import on_feedback
 from services.router.handlers import corrections_for, on_command
 from services.router.outcome import ROUTER, Outcome
@@ -97,8 +106,19 @@ class Engine:
     their index and the team queues). ``apply`` hands each inbox message to its handler.
     """
 
-    def __init__(self, roster: Roster, config: sla.SlaConfig, settings: EngineSettings) -> None:
+    def __init__(
+        self,
+        roster: Roster,
+        config: sla.SlaConfig,
+        settings: EngineSettings,
+        *,
+        floor: str | None = None,
+    ) -> None:
+        # The whole roster says which team, and floor, a category belongs to; the engine routes
+        # one floor (the roster's first unless named) with that floor's teams and agents.
         self.roster = roster
+        self.floor = floor if floor is not None else roster.floor_ids[0]
+        self.local_roster = roster.on_floor(self.floor)
         self.config = config
         self.settings = settings
         self.rules = RoutingRules(
@@ -109,7 +129,7 @@ class Engine:
                 raise sla.SlaConfigError(
                     f"team '{team.id}' uses calendar '{team.calendar}', which is not defined"
                 )
-        self.teams = {team.id: team for team in roster.teams}
+        self.teams = {team.id: team for team in self.local_roster.teams}
         self.book = CaseBook(
             recent_resolved=settings.recent_resolved,
             keep=max(settings.reopen_window, settings.retention),
@@ -118,7 +138,7 @@ class Engine:
         )
         self.clocks = Clocks(config, self.teams)
         self.assign = Assignment(
-            roster,
+            self.local_roster,
             book=self.book,
             clocks=self.clocks,
             rules=self.rules,
@@ -181,7 +201,19 @@ class Engine:
 
     # ------------------------------------------------------------------ state
 
-    def reset(self, *, records: Iterable[CaseRecord], agents: Iterable[AgentRecord]) -> None:
+    def team_for(self, category: Category) -> str:
+        """The team a case of this category belongs to: the roster's, when on this floor;
+        else this floor's default team (for a case that stays here all the same)."""
+        team = self.roster.team_for(category)
+        return team if team in self.teams else self.local_roster.default_team
+
+    def reset(
+        self,
+        *,
+        records: Iterable[CaseRecord],
+        agents: Iterable[AgentRecord],
+        moved: Iterable[Moved] = (),
+    ) -> None:
         """Load stored state (after a restart or rebalance); derived indexes are rebuilt.
 
         ``records`` are every case the storage holds. Resolved cases are compressed or dropped
@@ -189,6 +221,8 @@ class Engine:
         is dropped is reported in ``Outcome.forgotten`` by the next tick.
         """
         self.book.clear()
+        for note in sorted(moved, key=lambda n: n.at):
+            self.book.moved[note.customer_id] = note
         self.assign.reset(list(agents))
         self.assign.roster_changed()
         book = self.book
@@ -272,7 +306,15 @@ class Engine:
 
     def _on_feedback(self, message: Any, now: datetime, out: Outcome) -> None:
         assert isinstance(message, ClassifiedIn)
+        floor = floors.message_floor(self, message, now)
+        if floor is not None:
+            floors.hand_on(self, message, floor, now, out)
+            return
         on_feedback(self, message.feedback, now, out)
+
+    def _on_arrived(self, message: Any, now: datetime, out: Outcome) -> None:
+        assert isinstance(message, CaseArrived)
+        floors.arrive(self, message, now, out)
 
     def _on_command(self, message: Any, now: datetime, out: Outcome) -> None:
         assert isinstance(message, OnCase | OnFloor)
@@ -295,6 +337,7 @@ class Engine:
         out.fired = fired
         while (case_id := book.settling.pop_due(at)) is not None:
             self._settle(case_id, now, out)
+        book.expire_moved(now, out)
 
     def _settle(self, case_id: uuid.UUID, now: datetime, out: Outcome) -> None:
         self.book.settle(case_id, now, out)
@@ -369,5 +412,6 @@ _Handler = Callable[[Engine, Any, datetime, Outcome], None]
 _HANDLERS: dict[type, _Handler] = {
     ClassifiedIn: Engine._on_feedback,
     Tick: Engine._on_tick,
+    CaseArrived: Engine._on_arrived,
     **{model: Engine._on_command for model in COMMAND_TYPES.values()},
 }

@@ -103,7 +103,7 @@ def create(
     case = Case(
         case_id=case_id_for(event.event_id),
         state=CaseState.QUEUED,
-        team=e.roster.team_for(category),
+        team=e.team_for(category),
         channel=event.channel,
         customer_id=event.customer.id,
         customer_tier=tier,

@@ -26,7 +26,7 @@ from services.common.cases import (
     SlaMetricName,
 )
 from services.common.messages import Correction
-from services.router import sla
+from services.router import floors, sla
 from services.router.assignment import (
     AgentRecord,
     decision,
@@ -321,7 +321,7 @@ def transfer(
     case = record.case
     if not case.is_open:
         return result(cmd, Status.CONFLICT, "case is resolved")
-    if cmd.to_team is not None and cmd.to_team not in e.teams:
+    if cmd.to_team is not None and e.roster.team(cmd.to_team) is None:
         return result(cmd, Status.INVALID, f"no team '{cmd.to_team}'")
     target = e.agents.get(cmd.to_agent) if cmd.to_agent else None
     if cmd.to_agent is not None and target is None:
@@ -342,15 +342,19 @@ def transfer(
         to_team=case.team,
         to_agent=cmd.to_agent,
         reason=cmd.reason,
+        to_floor=e.roster.floor_of(case.team) if case.team not in e.teams else None,
     )
-    e.assign.escalate_for_authority(record, now, out)
-    e.assign.route(
-        record,
-        now,
-        out,
-        prefer=target.id if target else None,
-        rule_prefix=f"transferred by {actor.id}",
-    )
+    if case.team not in e.teams:  # another floor's team: the case goes there
+        floors.move_case(e, record, e.roster.floor_of(case.team), now, out)
+    else:
+        e.assign.escalate_for_authority(record, now, out)
+        e.assign.route(
+            record,
+            now,
+            out,
+            prefer=target.id if target else None,
+            rule_prefix=f"transferred by {actor.id}",
+        )
     if previous is not None:
         out.agents.add(previous.id)
         e.assign.drain(previous, now, out)
@@ -480,8 +484,11 @@ def relabel(
     if moved:
         previous = e.assign.detach(record, now)
         case.team = team
-        e.assign.escalate_for_authority(record, now, out)
-        e.assign.route(record, now, out, rule_prefix=f"relabelled by {actor.id}: team {team}")
+        if team not in e.teams:  # another floor's team: the case goes there
+            floors.move_case(e, record, e.roster.floor_of(team), now, out)
+        else:
+            e.assign.escalate_for_authority(record, now, out)
+            e.assign.route(record, now, out, rule_prefix=f"relabelled by {actor.id}: team {team}")
         if previous is not None:
             out.agents.add(previous.id)
             e.assign.drain(previous, now, out)
@@ -640,6 +647,10 @@ def upsert_agent(
     if not actor.profile.is_supervisor:
         return result(cmd, Status.FORBIDDEN, "supervisors only")
     if cmd.profile.team not in e.teams:
+        if e.roster.team(cmd.profile.team) is not None:
+            floor = e.roster.floor_of(cmd.profile.team)
+            message = f"team '{cmd.profile.team}' is on floor '{floor}': move agents between "
+            return result(cmd, Status.INVALID, message + "floors in the roster file")
         return result(cmd, Status.INVALID, f"no team '{cmd.profile.team}'")
     configured = e.configured.get(cmd.profile.id)
     if configured is None:

@@ -33,6 +33,13 @@ class RouterMetrics:
         self.case_events = Counter(
             "triage_router_case_events", "Case lifecycle events, by type.", ["type"], registry=r
         )
+        self.handoffs = Counter(
+            "triage_router_floor_handoffs",
+            "Inbox records handed to another floor: a classified message (feedback) whose "
+            "tags name that floor, or a case transferred or relabelled there (case_arrived).",
+            ["kind"],
+            registry=r,
+        )
         self.set_away = Counter(
             "triage_router_agents_set_away",
             "Available agents the router set away: offers lapsed in a row, or console gone.",
@@ -185,13 +192,14 @@ class RouterMetrics:
         if met:
             self.sla_met.labels(metric, channel, priority).inc()
 
-    def watch(self, engine: Callable[[], Engine | None]) -> None:
-        """Add the gauges read from the routing state at scrape time."""
+    def watch(self, engine: Callable[[], Engine | list[Engine] | None]) -> None:
+        """Add the gauges read from the routing state at scrape time (the engine, or the
+        engines of the floors this worker routes)."""
         self.registry.register(_StateCollector(engine))
 
 
 class _StateCollector(Collector):
-    def __init__(self, engine: Callable[[], Engine | None]) -> None:
+    def __init__(self, engine: Callable[[], Engine | list[Engine] | None]) -> None:
         self._engine = engine
 
     def collect(self) -> Iterator[Metric]:
@@ -214,9 +222,10 @@ class _StateCollector(Collector):
         open_cases = GaugeMetricFamily(
             "triage_router_open_cases", "Open cases by state.", labels=["team", "state"]
         )
-        engine = self._engine()
-        if engine is not None:
-            now = datetime.now(UTC)
+        watched = self._engine()
+        engines = watched if isinstance(watched, list) else [] if watched is None else [watched]
+        now = datetime.now(UTC)
+        for engine in engines:  # one per floor this worker routes (teams differ)
             for team, queue in engine.queues.items():
                 counts = {p: 0 for p in Priority}
                 ages = {p: 0.0 for p in Priority}

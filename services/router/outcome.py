@@ -18,7 +18,7 @@ from services.common.cases import (
     case_event_id,
 )
 from services.common.messages import Correction
-from services.router.commands import CommandResult
+from services.router.commands import CaseArrived, ClassifiedIn, CommandResult
 
 if TYPE_CHECKING:
     from services.router.book import CaseRecord
@@ -28,6 +28,14 @@ ROUTER = "router"
 # An event's JSON as bytes straight from the serializer: model_dump_json would make a str of it
 # only for it to be encoded again (the same bytes, a copy of a few kilobytes fewer per event).
 _CASE_EVENT = TypeAdapter(CaseEvent)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """An inbox record for another floor: a message or a case that belongs there."""
+
+    floor: str
+    message: ClassifiedIn | CaseArrived
 
 
 @dataclass
@@ -47,6 +55,10 @@ class Outcome:
     clocks_stopped: list[tuple[uuid.UUID, SlaMetricName]] = field(default_factory=list)
     forgotten: list[uuid.UUID] = field(default_factory=list)  # left the engine: storage deletes
     compacted: list[uuid.UUID] = field(default_factory=list)  # compressed: storage keeps as is
+    handoffs: list[Handoff] = field(default_factory=list)  # sent to other floors' inboxes
+    # Customers whose messages now go to another floor: storage keeps (or, once past the
+    # thread window, deletes) a note saying where (book.Moved).
+    moved: list[str] = field(default_factory=list)
 
 
 def record_event(

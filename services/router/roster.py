@@ -6,6 +6,7 @@ Pure models and loaders; the router keeps the live state (presence, load) apart.
 from __future__ import annotations
 
 import hashlib
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,10 @@ from services.common.messages import Category, Channel
 from services.common.models import FrozenModel
 
 DEV_ROSTER_PATH = Path(__file__).with_name("config") / "roster.yaml"
+DEFAULT_FLOOR = "main"  # the one floor of a roster that declares none
+
+
+FLOOR_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
 class RosterError(ValueError):
@@ -47,6 +52,11 @@ class Team(FrozenModel):
         default=ReviewPolicy.ROUTE,
         description="Cases whose tags need review: `route` (offered at once, reviewed in "
         "parallel) or `hold` (offered once a supervisor reviewed them).",
+    )
+    floor: str | None = Field(
+        default=None,
+        description="The floor the team works on: one of the roster's `floors` (required when "
+        "the roster declares floors, absent otherwise).",
     )
 
 
@@ -119,12 +129,29 @@ class Roster(FrozenModel):
         default=False,
         description="Development roster with published tokens (refused in production).",
     )
+    floors: tuple[str, ...] = Field(
+        default=(),
+        description="Independent groups of teams, each routed by one active router worker "
+        "(the router's inbox has a partition per floor, in this order). None declared: one "
+        f"floor, `{DEFAULT_FLOOR}`.",
+    )
     default_team: str
     teams: tuple[Team, ...] = Field(min_length=1)
     agents: tuple[AgentProfile, ...] = ()
 
+    @field_validator("floors")
+    @classmethod
+    def _check_floors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for floor in value:
+            if not FLOOR_ID.fullmatch(floor):
+                raise ValueError(f"floor id '{floor}' must match {FLOOR_ID.pattern}")
+        if len(set(value)) != len(value):
+            raise ValueError("floor ids must be unique")
+        return value
+
     @model_validator(mode="after")
     def _check_references(self) -> Roster:
+        self._check_team_floors()
         team_ids = [team.id for team in self.teams]
         if len(set(team_ids)) != len(team_ids):
             raise ValueError("team ids must be unique")
@@ -148,6 +175,68 @@ class Roster(FrozenModel):
         if len(set(tokens)) != len(tokens):
             raise ValueError("two agents have the same token")
         return self
+
+    def _check_team_floors(self) -> None:
+        if not self.floors:
+            for team in self.teams:
+                if team.floor is not None:
+                    raise ValueError(
+                        f"team '{team.id}' names floor '{team.floor}' but the roster declares "
+                        "no floors"
+                    )
+            return
+        staffed = set()
+        for team in self.teams:
+            if team.floor is None:
+                raise ValueError(f"team '{team.id}' needs a floor (one of the roster's floors)")
+            if team.floor not in self.floors:
+                raise ValueError(f"team '{team.id}' is on unknown floor '{team.floor}'")
+            staffed.add(team.floor)
+        for floor in self.floors:
+            if floor not in staffed:
+                raise ValueError(f"floor '{floor}' has no team")
+
+    @property
+    def floor_ids(self) -> tuple[str, ...]:
+        """The floors, in inbox partition order (one, `main`, when none is declared)."""
+        return self.floors or (DEFAULT_FLOOR,)
+
+    def floor_of(self, team_id: str) -> str:
+        """The floor a team works on (the first floor for a team not on the roster)."""
+        team = self.team(team_id)
+        if team is None or team.floor is None:
+            return self.floor_ids[0]
+        return team.floor
+
+    def floor_for(self, category: Category) -> str:
+        """The floor of the team that owns a category."""
+        return self.floor_of(self.team_for(category))
+
+    def partition_of(self, floor: str) -> int:
+        """The inbox partition of a floor."""
+        return self.floor_ids.index(floor)
+
+    def on_floor(self, floor: str) -> Roster:
+        """The part of the roster one floor routes with: its teams and their agents. Its
+        default team is the roster's when on this floor, else the floor's first team."""
+        if floor not in self.floor_ids:
+            raise RosterError(f"no floor '{floor}'")
+        if not self.floors:
+            return self
+        teams = tuple(team for team in self.teams if team.floor == floor)
+        ids = {team.id for team in teams}
+        default = self.default_team if self.default_team in ids else teams[0].id
+        agents = tuple(agent for agent in self.agents if agent.team in ids)
+        return self.model_copy(
+            update={"floors": (floor,), "teams": teams, "agents": agents, "default_team": default}
+        )
+
+    def as_one_floor(self) -> Roster:
+        """The same teams and agents as one floor (a simulation of the whole centre)."""
+        if not self.floors:
+            return self
+        teams = tuple(team.model_copy(update={"floor": None}) for team in self.teams)
+        return self.model_copy(update={"floors": (), "teams": teams})
 
     def team_for(self, category: Category) -> str:
         """The team that owns a category (the default team when none does)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -131,6 +132,24 @@ class RouterSettings(ServiceSettings):
         "GET /v1/trends and /v1/trends/* to for the console; unset: those answer 503. "
         "`triage up` sets it.",
     )
+    advertised_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#]+/?$",
+        description="Where the other router workers reach this worker's agent API (with "
+        "floors, a request for a floor another worker routes is forwarded there); default: "
+        "http://<host>:<port>, with this machine's name when the host is a wildcard.",
+    )
+
+    def api_url(self) -> str:
+        """The agent API's URL as the other workers reach it."""
+        if self.advertised_url:
+            return self.advertised_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a wildcard names no one host
+            host = socket.gethostname()
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     def engine_settings(self) -> EngineSettings:
         """The routing rules these settings describe."""

@@ -229,7 +229,8 @@ def simulate(
     times for the same cases. A case held for review (its team's review policy is `hold`) is
     confirmed by the roster's first supervisor ``review_after`` after it was held (None: never).
     """
-    engine = Engine(roster, sla_config, settings)
+    # Floors split the work between router workers; a simulation routes the whole centre.
+    engine = Engine(roster.as_one_floor(), sla_config, settings)
     ordered = sorted(enumerate(arrivals), key=lambda pair: (pair[1].at, pair[0]))
     handling_of = {
         case_id_for(a.feedback.event_id): a.handling_s

@@ -53,6 +53,7 @@ class FakeBroker:
         events: Sequence[Produced],
         corrections: Sequence[Produced],
         notices: Sequence[Produced],
+        handoffs: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         self.handed += events
         await self.hold.wait()
