@@ -31,6 +31,7 @@ TITLES: dict[str, str] = {
     "parser-unavailable": "No parse worker is available",
     "not-ready": "The router is starting or on standby",
     "command-timeout": "The router did not apply the command in time",
+    "floor-unreachable": "The router of the caller's floor did not answer",
     "not-your-case": "Not your case",
     "supervisor-only": "Only a supervisor may do this",
     "state-conflict": "Not possible in the case's state",

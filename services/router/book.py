@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from sortedcontainers import SortedList
 
-from services.common.cases import Case, CaseMessage, Deadline, SlaMetricName
+from services.common.cases import Case, CaseMessage, Deadline, SlaMetricName, case_id_for
 from services.common.messages import FeedbackClassified
 from services.router import sla
 from services.router.outcome import Outcome
@@ -72,6 +72,15 @@ class Moved(BaseModel):
     at: datetime
     case_id: uuid.UUID | None = None  # the case handed over, if one was
     version: int = 0  # its version when handed over
+    # The messages of the case handed over: one of them read again (the inbox replayed after
+    # a crash) is known, although the case is no longer here.
+    event_ids: tuple[uuid.UUID, ...] = ()
+
+    def has(self, event_id: uuid.UUID) -> bool:
+        """Whether the message is one of the case handed over (it opened it, or joined it)."""
+        return event_id in self.event_ids or (
+            self.case_id is not None and case_id_for(event_id) == self.case_id
+        )
 
 
 @dataclass(slots=True)
@@ -238,8 +247,12 @@ class CaseBook:
     # ------------------------------------------------------------------ changing
 
     def note_moved(self, note: Moved, out: Outcome) -> None:
-        """A customer's messages go to another floor from now on."""
-        self.moved.pop(note.customer_id, None)  # re-inserted last: the dict stays time-ordered
+        """A customer's messages go to another floor from now on (a note without a case keeps
+        the case the customer's previous note named)."""
+        previous = self.moved.pop(note.customer_id, None)  # re-inserted last: time-ordered
+        if previous is not None and note.case_id is None and previous.case_id is not None:
+            kept = ("case_id", "version", "event_ids")
+            note = note.model_copy(update={name: getattr(previous, name) for name in kept})
         self.moved[note.customer_id] = note
         out.moved.append(note.customer_id)
 

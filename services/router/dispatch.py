@@ -153,9 +153,7 @@ class FloorDispatch:
         comes (a live stream included) until either side is done."""
         body = await _read_body(receive, self.max_body_bytes)
         if body is None:
-            refused = problem_response(
-                413, "request body too large", instance=scope["path"], kind="too-large"
-            )
+            refused = problem_response(413, "request body too large", instance=scope["path"])
             await refused(scope, receive, send)
             return
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in NOT_FORWARDED]

@@ -306,6 +306,9 @@ class Engine:
 
     def _on_feedback(self, message: Any, now: datetime, out: Outcome) -> None:
         assert isinstance(message, ClassifiedIn)
+        if floors.left_with_its_case(self, message):
+            out.duplicate = True
+            return
         floor = floors.message_floor(self, message, now)
         if floor is not None:
             floors.hand_on(self, message, floor, now, out)

@@ -32,6 +32,15 @@ if TYPE_CHECKING:
     from services.router.engine import Engine
 
 
+def left_with_its_case(e: Engine, message: ClassifiedIn) -> bool:
+    """Whether a classified message belongs to a case this floor handed to another: applied
+    before the case left, and read again now (the inbox replayed after a crash). It changes
+    nothing here; the case, with the message, is on the other floor."""
+    event = message.feedback.feedback
+    note = e.book.moved.get(event.customer.id)
+    return note is not None and note.has(event.event_id)
+
+
 def message_floor(e: Engine, message: ClassifiedIn, now: datetime) -> str | None:
     """The floor a classified message belongs to when not this one; None to apply it here.
 
@@ -78,6 +87,7 @@ def move_case(e: Engine, record: CaseRecord, floor: str, now: datetime, out: Out
         at=now,
         case_id=case.case_id,
         version=case.version,
+        event_ids=tuple(message.event_id for message in case.messages),
     )
     e.book.note_moved(note, out)
     arrived = CaseArrived(

@@ -242,3 +242,31 @@ def test_a_simulation_routes_every_floor_of_the_roster_as_one() -> None:
     assert out.handoffs == []
     (case_id,) = out.cases
     assert engine.case(case_id).team == "billing"  # type: ignore[union-attr]
+
+
+def test_a_message_read_again_after_its_case_left_the_floor_changes_nothing() -> None:
+    """The inbox replayed after a crash brings back messages of a case that has since moved to
+    another floor: they are known, not a new case (whether or not handed on)."""
+    floors = engines()
+    opening = feedback(category="billing", customer="c7")
+    handed = ClassifiedIn.model_validate(opening.model_dump() | {"handed_from": "front"})
+    created = floors["back"].apply(handed, T0)
+    (case_id,) = created.cases
+    later = T0 + timedelta(minutes=1)
+    follow = ClassifiedIn.model_validate(
+        feedback(category="billing", customer="c7", at=later).model_dump()
+        | {"handed_from": "front"}
+    )
+    assert floors["back"].apply(follow, later).cases == {case_id}
+    floors["back"].apply(command("bill", Action.ACCEPT, case_id, at=later), later)
+    moved = floors["back"].apply(
+        command("bill", Action.TRANSFER, case_id, to_team="care", at=later), later
+    )
+    assert [h.floor for h in moved.handoffs] == ["front"]
+    # A later message handed on keeps the note's case.
+    floors["back"].apply(feedback(category="delay", customer="c7", at=later), later)
+    for again in (handed, follow, opening):
+        replayed = floors["back"].apply(again, later)
+        assert replayed.duplicate
+        assert (replayed.cases, replayed.events, replayed.handoffs) == (set(), [], [])
+    assert floors["back"].case(case_id) is None
