@@ -9,6 +9,7 @@ and prints its figures. Exit status 1 when a check fails.
 
     .venv/bin/python bench/chaos.py --events 10000 --rate 20 --kills 3 --workers 1
     .venv/bin/python bench/chaos.py --events 10000 --rate 20 --kills 3 --workers 2
+    .venv/bin/python bench/chaos.py --events 3000 --rate 20 --kills 2 --workers 2 --floors 2
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ def main() -> int:
         "--max-words", type=int, default=60, help="longest corpus text posted (0: any)"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--floors",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2: the development roster on two floors (docs/routing.md#floors)",
+    )
+    parser.add_argument(
+        "--transfers",
+        type=float,
+        default=0.05,
+        help="with --floors 2, the share of accepted cases transferred to the other floor",
+    )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="triage-chaos-"))
     plan = ChaosPlan(
@@ -58,6 +72,8 @@ def main() -> int:
         log_level=args.log_level,
         max_words=args.max_words or None,
         seed=args.seed,
+        floors=args.floors,
+        transfer_share=args.transfers if args.floors > 1 else 0.0,
     )
     started = time.monotonic()
     run = asyncio.run(_run(plan, workdir))

@@ -35,6 +35,9 @@ from tests.support.verify import (
     percentiles,
 )
 
+# With floors, the simulated agents transfer cases to a team of the other floor.
+CROSS_FLOOR = {"care": "billing", "trust": "billing", "feedback": "billing", "billing": "care"}
+
 
 @dataclass(frozen=True)
 class ChaosPlan:
@@ -49,6 +52,8 @@ class ChaosPlan:
     log_level: str = "INFO"
     max_words: int | None = 60
     seed: int = 7
+    floors: int = 1  # 2: the development roster on two floors (tests/support/stack.py FLOORS)
+    transfer_share: float = 0.0  # accepted cases transferred to the other floor's team
 
 
 @dataclass
@@ -153,16 +158,17 @@ async def _wait_until(check: Callable[[], bool], timeout_s: float) -> bool:
 
 
 async def router_state(
-    stack: Stack, token: str, case_ids: list[str]
+    stack: Stack, tokens: list[str], case_ids: list[str]
 ) -> tuple[dict[str, int | None], dict[str, list[str]], list[str]]:
     """The active router's version of each case (None: it does not know the case), the cases
-    each agent holds, and the agents over their capacity on a channel."""
+    each agent holds, and the agents over their capacity on a channel, as supervisors read
+    them (with floors, one of each floor: a case is on one floor)."""
     versions: dict[str, int | None] = {}
     gate = asyncio.Semaphore(16)
     async with httpx.AsyncClient(timeout=15) as http:
-        headers = {"Authorization": f"Bearer {token}"}
 
-        async def get(path: str) -> Any:
+        async def get(path: str, token: str) -> Any:
+            headers = {"Authorization": f"Bearer {token}"}
             for _ in range(60):
                 active = await stack.active_router()
                 if active is not None:
@@ -176,23 +182,28 @@ async def router_state(
             raise RuntimeError(f"the router did not answer {path}")
 
         async def version(case_id: str) -> None:
-            async with gate:
-                case = await get(f"/cases/{case_id}")
+            case = None
+            for token in tokens:
+                async with gate:
+                    case = await get(f"/cases/{case_id}", token)
+                if case is not None:
+                    break
             versions[case_id] = int(case["version"]) if case is not None else None
 
         await asyncio.gather(*(version(case_id) for case_id in case_ids))
-        agents: list[Any] = []
-        cursor = ""
-        while True:  # every page of the roster
-            page = await get(f"/agents?limit=1000{cursor}")
-            agents.extend(page["items"])
-            if page["next_cursor"] is None:
-                break
-            cursor = f"&cursor={page['next_cursor']}"
-    holdings = {a["profile"]["id"]: [str(c) for c in a["cases"]] for a in agents}
+        agents: dict[str, Any] = {}
+        for token in tokens:
+            cursor = ""
+            while True:  # every page of the roster
+                page = await get(f"/agents?limit=1000{cursor}", token)
+                agents.update((a["profile"]["id"], a) for a in page["items"])
+                if page["next_cursor"] is None:
+                    break
+                cursor = f"&cursor={page['next_cursor']}"
+    holdings = {a["profile"]["id"]: [str(c) for c in a["cases"]] for a in agents.values()}
     over = [
         f"{a['profile']['id']} {channel}: {used} > {a['profile']['channels'].get(channel, 0)}"
-        for a in agents
+        for a in agents.values()
         for channel, used in a["load"].items()
         if used > a["profile"]["channels"].get(channel, 0) + 1e-9
     ]
@@ -204,7 +215,12 @@ async def run_chaos(
 ) -> ChaosRun:
     """Run the whole scenario and check what it left; the caller reads ``findings``."""
     run = ChaosRun(plan)
-    options = StackOptions(classifiers=plan.workers, routers=plan.workers, log_level=plan.log_level)
+    options = StackOptions(
+        classifiers=plan.workers,
+        routers=plan.workers,
+        log_level=plan.log_level,
+        floors=plan.floors,
+    )
     stack = Stack(workdir, options)
     classified: list[ClassifiedView] = []
     events: list[CaseEventView] = []
@@ -250,7 +266,12 @@ async def run_chaos(
             seed=plan.seed,
             max_words=plan.max_words,
         )
-        agents = Agents(stack.router_bases, seed=plan.seed)
+        agents = Agents(
+            stack.router_bases,
+            seed=plan.seed,
+            transfers=CROSS_FLOOR if plan.floors > 1 else None,
+            transfer_share=plan.transfer_share,
+        )
         agents_task = asyncio.create_task(agents.run())
         duration = plan.events / plan.rate
         classifier_at, router_at = kill_times(duration, plan.kills)
@@ -283,7 +304,8 @@ async def run_chaos(
         await asyncio.sleep(plan.grace_s)
         checked_at = time.time()
         case_ids = sorted({e.case_id for e in events})
-        versions, holdings, over = await router_state(stack, agents.supervisor_token, case_ids)
+        tokens = agents.supervisor_tokens if plan.floors > 1 else [agents.supervisor_token]
+        versions, holdings, over = await router_state(stack, tokens, case_ids)
         for tail in tails:
             await tail.catch_up()
         findings = run.findings

@@ -10,7 +10,7 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,6 +207,7 @@ class _Plan:
     action: str
     at: float
     key: str
+    body: dict[str, Any] | None = None
 
 
 class Agents:
@@ -223,8 +224,15 @@ class Agents:
         respond_s: tuple[float, float] = (0.5, 2.0),
         resolve_s: tuple[float, float] = (1.0, 4.0),
         seed: int = 11,
+        transfers: Mapping[str, str] | None = None,
+        transfer_share: float = 0.0,
     ) -> None:
         self.router_bases = router_bases
+        # A share of the accepted cases is transferred, from the agent's team to the team
+        # ``transfers`` names, instead of replied to.
+        self.transfers = dict(transfers or {})
+        self.transfer_share = transfer_share
+        self.teams = {profile.id: profile.team for profile in load_roster().agents}
         self.poll_s = poll_s
         self.think_s = think_s
         self.respond_s = respond_s
@@ -242,6 +250,12 @@ class Agents:
         """A supervisor's token (kate), for reading every case."""
         return self.tokens["kate"]
 
+    @property
+    def supervisor_tokens(self) -> list[str]:
+        """Every supervisor's token: with floors, each reads the cases of their own."""
+        roster = load_roster()
+        return [self.tokens[p.id] for p in roster.agents if p.is_supervisor and p.id in self.tokens]
+
     async def run(self) -> None:
         """Work until :meth:`stop`."""
         limits = httpx.Limits(keepalive_expiry=2)  # below the server's 5 s keep-alive
@@ -253,7 +267,13 @@ class Agents:
         self._stop.set()
 
     async def _call(
-        self, http: httpx.AsyncClient, method: str, path: str, token: str, key: str | None = None
+        self,
+        http: httpx.AsyncClient,
+        method: str,
+        path: str,
+        token: str,
+        key: str | None = None,
+        body: dict[str, Any] | None = None,
     ) -> httpx.Response | None:
         """One API call at the active router; None when no router answered it."""
         bases = self.router_bases()
@@ -264,7 +284,9 @@ class Agents:
             base = bases[(self._current + attempt) % len(bases)]
             started = time.monotonic()
             try:
-                response = await http.request(method, f"{base}/v1{path}", headers=headers)
+                response = await http.request(
+                    method, f"{base}/v1{path}", headers=headers, json=body
+                )
                 what = path.rsplit("/", 1)[-1] if method == "POST" else method
                 self.durations.setdefault(what, []).append(time.monotonic() - started)
             except httpx.HTTPError as exc:
@@ -301,7 +323,9 @@ class Agents:
             due = [(c, p) for c, p in plans.items() if c not in new and p.at <= now]
             answers = await asyncio.gather(
                 *(
-                    self._call(http, "POST", f"/cases/{c}/{p.action}", token, key=p.key)
+                    self._call(
+                        http, "POST", f"/cases/{c}/{p.action}", token, key=p.key, body=p.body
+                    )
                     for c, p in due
                 )
             )
@@ -315,7 +339,12 @@ class Agents:
                 self.actions[plan.action] += 1
                 if plan.action == "accept":
                     at = now + self.rng.uniform(*self.respond_s)
-                    plans[case_id] = _Plan("respond", at, plan.key)
+                    to_team = self.transfers.get(self.teams.get(agent_id, ""))
+                    if to_team is not None and self.rng.random() < self.transfer_share:
+                        body = {"to_team": to_team, "reason": "another team's question"}
+                        plans[case_id] = _Plan("transfer", at, plan.key, body)
+                    else:
+                        plans[case_id] = _Plan("respond", at, plan.key)
                 elif plan.action == "respond":
                     at = now + self.rng.uniform(*self.resolve_s)
                     plans[case_id] = _Plan("resolve", at, plan.key)

@@ -18,11 +18,28 @@ from pathlib import Path
 from typing import Literal
 
 import httpx
+import yaml
 
 from services.common.broker import EmbeddedBroker, free_port
+from services.router.roster import DEV_ROSTER_PATH, development_tokens, load_roster
 from services.stack import Child, StartError, Supervisor, answers, service
 
 ROOT = Path(__file__).parents[2]
+# The development roster's teams on two floors, each with a supervisor (kate, leo).
+FLOORS = {"service": ["care", "trust", "feedback"], "accounts": ["billing"]}
+
+
+def floors_roster(path: Path) -> Path:
+    """The development roster with its teams on the two floors of ``FLOORS``, written to
+    ``path``."""
+    data = yaml.safe_load(DEV_ROSTER_PATH.read_text(encoding="utf-8"))
+    floor_of = {team: floor for floor, teams in FLOORS.items() for team in teams}
+    data["floors"] = list(FLOORS)
+    for team in data["teams"]:
+        team["floor"] = floor_of[team["id"]]
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
 
 Kind = Literal["ingest", "classifier", "router"]
 
@@ -60,6 +77,7 @@ class StackOptions:
     torch_threads: int = 1
     log_level: str = "INFO"
     classifier_batch_wait_s: float = 0.1
+    floors: int = 1  # 2: the development roster split in two floors (FLOORS)
 
 
 def rss_bytes(pid: int) -> int | None:
@@ -140,6 +158,12 @@ class Stack:
             "TRIAGE_ROUTER_TICK_INTERVAL_S": str(options.tick_interval_s),
             "TRIAGE_ROUTER_LOG_LEVEL": options.log_level,
         }
+        if options.floors > 1:
+            roster = floors_roster(workdir / "roster-floors.yaml")
+            self.env["TRIAGE_ROUTER_ROSTER_FILE"] = str(roster)
+        # A supervisor of each floor: one answering for every floor means the router works.
+        tokens = development_tokens(load_roster())
+        self.floor_tokens = [tokens["kate"], tokens["leo"]] if options.floors > 1 else []
         self.supervisor = Supervisor(
             self.env, broker=broker, cwd=ROOT, log_dir=workdir, stop_signal=signal.SIGTERM
         )
@@ -172,12 +196,25 @@ class Stack:
             raise StartError("no router became active")
 
     async def active_router(self) -> Child | None:
-        """The router worker that owns the inbox now (its /readyz answers 200), if any."""
+        """The router worker that owns the inbox now (its /readyz answers 200), if any; with
+        floors, one through which a supervisor of each floor reads the cases (every floor is
+        routed by a worker, and that worker answers)."""
         async with httpx.AsyncClient(timeout=2) as http:
             for router in self.routers:
-                if await answers(http, f"{router.base}/readyz"):
+                if not await answers(http, f"{router.base}/readyz"):
+                    continue
+                if all([await self._floor_answers(http, router, t) for t in self.floor_tokens]):
                     return router
         return None
+
+    @staticmethod
+    async def _floor_answers(http: httpx.AsyncClient, router: Child, token: str) -> bool:
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            response = await http.get(f"{router.base}/v1/cases?limit=1", headers=headers)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
 
     async def wait_active_router(self, timeout_s: float) -> Child | None:
         """Wait until some router worker is active."""
