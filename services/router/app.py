@@ -354,6 +354,8 @@ def create_app(
     by_partition_no = {runtime.partition: runtime for runtime in runtimes.values()}
     partitions = len(runtimes)
     metrics.watch(lambda: [r.current for r in runtimes.values() if r.current is not None])
+    for floor in runtimes:
+        metrics.tick_applied(0.0, floor)  # none yet: the series exists from the start
     app = TriageApp(
         settings.app_id,
         **kafka.faust_options(),
@@ -640,7 +642,7 @@ def create_app(
         if isinstance(done.message, Tick):
             assert runtime.clock is not None
             runtime.clock.applied(time.monotonic())
-            metrics.tick_applied(time.time())
+            metrics.tick_applied(time.time(), runtime.floor)
         runtime.applied += 1
 
     @app.agent(inbox, name="apply-inbox")

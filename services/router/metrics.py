@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from services.common.cases import CaseEvent, CaseEventType, CaseState, Presence, Priority
 from services.common.observability import add_runtime_collectors
+from services.router.roster import DEFAULT_FLOOR
 
 if TYPE_CHECKING:
     from services.router.engine import Engine
@@ -138,15 +139,17 @@ class RouterMetrics:
 
         self.tick_applied_at = Gauge(
             "triage_router_tick_applied_timestamp_seconds",
-            "When this worker last applied a clock tick (Unix time; 0: never). Ticks are sent "
-            "at least every heartbeat while the worker holds the inbox, so an old value means "
-            "offers, service-level warnings, breaches and escalations have stopped.",
+            "When this worker last applied a clock tick of a floor (Unix time; 0: never). Ticks "
+            "are sent at least every heartbeat while the worker routes the floor, so an old "
+            "value means the floor's offers, service-level warnings, breaches and escalations "
+            "have stopped.",
+            ["floor"],
             registry=r,
         )
 
-    def tick_applied(self, at: float) -> None:
-        """A clock tick was applied at ``at`` (Unix time)."""
-        self.tick_applied_at.set(at)
+    def tick_applied(self, at: float, floor: str = DEFAULT_FLOOR) -> None:
+        """A clock tick of ``floor`` was applied at ``at`` (Unix time; 0: none yet)."""
+        self.tick_applied_at.labels(floor).set(at)
 
     def observe_event(self, event: CaseEvent) -> None:
         """Count one case event."""

@@ -245,7 +245,7 @@ def test_the_last_applied_tick_is_a_metric() -> None:
     metrics = RouterMetrics()
     metrics.tick_applied(1_800_000_000.0)
     text = metrics_payload(metrics.registry).decode()
-    assert "triage_router_tick_applied_timestamp_seconds 1.8e+09" in text
+    assert 'triage_router_tick_applied_timestamp_seconds{floor="main"} 1.8e+09' in text
 
 
 async def test_request_durations_are_recorded_by_route_template(router: Engine) -> None:
