@@ -61,6 +61,12 @@ def main() -> int:
         default=0.05,
         help="with --floors 2, the share of accepted cases transferred to the other floor",
     )
+    parser.add_argument(
+        "--restart-delay",
+        type=float,
+        default=0.0,
+        help="seconds a killed router worker stays down before it is started again",
+    )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="triage-chaos-"))
     plan = ChaosPlan(
@@ -74,6 +80,7 @@ def main() -> int:
         seed=args.seed,
         floors=args.floors,
         transfer_share=args.transfers if args.floors > 1 else 0.0,
+        restart_delay_s=args.restart_delay,
     )
     started = time.monotonic()
     run = asyncio.run(_run(plan, workdir))

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,9 @@ class ChaosPlan:
     seed: int = 7
     floors: int = 1  # 2: the development roster on two floors (tests/support/stack.py FLOORS)
     transfer_share: float = 0.0  # accepted cases transferred to the other floor's team
+    # Seconds a killed router worker stays down: the others take its partitions over, and get
+    # some back from them, live, when it returns (0: restarted at once).
+    restart_delay_s: float = 0.0
 
 
 @dataclass
@@ -95,6 +98,8 @@ async def _killer(
     started: float,
     kills: list[Kill],
     say: Callable[[str], None],
+    *,
+    restart_delay_s: float = 0.0,
 ) -> None:
     for n, at in enumerate(times):
         delay = started + at - time.monotonic()
@@ -114,10 +119,16 @@ async def _killer(
             with contextlib.suppress(Exception):
                 kill.committed = await committed_offsets(stack)
 
+        async def stay_down() -> None:
+            await asyncio.sleep(restart_delay_s)
+
+        after_kill: Callable[[], Awaitable[None]] | None = None
+        if kind == "classifier":
+            after_kill = note_offsets
+        elif restart_delay_s > 0:
+            after_kill = stay_down
         try:
-            kill.recovered_s = await stack.kill_and_restart(
-                kind, index, after_kill=note_offsets if kind == "classifier" else None
-            )
+            kill.recovered_s = await stack.kill_and_restart(kind, index, after_kill=after_kill)
         except Exception as exc:  # reported as a finding, the run goes on
             kill.error = f"{type(exc).__name__}: {exc}"
         say(
@@ -281,7 +292,15 @@ async def run_chaos(
                 _killer(stack, "classifier", classifier_at, posting_started, run.kills, say)
             ),
             asyncio.create_task(
-                _killer(stack, "router", router_at, posting_started, run.kills, say)
+                _killer(
+                    stack,
+                    "router",
+                    router_at,
+                    posting_started,
+                    run.kills,
+                    say,
+                    restart_delay_s=plan.restart_delay_s,
+                )
             ),
         ]
         progress = asyncio.create_task(
