@@ -132,15 +132,12 @@ def accept_all(engine: Engine, at: datetime) -> None:
     for record in list(engine.records.values()):
         case = record.case
         if case.state == CaseState.OFFERED and case.offer is not None:
-            engine.apply(
-                Accept(
-                    command_id=uuid.uuid4(),
-                    actor=case.offer.agent_id,
-                    at=at,
-                    case_id=case.case_id,
-                ),
-                at,
-            )
+            accept(engine, case.offer.agent_id, case.case_id, at)
+
+
+def accept(engine: Engine, agent_id: str, case_id: uuid.UUID, at: datetime) -> None:
+    """The agent accepts the case offered to them."""
+    engine.apply(Accept(command_id=uuid.uuid4(), actor=agent_id, at=at, case_id=case_id), at)
 
 
 def bench_new_cases(agents: int, decisions: int, seed: int, calendar: str) -> dict[str, Any]:
@@ -160,15 +157,7 @@ def bench_new_cases(agents: int, decisions: int, seed: int, calendar: str) -> di
         case = out.events[-1].case
         if case.offer is not None:
             offered += 1
-            engine.apply(
-                Accept(
-                    command_id=uuid.uuid4(),
-                    actor=case.offer.agent_id,
-                    at=at,
-                    case_id=case.case_id,
-                ),
-                at,
-            )
+            accept(engine, case.offer.agent_id, case.case_id, at)
             engine.apply(
                 Resolve(
                     command_id=uuid.uuid4(),

@@ -183,13 +183,14 @@ def router(host: str | None, port: int | None) -> None:
         build_engine = build_engine_factory(settings)
     except (RosterError, SlaConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
-    if settings.environment == "production" and build_engine().roster.development:
+    roster = build_engine().roster
+    if settings.environment == "production" and roster.development:
         raise click.ClickException("the roster is marked development: refused in production")
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise click.ClickException(f"cannot create TRIAGE_ROUTER_DATA_DIR: {exc}") from exc
-    _prepare_router_topics(kafka, floors=len(build_engine().roster.floor_ids))
+    _prepare_router_topics(kafka, floors=len(roster.floor_ids))
     app, _ = create_app(settings, kafka, build_engine)
     run_faust_worker(app, settings.log_level)
 

@@ -7,7 +7,7 @@ case's clock runs on, keeps each clock's view cached on its record, and says wha
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -93,18 +93,7 @@ class Clocks:
         for kind in sla.due_events(clock, calendar, self.config.policy.warning_share, now):
             clock = sla.mark_fired(clock, kind)
             record.clocks[metric] = clock
-            case = record.case
-            self.emit(
-                record,
-                CaseEventType.SLA_WARNING if kind == "warning" else CaseEventType.SLA_BREACHED,
-                now,
-                out,
-                agent_id=case.assignee or (case.offer.agent_id if case.offer else None),
-                metric=metric.value,
-                actions="",
-                notify=False,
-                late=True,
-            )
+            self._emit_fired(record, metric, kind, now, out, actions=[], notify=False, late=True)
         stopped = sla.stop_clock(clock, calendar, now)
         record.clocks[metric] = stopped
         out.clocks_stopped.append((record.case.case_id, metric))
@@ -136,13 +125,29 @@ class Clocks:
         self, record: CaseRecord, metric: SlaMetricName, kind: str, now: datetime, out: Outcome
     ) -> list[sla.SlaAction]:
         """Emit a warning or breach of a clock; returns the actions the policy takes for it."""
-        case = record.case
         policy = self.config.policy
         actions = policy.on_warning if kind == "warning" else policy.on_breach
         if metric == SlaMetricName.REVIEW:
             # A late review hurries the supervisors, not the case's agents.
             actions = [sla.SlaAction.NOTIFY]
-        names = [action.value for action in actions]
+        notify = sla.SlaAction.NOTIFY in actions
+        self._emit_fired(record, metric, kind, now, out, actions=actions, notify=notify)
+        return list(actions)
+
+    def _emit_fired(
+        self,
+        record: CaseRecord,
+        metric: SlaMetricName,
+        kind: str,
+        now: datetime,
+        out: Outcome,
+        *,
+        actions: Sequence[sla.SlaAction],
+        notify: bool,
+        late: bool | None = None,
+    ) -> None:
+        """The event of a warning or breach that fired, for the agent holding the case."""
+        case = record.case
         self.emit(
             record,
             CaseEventType.SLA_WARNING if kind == "warning" else CaseEventType.SLA_BREACHED,
@@ -150,10 +155,10 @@ class Clocks:
             out,
             agent_id=case.assignee or (case.offer.agent_id if case.offer else None),
             metric=metric.value,
-            actions=",".join(names),
-            notify="notify" in names,
+            actions=",".join(action.value for action in actions),
+            notify=notify,
+            late=late,
         )
-        return list(actions)
 
     # ------------------------------------------------------------------ views
 
