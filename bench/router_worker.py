@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import os
 import random
 import re
@@ -47,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.common.broker import EmbeddedBroker, free_port
 from services.common.health import wait_until_ready
+from services.common.heap import settle
 from services.common.kafka import KafkaSettings, ensure_topics
 from services.common.messages import (
     Channel,
@@ -83,7 +83,7 @@ CATEGORIES = [
 ]
 LANGUAGES = ["en", "en", "en", "fr", "de", "es", "pt"]
 CHANNELS = [Channel.EMAIL, Channel.EMAIL, Channel.CHAT, Channel.SOCIAL]
-APPLIED = re.compile(r'^triage_router_inbox_apply_seconds_count\{kind="(\w+)"\} ([0-9.e+]+)$')
+APPLIED = re.compile(r'^triage_router_inbox_apply_seconds_(count|sum)\{kind="(\w+)"\} ([0-9.e+]+)$')
 POLL_S = 1.0  # the metrics page costs the worker time: read it seldom, interpolate between
 
 
@@ -131,16 +131,28 @@ class WorkerRun:
     records: int
     by_kind: dict[str, int]
     seconds: float
+    engine_seconds: float  # the worker's engine on these records (its metrics)
+    busy: dict[str, float]  # share of a core each process used while the worker applied
 
 
-async def applied(http: httpx.AsyncClient, base: str) -> dict[str, int]:
-    """Inbox records the worker has applied so far, by kind (from its metrics)."""
+async def applied(http: httpx.AsyncClient, base: str) -> tuple[dict[str, int], float]:
+    """Inbox records the worker has applied so far, by kind, and the seconds its engine spent
+    on them (from its metrics)."""
     counts: dict[str, int] = {}
+    engine_s = 0.0
     for line in (await http.get(f"{base}/metrics")).text.splitlines():
         match = APPLIED.match(line)
-        if match:
-            counts[match[1]] = int(float(match[2]))
-    return counts
+        if match and match[1] == "count":
+            counts[match[2]] = int(float(match[3]))
+        elif match:
+            engine_s += float(match[3])
+    return counts, engine_s
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def produce(kafka: KafkaSettings, messages: list[FeedbackClassified]) -> None:
@@ -161,30 +173,45 @@ async def produce(kafka: KafkaSettings, messages: list[FeedbackClassified]) -> N
 
 
 async def drive_worker(
-    kafka: KafkaSettings, router: ServiceProcess, messages: list[FeedbackClassified]
+    kafka: KafkaSettings,
+    router: ServiceProcess,
+    broker_pid: int,
+    messages: list[FeedbackClassified],
 ) -> WorkerRun:
     """Produce the messages with agents at work; time the worker until it applied them all."""
+    assert router.process is not None
+    pids = {"worker": router.process.pid, "broker": broker_pid, "this script": os.getpid()}
     agents = Agents(lambda: [router.base])
     working = asyncio.create_task(agents.run())
     try:
         async with httpx.AsyncClient(timeout=10) as http:
-            before = await applied(http, router.base)
+            before, engine_before = await applied(http, router.base)
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             started = time.perf_counter()
             await produce(kafka, messages)
             samples = [(0.0, {kind: 0 for kind in before})]
             while samples[-1][1].get("feedback", 0) < len(messages):
                 await asyncio.sleep(POLL_S)
-                now = await applied(http, router.base)
+                now, engine_s = await applied(http, router.base)
                 counts = {kind: n - before.get(kind, 0) for kind, n in now.items()}
                 samples.append((time.perf_counter() - started, counts))
+            busy = {
+                name: (cpu_seconds(pid) - cpu_before[name]) / samples[-1][0]
+                for name, pid in pids.items()
+            }
     finally:
         agents.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(working, 30)
-    return finished(samples, len(messages))
+    return finished(samples, len(messages), engine_s - engine_before, busy)
 
 
-def finished(samples: list[tuple[float, dict[str, int]]], messages: int) -> WorkerRun:
+def finished(
+    samples: list[tuple[float, dict[str, int]]],
+    messages: int,
+    engine_seconds: float,
+    busy: dict[str, float],
+) -> WorkerRun:
     """When the last message was applied, and the records applied by then, interpolated
     between the two metrics readings around it (records are applied at a steady pace)."""
     (t0, before), (t1, after) = samples[-2], samples[-1]
@@ -194,7 +221,10 @@ def finished(samples: list[tuple[float, dict[str, int]]], messages: int) -> Work
         kind: round(before.get(kind, 0) + share * (after[kind] - before.get(kind, 0)))
         for kind in after
     }
-    return WorkerRun(sum(by_kind.values()), by_kind, t0 + share * (t1 - t0))
+    records = sum(by_kind.values())
+    # The engine time read with the last sample covers every record applied by then.
+    engine_s = engine_seconds * records / max(1, sum(after.values()))
+    return WorkerRun(records, by_kind, t0 + share * (t1 - t0), engine_s, busy)
 
 
 async def inbox_records(kafka: KafkaSettings, count: int) -> list[bytes]:
@@ -218,7 +248,7 @@ def engine_alone(values: list[bytes]) -> float:
     """Seconds the engine alone takes to apply these inbox records (parsing not timed)."""
     engine = build_engine_factory(RouterSettings())()
     inbound = [INBOX.validate_json(value) for value in values]
-    gc.collect()
+    settle()  # the collector as the worker runs with
     elapsed = 0.0
     for message in inbound:
         started = time.perf_counter()
@@ -263,7 +293,8 @@ async def run(count: int, seed: int, workdir: Path, profile: Profile) -> None:
         rng = random.Random(seed)
         at = datetime.now(UTC)
         messages = [classified(n, rng, at) for n in range(count)]
-        worker = await drive_worker(kafka, router, messages)
+        assert broker.pid is not None
+        worker = await drive_worker(kafka, router, broker.pid, messages)
         values = await inbox_records(kafka, worker.records)
     finally:
         if router is not None:
@@ -276,6 +307,8 @@ async def run(count: int, seed: int, workdir: Path, profile: Profile) -> None:
     print(f"kafka profile: {profile}, messages: {count}")
     print(f"inbox records applied: {worker.records} ({kinds})")
     print(f"worker: {worker.seconds:.2f} s, {worker_rate:.0f} records/s")
+    print(f"  of which its engine: {worker.engine_seconds:.2f} s")
+    print("  busy (share of a core): " + ", ".join(f"{k} {v:.0%}" for k, v in worker.busy.items()))
     print(f"engine alone: {engine_s:.2f} s, {engine_rate:.0f} records/s")
     print(f"worker/engine ratio={worker_rate / engine_rate:.2f} profile={profile}")
 

@@ -231,12 +231,16 @@ def _prepare_router_topics(kafka: KafkaSettings, *, floors: int = 1) -> None:
 
 
 def run_faust_worker(app: Any, log_level: str) -> None:
-    """Run a faust app in the foreground until SIGINT or SIGTERM, keeping our logging set-up."""
+    """Run a faust app in the foreground until SIGINT or SIGTERM, keeping our logging set-up,
+    with the garbage collector settled for a long-running worker."""
     from faust import Worker
+
+    from services.common.heap import settle
 
     worker = Worker(
         app, loglevel=log_level, quiet=True, redirect_stdouts=False, override_logging=False
     )
+    settle()
     worker.execute_from_commandline()
 
 
