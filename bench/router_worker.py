@@ -29,8 +29,10 @@ import os
 import random
 import re
 import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -60,7 +62,7 @@ from services.common.messages import (
     Tag,
     event_id_for,
 )
-from services.common.topics import ALL_TOPICS, feedback_classified, router_inbox
+from services.common.topics import ALL_TOPICS, cases_events, feedback_classified, router_inbox
 from services.router.app import build_engine_factory
 from services.router.commands import Inbound
 from services.router.settings import RouterSettings
@@ -84,6 +86,8 @@ CATEGORIES = [
 LANGUAGES = ["en", "en", "en", "fr", "de", "es", "pt"]
 CHANNELS = [Channel.EMAIL, Channel.EMAIL, Channel.CHAT, Channel.SOCIAL]
 APPLIED = re.compile(r'^triage_router_inbox_apply_seconds_(count|sum)\{kind="(\w+)"\} ([0-9.e+]+)$')
+FAUST_ALONE = re.compile(r"faust alone: \d+ records in ([0-9.]+) s")  # after faust's spinner
+FAUST_ALONE_TIMEOUT_S = 180
 POLL_S = 1.0  # the metrics page costs the worker time: read it seldom, interpolate between
 
 
@@ -257,6 +261,43 @@ def engine_alone(values: list[bytes]) -> float:
     return elapsed
 
 
+def faust_alone(kafka: KafkaSettings, count: int, workdir: Path) -> float:
+    """Seconds faust alone takes to read ``count`` inbox records and send one record for each
+    (``bench/faust_alone.py``, a process of its own on the same broker)."""
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("faust_alone.py")),
+        f"--bootstrap={kafka.bootstrap}",
+        f"--prefix={kafka.topic_prefix}",
+        f"--profile={kafka.profile}",
+        f"--source={router_inbox.name}",
+        "--sink=bench.sink",
+        f"--partitions={cases_events.partitions}",
+        f"--count={count}",
+        f"--workdir={workdir / 'faust-alone'}",
+    ]
+    with (workdir / "faust-alone.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
+    # Stopped if it has not read them all by then (reading its output would wait forever).
+    watchdog = threading.Timer(FAUST_ALONE_TIMEOUT_S, process.terminate)
+    watchdog.start()
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            found = FAUST_ALONE.search(line.decode())
+            if found:
+                return float(found[1])
+        raise SystemExit(f"faust alone ended early: {(workdir / 'faust-alone.log').read_text()}")
+    finally:
+        watchdog.cancel()
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 Profile = Literal["embedded", "kafka"]
 
 
@@ -296,6 +337,8 @@ async def run(count: int, seed: int, workdir: Path, profile: Profile) -> None:
         assert broker.pid is not None
         worker = await drive_worker(kafka, router, broker.pid, messages)
         values = await inbox_records(kafka, worker.records)
+        router.stop()
+        faust_s = await asyncio.to_thread(faust_alone, kafka, len(values), workdir)
     finally:
         if router is not None:
             router.stop()
@@ -310,6 +353,8 @@ async def run(count: int, seed: int, workdir: Path, profile: Profile) -> None:
     print(f"  of which its engine: {worker.engine_seconds:.2f} s")
     print("  busy (share of a core): " + ", ".join(f"{k} {v:.0%}" for k, v in worker.busy.items()))
     print(f"engine alone: {engine_s:.2f} s, {engine_rate:.0f} records/s")
+    faust_rate = len(values) / faust_s
+    print(f"faust alone (read one, send one): {faust_s:.2f} s, {faust_rate:.0f} records/s")
     print(f"worker/engine ratio={worker_rate / engine_rate:.2f} profile={profile}")
 
 
