@@ -1,4 +1,5 @@
-"""Inbox records/s of the running router worker next to its engine alone, in the same run.
+"""Inbox records/s of the running router worker next to its engine alone and faust alone, in
+the same run.
 
 Starts an embedded broker and a `triage router` process (development roster, shipped service
 levels), produces ``--messages`` pre-classified messages at once to ``feedback.classified``
@@ -9,7 +10,8 @@ produced to the last applied.
 
 Then it reads the inbox records the worker applied, in order, from ``router.inbox`` and applies
 the same records to a fresh :class:`Engine` in this process (``Engine.apply`` timed, as
-``bench/router_decisions.py`` does), and ends with one line
+``bench/router_decisions.py`` does); and runs faust alone on them (``bench/faust_alone.py``:
+read each record, send one record for it, no engine). It ends with one line
 ``worker/engine ratio=<r> profile=<profile>``.
 
 ``--profile`` is the Kafka profile of the router and of this script's clients
