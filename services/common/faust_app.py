@@ -49,6 +49,7 @@ from services.common.faust_offsets import (
     first_skipped,
     never_committed,
     next_commit,
+    read_again_from,
 )
 from services.common.kafka import FAUST_SCHEME
 
@@ -181,16 +182,21 @@ class Consumer(faust_aiokafka.Consumer):
                 )
                 self._rewinds[tp] = min(offset, self._rewinds.get(tp, offset))
 
-    async def _rewind(self, tp: TP) -> None:
-        """Seek a partition back to the first record dropped from a stream buffer."""
-        offset = self._rewinds.pop(tp)
+    async def _rewind(self, tp: TP) -> bool:
+        """Seek a partition back to the first record dropped from a stream buffer; False when
+        it stays where it is (see :func:`read_again_from`)."""
+        offset = read_again_from(self._read_offset.get(tp), self._rewinds.pop(tp))
+        if offset is None:
+            return False
         if tp not in self.assignment():
-            return  # revoked: its next owner starts from the committed offset
+            return False  # revoked: its next owner starts from the committed offset
         try:
             await self.seek_wait({tp: offset})
         except IllegalStateError:
-            return  # revoked meanwhile
+            return False  # revoked meanwhile
         self._read_offset[tp] = offset - 1
+        log.info("%s sought back to %s (records dropped from a stream buffer)", tp, offset)
+        return True
 
     def ack(self, message: Message) -> bool:
         app = self.app
@@ -198,6 +204,15 @@ class Consumer(faust_aiokafka.Consumer):
             message.generation_id, app.consumer_generation_id, app.flow_control.is_active()
         ):
             return super().ack(message)
+        log.debug(
+            "acknowledgement of %s offset %s not counted (fetched in generation %s, now %s; "
+            "flow %s): it is read again after the rebalance",
+            message.tp,
+            message.offset,
+            message.generation_id,
+            app.consumer_generation_id,
+            "running" if app.flow_control.is_active() else "stopped",
+        )
         message.acked = True  # done with here; the record itself is read again
         self._unacked_messages.discard(message)
         return False
@@ -257,8 +272,7 @@ class Consumer(faust_aiokafka.Consumer):
                         if num_since_yield > yield_every:
                             await sleep(0)
                             num_since_yield = 0
-                        if tp in self._rewinds:
-                            await self._rewind(tp)
+                        if tp in self._rewinds and await self._rewind(tp):
                             dropped.add(tp)
                         if tp in dropped:
                             continue
@@ -319,6 +333,15 @@ class Consumer(faust_aiokafka.Consumer):
                 await self._thread.seek_to_beginning(*unread)
             except IllegalStateError:
                 log.warning("partitions %s were revoked before their seek to the beginning", unread)
+        log.info(
+            "sought to the committed offsets: %s; to the beginning: %s",
+            {
+                f"{tp.topic}/{tp.partition}": offset
+                for tp, offset in committed.items()
+                if self.app.topics.acks_enabled_for(tp.topic)
+            },
+            sorted(f"{tp.topic}/{tp.partition}" for tp in unread),
+        )
         for tp, offset in committed.items():
             if offset is None or offset < 0:
                 read_offset[tp] = None

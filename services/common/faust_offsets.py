@@ -31,7 +31,11 @@ faust also empties every stream buffer whenever it resumes the flow after a reba
 recovery, and at the end of a recovery it does so *after* seeking to the committed offsets,
 so records fetched in between were dropped although the read offset had passed them: a hole
 that nothing read again, and that no commit could pass. The buffers' records are noted before
-they are dropped, and the fetch loop seeks back to the first of them.
+they are dropped, and the fetch loop seeks back to the first of them. Only back: at a
+rebalance the buffers are emptied when it starts, and the seek to the committed offsets at its
+end already reads those records again, together with any record the agent was still processing
+meanwhile (its acknowledgement did not count, below). Seeking forward to the first emptied
+record then would skip that one, and hold every later commit of the partition before it.
 
 Two more holes of the same kind are closed by construction. First, an acknowledgement made
 while a rebalance is under way (the flow is stopped) or of a record fetched in an earlier
@@ -92,6 +96,17 @@ def first_dropped(items: Iterable[Any], acks_enabled_for: Any) -> dict[TP, int]:
         if tp not in lowest or message.offset < lowest[tp]:
             lowest[tp] = message.offset
     return lowest
+
+
+def read_again_from(read_offset: int | None, dropped: int) -> int | None:
+    """The offset to seek a partition back to, given its read offset (the last delivered, or
+    None: nothing delivered since the seek to the committed offsets) and the first record
+    dropped from a stream buffer; None when the read position is already at or before that
+    record (a seek to the committed offsets came between), where a seek would move it forward,
+    past records that still have to be read again."""
+    if read_offset is None or read_offset < dropped:
+        return None
+    return dropped
 
 
 def ack_counts(message_generation: int | None, generation: int, flow_active: bool) -> bool:

@@ -31,6 +31,7 @@ from services.common.faust_offsets import (
     first_skipped,
     never_committed,
     next_commit,
+    read_again_from,
 )
 from services.common.kafka import KafkaSettings
 from tests.support.kafka import inprocess_app
@@ -65,6 +66,14 @@ def test_the_first_dropped_record_per_partition_counts_acknowledged_topics_only(
     ]
     dropped = first_dropped(items, lambda topic: topic == "in")
     assert dropped == {TP("in", 0): 5, TP("in", 1): 3}
+
+
+def test_a_partition_is_sought_back_to_dropped_records_never_forward() -> None:
+    assert read_again_from(9, 3) == 3  # records 3-9 were delivered, then dropped
+    assert read_again_from(3, 3) == 3
+    # A seek to the committed offset (2) came between: the position is already before them.
+    assert read_again_from(1, 3) is None
+    assert read_again_from(None, 3) is None  # nothing committed: sought to the beginning
 
 
 def test_only_a_record_of_this_generation_acknowledged_while_the_flow_runs_counts() -> None:
@@ -369,6 +378,65 @@ async def test_records_skipped_during_a_rebalance_are_not_committed_and_are_read
         finally:
             await app.stop()
             await producer.stop()
+
+
+async def test_a_record_processed_while_a_rebalance_empties_the_buffers_is_read_again(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    """A rebalance empties the stream buffers as it starts while the agent still processes a
+    record; its acknowledgement, made while the flow is stopped, does not count, and the seek
+    to the committed offsets at the end reads it again. Seeking on to the first record emptied
+    from the buffer would skip it: it would never count, and every later commit of the
+    partition would wait for it."""
+    app, topic = await inprocess_app(kafka, "emptied", tmp_path, stock_faust=False)
+    name = topic.get_topic_name()
+    processed: list[int] = []
+    go_on = asyncio.Event()
+    go_on.set()
+
+    @app.agent(topic)
+    async def read(stream: Any) -> None:
+        async for event in stream.events():
+            await go_on.wait()
+            processed.append(event.message.offset)
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    await app.start()
+    try:
+        partition = TP(name, 0)
+        consumer: Any = app.consumer
+        await _produce(producer, name, 2)
+        await _until(lambda: 1 in processed, what=lambda: processed)
+        await app.consumer.commit()
+        assert consumer._committed_offset[partition] == 2
+
+        go_on.clear()  # the agent holds record 2; records 3-9 wait in the stream's buffer
+        await _produce(producer, name, 8)
+        await _until(lambda: consumer._read_offset.get(partition) == 9)
+        # A rebalance starts, as faust's on_partitions_revoked does it.
+        assignment = consumer.assignment()
+        consumer.stop_flow()
+        app.flow_control.suspend()
+        consumer.pause_partitions(assignment)
+        app.flow_control.clear()  # records 3-9 are dropped
+        go_on.set()  # the agent finishes record 2 while the flow is stopped
+        await _until(lambda: 2 in processed, what=lambda: processed)
+        # ... and ends: the seek to the committed offset (2), then the flow resumes.
+        await consumer.perform_seek()
+        consumer.resume_partitions(assignment)
+        app.flow_control.resume()
+        consumer.resume_flow()
+
+        await _until(lambda: 9 in processed, what=lambda: processed)
+        await asyncio.sleep(0.5)
+        assert processed.count(2) == 2, "record 2 was not read again"
+        assert sorted(set(processed)) == list(range(10))
+        await app.consumer.commit()
+        assert consumer._committed_offset[partition] == 10, "the commit waits for record 2"
+    finally:
+        await app.stop()
+        await producer.stop()
 
 
 async def test_a_commit_waits_for_the_record_at_the_committed_offset(
