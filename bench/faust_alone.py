@@ -45,21 +45,19 @@ def build(
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
     )
-    source_topic = app.topic(
-        kafka.topic_prefix + source,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    sink_topic = app.topic(
-        kafka.topic_prefix + sink,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=partitions,
-    )
+
+    def raw_topic(name: str, partitions: int | None = None) -> faust.TopicT:
+        return app.topic(
+            kafka.topic_prefix + name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions,
+        )
+
+    source_topic = raw_topic(source)
+    sink_topic = raw_topic(sink, partitions)
     progress = {"done": 0, "started": 0.0}
 
     @app.agent(source_topic, name="pass-through")

@@ -257,42 +257,77 @@ async def test_the_record_at_the_committed_offset_is_read_after_a_seek(
             assert sorted(set(seen)) == list(range(10)), "record 5 was skipped"
 
 
+@dataclass
+class Held:
+    """A started faust app whose agent notes each record's offset once ``go_on`` is set."""
+
+    app: Any
+    name: str
+    processed: list[int]
+    go_on: asyncio.Event
+    producer: AIOKafkaProducer
+
+    @property
+    def consumer(self) -> Any:
+        return self.app.consumer  # the aiokafka driver's consumer, with its internals
+
+    @property
+    def partition(self) -> TP:
+        return TP(self.name, 0)
+
+    async def processed_and_committed(self, count: int) -> None:
+        """Produce the first ``count`` records, and return once they are processed and
+        committed."""
+        await _produce(self.producer, self.name, count)
+        await _until(lambda: count - 1 in self.processed, what=lambda: self.processed)
+        await self.consumer.commit()
+        assert self.consumer._committed_offset[self.partition] == count
+
+
+@asynccontextmanager
+async def _held_app(
+    kafka: KafkaSettings, name: str, datadir: Path, *, stock_faust: bool
+) -> AsyncIterator[Held]:
+    app, topic = await inprocess_app(kafka, name, datadir, stock_faust=stock_faust)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    held = Held(app, topic.get_topic_name(), [], asyncio.Event(), producer)
+    held.go_on.set()
+
+    @app.agent(topic)
+    async def read(stream: Any) -> None:
+        async for event in stream.events():
+            await held.go_on.wait()
+            held.processed.append(event.message.offset)
+
+    await producer.start()
+    await app.start()
+    try:
+        yield held
+    finally:
+        await app.stop()
+        await producer.stop()
+
+
 async def test_records_dropped_from_a_stream_buffer_are_read_again(
     kafka: KafkaSettings, tmp_path: Path, faust_kind: Faust
 ) -> None:
     """faust empties the stream buffers when it resumes the flow, which at the end of a
     recovery comes after the seek to the committed offsets: what was fetched in between is
     dropped. Those records must be read again, and the commit must reach the end."""
-    app, topic = await inprocess_app(kafka, "dropped", tmp_path, stock_faust=faust_kind.stock)
-    name = topic.get_topic_name()
-    processed: list[int] = []
-    go_on = asyncio.Event()
-
-    @app.agent(topic)
-    async def read(stream: Any) -> None:
-        async for event in stream.events():
-            await go_on.wait()  # the rest of the records wait in the stream's buffer
-            processed.append(event.message.offset)
-
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
-    await producer.start()
-    await app.start()
     with faust_kind.fault("dropped records were not read again"):
-        try:
-            await _produce(producer, name, 10)
-            partition = TP(name, 0)
-            consumer: Any = app.consumer
+        async with _held_app(kafka, "dropped", tmp_path, stock_faust=faust_kind.stock) as held:
+            held.go_on.clear()  # the agent holds record 0; the rest wait in the stream's buffer
+            app, processed, consumer = held.app, held.processed, held.consumer
+            partition = held.partition
+            await _produce(held.producer, held.name, 10)
             await _until(lambda: consumer._read_offset.get(partition) == 9)
             app.flow_control.resume()  # what the end of a recovery does: the buffers are emptied
-            go_on.set()
+            held.go_on.set()
             await _eventually(lambda: 9 in processed, faust_kind.patience_s)
             await asyncio.sleep(1.0)
             assert sorted(set(processed)) == list(range(10)), "dropped records were not read again"
             await app.consumer.commit()
             assert consumer._committed_offset[partition] == 10
-        finally:
-            await app.stop()
-            await producer.stop()
 
 
 async def test_records_fetched_before_the_first_commit_are_read_after_a_recovery(
@@ -333,35 +368,17 @@ async def test_records_skipped_during_a_rebalance_are_not_committed_and_are_read
     stopped for a rebalance, and acknowledged them as if processed. A commit before the seek to the
     committed offsets (faust commits on a timer) then moved past them, the seek started after
     them, and they were never processed."""
-    app, topic = await inprocess_app(kafka, "rebalance", tmp_path, stock_faust=faust_kind.stock)
-    name = topic.get_topic_name()
-    processed: list[int] = []
-    go_on = asyncio.Event()
-    go_on.set()
-
-    @app.agent(topic)
-    async def read(stream: Any) -> None:
-        async for event in stream.events():
-            await go_on.wait()
-            processed.append(event.message.offset)
-
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
-    await producer.start()
-    await app.start()
     with faust_kind.fault("skipped records were committed"):
-        try:
-            partition = TP(name, 0)
-            consumer: Any = app.consumer
-            await _produce(producer, name, 5)
-            await _until(lambda: 4 in processed, what=lambda: processed)
-            await app.consumer.commit()
-            assert consumer._committed_offset[partition] == 5
+        async with _held_app(kafka, "rebalance", tmp_path, stock_faust=faust_kind.stock) as held:
+            app, name, processed, consumer = held.app, held.name, held.processed, held.consumer
+            partition = held.partition
+            await held.processed_and_committed(5)
 
-            go_on.clear()  # the agent holds record 5; records 6-9 wait in the stream's buffer
-            await _produce(producer, name, 5)
+            held.go_on.clear()  # the agent holds record 5; records 6-9 wait in the buffer
+            await _produce(held.producer, name, 5)
             await _until(lambda: consumer._read_offset.get(partition) == 9)
             app.flow_control.suspend()  # a rebalance starts
-            go_on.set()
+            held.go_on.set()
             await _until(lambda: 5 in processed, what=lambda: processed)
             await asyncio.sleep(0.5)  # the stream takes records 6-9 and skips them
             assert processed == [0, 1, 2, 3, 4, 5]
@@ -375,9 +392,6 @@ async def test_records_skipped_during_a_rebalance_are_not_committed_and_are_read
             await asyncio.sleep(0.5)
             await app.consumer.commit()
             assert consumer._committed_offset[partition] == 10
-        finally:
-            await app.stop()
-            await producer.stop()
 
 
 async def test_a_record_processed_while_a_rebalance_empties_the_buffers_is_read_again(
@@ -388,31 +402,13 @@ async def test_a_record_processed_while_a_rebalance_empties_the_buffers_is_read_
     to the committed offsets at the end reads it again. Seeking on to the first record emptied
     from the buffer would skip it: it would never count, and every later commit of the
     partition would wait for it."""
-    app, topic = await inprocess_app(kafka, "emptied", tmp_path, stock_faust=False)
-    name = topic.get_topic_name()
-    processed: list[int] = []
-    go_on = asyncio.Event()
-    go_on.set()
+    async with _held_app(kafka, "emptied", tmp_path, stock_faust=False) as held:
+        app, name, processed, consumer = held.app, held.name, held.processed, held.consumer
+        partition = held.partition
+        await held.processed_and_committed(2)
 
-    @app.agent(topic)
-    async def read(stream: Any) -> None:
-        async for event in stream.events():
-            await go_on.wait()
-            processed.append(event.message.offset)
-
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
-    await producer.start()
-    await app.start()
-    try:
-        partition = TP(name, 0)
-        consumer: Any = app.consumer
-        await _produce(producer, name, 2)
-        await _until(lambda: 1 in processed, what=lambda: processed)
-        await app.consumer.commit()
-        assert consumer._committed_offset[partition] == 2
-
-        go_on.clear()  # the agent holds record 2; records 3-9 wait in the stream's buffer
-        await _produce(producer, name, 8)
+        held.go_on.clear()  # the agent holds record 2; records 3-9 wait in the stream's buffer
+        await _produce(held.producer, name, 8)
         await _until(lambda: consumer._read_offset.get(partition) == 9)
         # A rebalance starts, as faust's on_partitions_revoked does it.
         assignment = consumer.assignment()
@@ -420,7 +416,7 @@ async def test_a_record_processed_while_a_rebalance_empties_the_buffers_is_read_
         app.flow_control.suspend()
         consumer.pause_partitions(assignment)
         app.flow_control.clear()  # records 3-9 are dropped
-        go_on.set()  # the agent finishes record 2 while the flow is stopped
+        held.go_on.set()  # the agent finishes record 2 while the flow is stopped
         await _until(lambda: 2 in processed, what=lambda: processed)
         # ... and ends: the seek to the committed offset (2), then the flow resumes.
         await consumer.perform_seek()
@@ -434,9 +430,6 @@ async def test_a_record_processed_while_a_rebalance_empties_the_buffers_is_read_
         assert sorted(set(processed)) == list(range(10))
         await app.consumer.commit()
         assert consumer._committed_offset[partition] == 10, "the commit waits for record 2"
-    finally:
-        await app.stop()
-        await producer.stop()
 
 
 async def test_a_commit_waits_for_the_record_at_the_committed_offset(
