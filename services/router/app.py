@@ -59,7 +59,14 @@ from services.router import sla
 from services.router.access import receives
 from services.router.api import create_api, metrics_payload
 from services.router.applier import INBOX as INBOX  # the inbox record model, read elsewhere too
-from services.router.applier import Applied, InboxApplier, Produced, first_error
+from services.router.applier import (
+    Applied,
+    InboxApplier,
+    JournalPart,
+    Produced,
+    first_error,
+    stored_state,
+)
 from services.router.book import MOVED_PREFIX, Moved
 from services.router.clock import TickClock
 from services.router.commands import ClassifiedIn, Command, CommandResult, Disconnected, Tick
@@ -318,6 +325,13 @@ class BrokerOutputs:
                     table.send_changelog(partition, key, None, value_serializer="raw")
                     del table.data[key]
 
+    def write_journal(self, records: Sequence[EventT[bytes]], parts: Sequence[JournalPart]) -> None:
+        (partition,) = {event.message.partition for event in records}
+        for part in parts:
+            key = self.stored_key(part.key)
+            self.cases.send_changelog(partition, key, part.data, value_serializer="raw")
+            self.cases.data[key] = part.value
+
     async def stored(self) -> None:
         await asyncio.gather(self.cases.acknowledged(), self.agents.acknowledged())
 
@@ -457,7 +471,10 @@ def create_app(
     def rebuild(runtime: RouterRuntime) -> None:
         engine: Engine = runtime.build_engine()
         records, agent_records, notes = [], [], []
-        for key, value in own_items(cases_table, runtime):
+        stored_cases, stored_agents = stored_state(
+            own_items(cases_table, runtime), own_items(agents_table, runtime)
+        )
+        for key, value in stored_cases.items():
             try:
                 if key.startswith(MOVED_PREFIX):
                     notes.append(Moved.model_validate(value))
@@ -465,7 +482,7 @@ def create_app(
                     records.append(CaseRecord.model_validate(value))
             except ValidationError:
                 log.exception("stored case unreadable; skipped", case_id=key)
-        for key, value in own_items(agents_table, runtime):
+        for key, value in stored_agents.items():
             try:
                 agent_records.append(AgentRecord.model_validate(value))
             except ValidationError:
@@ -664,6 +681,7 @@ def create_app(
                 ),
                 engine=current_engine(runtime),
                 reload=reloader(runtime),
+                max_journal_bytes=max_inbox_bytes,
             )
             for runtime in runtimes.values()
         }

@@ -5,15 +5,25 @@ The worker takes what the inbox has ready (up to a batch), applies each record i
 
 1. sends the case events, tag corrections, agent notices and hand-overs to other floors it
    produced together, and waits until the broker acknowledged every one;
-2. writes the changed cases and agents to the tables (each once, however many records changed
+2. writes the batch's journal: every case and agent it changed, as they are at its end, in one
+   record of the cases table (a few, for a very large batch), and waits until the broker
+   acknowledged it;
+3. writes the changed cases and agents to the tables (each once, however many records changed
    it) and waits until the broker acknowledged the changelog writes;
-3. acknowledges the records.
+4. acknowledges the records.
 
 The tables mark a record applied (a replay after a crash changes nothing twice), so they are
 written only once the broker has the record's events: a worker killed in between replays the
 records and publishes the same events again (their ids derive from the case and its version)
 rather than never publishing them. The records are acknowledged last because a commit may pass
 changes still in a producer's buffer. See docs/decisions/0001-acknowledgement-rules.md.
+
+The table writes of a batch are many records on two changelogs, and a worker killed among them
+leaves some written and some not: an agent's new load without the case that made it, say. A
+replay from there would decide differently from the first run and publish another change under
+the same event id. The journal is written whole before any of them, so whoever rebuilds the
+engine from the tables lays the last batch's journal over them (:func:`stored_state`) and finds
+the batch either wholly applied or not at all.
 
 A record that cannot be read is dead-lettered. When anything else fails, the engine is
 reloaded from the tables and the batch is applied again one record at a time, so a record
@@ -25,7 +35,9 @@ What reaches the broker goes through :class:`Outputs`, so the order is tested wi
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -41,6 +53,9 @@ from services.router.engine import Engine, Outcome
 
 log = structlog.get_logger(__name__)
 INBOX = TypeAdapter[Inbound](Inbound)
+JOURNAL_PREFIX = "journal:"  # cases-table keys of the last batch's journal
+DEFAULT_JOURNAL_BYTES = 900_000  # the most one journal record holds (under a produce request)
+JOURNAL_FRAME_BYTES = 200  # a journal record's batch id and part numbers, well over
 
 
 class InboxRecord(Protocol):
@@ -83,6 +98,94 @@ class Applied(Generic[R]):
     clocks: tuple[ClockStopped, ...]
 
 
+@dataclass(frozen=True)
+class JournalPart:
+    """One record of a batch's journal: its key in the cases table, its value, and the value's
+    JSON as sent."""
+
+    key: str
+    value: dict[str, Any]
+    data: bytes
+
+
+def journal(
+    cases: Mapping[str, Any], agents: Mapping[str, Any], *, batch: str, max_bytes: int
+) -> list[JournalPart]:
+    """A batch's table changes as journal records of at most ``max_bytes`` each: one, but for
+    a very large batch (a single change larger than that is a record of its own)."""
+    entries = [("cases", key, value) for key, value in cases.items()]
+    entries += [("agents", key, value) for key, value in agents.items()]
+    whole = _journal_value(entries, batch, 0, 1)
+    data = _json(whole)
+    if len(data) <= max_bytes or len(entries) <= 1:
+        return [JournalPart(f"{JOURNAL_PREFIX}0", whole, data)]
+    chunks = _fitting(entries, max_bytes - JOURNAL_FRAME_BYTES)
+    values = [_journal_value(chunk, batch, n, len(chunks)) for n, chunk in enumerate(chunks)]
+    return [JournalPart(f"{JOURNAL_PREFIX}{n}", v, _json(v)) for n, v in enumerate(values)]
+
+
+def _fitting(
+    entries: Sequence[tuple[str, str, Any]], max_bytes: int
+) -> list[Sequence[tuple[str, str, Any]]]:
+    """The entries in consecutive chunks whose journal JSON fits ``max_bytes`` (a single entry
+    is a chunk whatever its size)."""
+    if len(entries) <= 1 or len(_json(_journal_value(entries, "", 0, 0))) <= max_bytes:
+        return [entries]
+    half = len(entries) // 2
+    return _fitting(entries[:half], max_bytes) + _fitting(entries[half:], max_bytes)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _journal_value(
+    entries: Sequence[tuple[str, str, Any]], batch: str, part: int, parts: int
+) -> dict[str, Any]:
+    value: dict[str, Any] = {
+        "batch": batch,
+        "part": part,
+        "parts": parts,
+        "cases": {},
+        "agents": {},
+    }
+    for kind, key, change in entries:
+        value[kind][key] = change
+    return value
+
+
+def stored_state(
+    cases: Iterable[tuple[str, Any]], agents: Iterable[tuple[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cases and agents as the tables hold them, with the last batch's journal laid over
+    them when it is whole: that batch's table writes may have been cut short. A journal with a
+    part missing was itself cut short, and none of its batch's writes were sent."""
+    stored_cases: dict[str, Any] = {}
+    parts: dict[int, Any] = {}
+    for key, value in cases:
+        if key.startswith(JOURNAL_PREFIX):
+            if isinstance(value, dict) and isinstance(value.get("part"), int):
+                parts[value["part"]] = value
+        else:
+            stored_cases[key] = value
+    stored_agents = dict(agents)
+    head = parts.get(0)
+    if head is None:
+        return stored_cases, stored_agents
+    whole = [parts.get(n) for n in range(int(head.get("parts", 0)))]
+    if not whole or any(p is None or p.get("batch") != head.get("batch") for p in whole):
+        return stored_cases, stored_agents
+    for part in whole:
+        assert part is not None
+        for target, changes in ((stored_cases, part["cases"]), (stored_agents, part["agents"])):
+            for key, value in changes.items():
+                if value is None:
+                    target.pop(key, None)
+                else:
+                    target[key] = value
+    return stored_cases, stored_agents
+
+
 class Outputs(Protocol[R_contra]):
     """The broker side of the worker."""
 
@@ -95,6 +198,9 @@ class Outputs(Protocol[R_contra]):
     ) -> None:
         """Send case events, corrections, agent notices and hand-overs to other floors'
         inboxes; return once the broker acknowledged each one (raise when it refused one)."""
+
+    def write_journal(self, records: Sequence[R_contra], parts: Sequence[JournalPart]) -> None:
+        """Write these records' journal to the cases table, replacing the last one."""
 
     def store(
         self, records: Sequence[R_contra], cases: Mapping[str, Any], agents: Mapping[str, Any]
@@ -120,11 +226,17 @@ class InboxApplier(Generic[R]):
     """
 
     def __init__(
-        self, outputs: Outputs[R], *, engine: Callable[[], Engine], reload: Callable[[], None]
+        self,
+        outputs: Outputs[R],
+        *,
+        engine: Callable[[], Engine],
+        reload: Callable[[], None],
+        max_journal_bytes: int = DEFAULT_JOURNAL_BYTES,
     ) -> None:
         self.outputs = outputs
         self.engine = engine
         self.reload = reload
+        self.max_journal_bytes = max_journal_bytes
 
     async def apply(self, records: Sequence[R]) -> list[Applied[R]]:
         """Apply the records in order; return what each readable one did, once every output is
@@ -171,8 +283,14 @@ class InboxApplier(Generic[R]):
             handoffs_of(outcomes),
         )
         cases, agents = changes(outcomes, engine)
-        self.outputs.store([record for record, _ in readable], cases, agents)
-        await self.outputs.stored()
+        if cases or agents:  # a batch that changed nothing leaves the last journal in place
+            records = [record for record, _ in readable]
+            batch = uuid.uuid4().hex
+            parts = journal(cases, agents, batch=batch, max_bytes=self.max_journal_bytes)
+            self.outputs.write_journal(records, parts)
+            await self.outputs.stored()
+            self.outputs.store(records, cases, agents)
+            await self.outputs.stored()
         return done
 
 

@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from services.router.applier import ClockStopped, InboxApplier, Produced
+from services.router.applier import (
+    ClockStopped,
+    InboxApplier,
+    JournalPart,
+    Produced,
+    journal,
+    stored_state,
+)
 from services.router.commands import Action, ClassifiedIn, Inbound, Status, Tick
 from services.router.engine import AgentRecord, CaseRecord, Engine
 from tests.router.factories import T0, agent, command, engine, feedback
@@ -41,12 +48,14 @@ class FakeBroker:
         self.events: list[Produced] = []
         self.corrections: list[Produced] = []
         self.cases: dict[str, Any] = {}
+        self.journal: dict[str, Any] = {}  # keys of the cases table, kept apart here
         self.agents: dict[str, Any] = {}
         self.acknowledged: list[Record] = []
         self.dead: list[tuple[Record, str]] = []
         self.refuse = refuse  # events whose payload holds this are refused
         self.hold = asyncio.Event()  # cleared: publishing waits (a worker stopped there)
         self.hold.set()
+        self.cut_after: int | None = None  # a worker killed after this many table writes
 
     async def publish(
         self,
@@ -63,15 +72,24 @@ class FakeBroker:
         self.corrections += corrections
         self.steps.append(f"events {len(events)}")
 
+    def write_journal(self, records: Sequence[Record], parts: Sequence[JournalPart]) -> None:
+        for part in parts:
+            self.journal[part.key] = part.value
+        self.steps.append(f"journal {len(parts)}")
+
     def store(
         self, records: Sequence[Record], cases: Mapping[str, Any], agents: Mapping[str, Any]
     ) -> None:
-        for key, value in cases.items():
+        # The changelogs' writes go out side by side, agents' and cases' (a kill cuts them).
+        writes = [(self.agents, key, value) for key, value in agents.items()]
+        writes += [(self.cases, key, value) for key, value in cases.items()]
+        for n, (table, key, value) in enumerate(writes):
+            if self.cut_after is not None and n >= self.cut_after:
+                raise asyncio.CancelledError  # killed among the table writes
             if value is None:
-                self.cases.pop(key, None)
+                table.pop(key, None)
             else:
-                self.cases[key] = value
-        self.agents.update(agents)
+                table[key] = value
         self.steps.append(f"tables {len(cases)} cases {len(agents)} agents")
 
     async def stored(self) -> None:
@@ -100,9 +118,12 @@ class Worker:
 
     def _from_tables(self) -> Engine:
         built: Engine = self.build()
+        cases, agents = stored_state(
+            [*self.broker.cases.items(), *self.broker.journal.items()], self.broker.agents.items()
+        )
         built.reset(
-            records=[CaseRecord.model_validate(v) for v in self.broker.cases.values()],
-            agents=[AgentRecord.model_validate(v) for v in self.broker.agents.values()],
+            records=[CaseRecord.model_validate(v) for v in cases.values()],
+            agents=[AgentRecord.model_validate(v) for v in agents.values()],
         )
         return built
 
@@ -126,6 +147,8 @@ async def test_a_batch_goes_events_then_tables_then_acknowledgement() -> None:
     done = await worker.applier.apply(batch)
     assert broker.steps == [
         "events 6",
+        "journal 1",
+        "tables acknowledged",
         "tables 3 cases 2 agents",
         "tables acknowledged",
         "acknowledged 3",
@@ -153,7 +176,8 @@ async def test_a_case_changed_by_several_records_is_written_once_as_it_ends() ->
         offer.agent_id, Action.RESPOND, case_id, chars=80, at=T0 + timedelta(minutes=1)
     )
     done = await worker.applier.apply([record(accept), record(respond)])
-    assert broker.steps[:2] == ["events 2", "tables 1 cases 1 agents"]
+    assert broker.steps[:3] == ["events 2", "journal 1", "tables acknowledged"]
+    assert broker.steps[3] == "tables 1 cases 1 agents"
     results = [d.outcome.result for d in done]
     assert all(r is not None and r.status == Status.OK for r in results)
     stored = CaseRecord.model_validate(broker.cases[str(case_id)])
@@ -266,3 +290,44 @@ async def test_a_replay_after_the_tables_changes_nothing_twice() -> None:
     assert all(d.outcome.duplicate for d in done)
     assert broker.events == published
     assert (broker.cases, broker.agents) == tables
+
+
+async def test_killed_among_its_table_writes_the_replay_decides_as_the_first_run() -> None:
+    """A kill among a batch's table writes leaves an agent's new load without the case that
+    made it: replayed from there, the same message would be offered to someone else under the
+    same event id. The batch's journal, written whole before them, puts the tables back at the
+    batch's end: the replay publishes nothing, and the state is the first run's."""
+    broker = FakeBroker()
+    worker = Worker(broker, floor)
+    batch = [record(feedback(customer=f"c-{n}")) for n in range(3)]
+    broker.cut_after = 1  # amy's new load is written; nothing else
+    with pytest.raises(asyncio.CancelledError):
+        await worker.applier.apply(batch)
+    published = list(broker.events)
+    assert broker.acknowledged == []
+
+    broker.cut_after = None
+    again = Worker(broker, floor)
+    done = await again.applier.apply(batch)
+    assert all(d.outcome.duplicate for d in done)
+    assert broker.events == published
+    for agent_id in ("amy", "bob"):
+        first, replayed = worker.engine.agent_record(agent_id), again.engine.agent_record(agent_id)
+        assert first is not None
+        assert replayed is not None
+        assert replayed.model_dump() == first.model_dump()
+
+
+async def test_a_journal_cut_short_is_not_laid_over_the_tables() -> None:
+    cases = {"c-1": {"v": 1}}
+    parts = journal(
+        {"c-1": {"v": 2}, "c-2": {"v": 1}}, {"amy": {"load": 1}}, batch="b", max_bytes=40
+    )
+    assert len(parts) > 1
+    stored = [*cases.items(), *((p.key, p.value) for p in parts)]
+    assert stored_state(stored, []) == ({"c-1": {"v": 2}, "c-2": {"v": 1}}, {"amy": {"load": 1}})
+    # The last part never reached the broker: none of that batch's writes were sent.
+    assert stored_state(stored[:-1], []) == (cases, {})
+    # A part left from an earlier, larger journal does not complete this one.
+    stale = (parts[-1].key, {**parts[-1].value, "batch": "earlier"})
+    assert stored_state([*stored[:-1], stale], []) == (cases, {})
