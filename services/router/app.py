@@ -252,6 +252,16 @@ class RouterRuntime:
         return metrics_payload(self.metrics.registry)
 
 
+def changelog_partition(records: Sequence[EventT[bytes]]) -> int:
+    """The changelog partition of the table writes these inbox records made: theirs.
+
+    faust finds it from the record a stream iteration is on, which a batch has not (faust:
+    "Cannot modify table key from outside of stream iteration"), so the writes name it, as
+    faust's own table write does (send_changelog, then the local store)."""
+    (partition,) = {event.message.partition for event in records}
+    return int(partition)
+
+
 class BrokerOutputs:
     """The worker's topics and tables, as the inbox applier of one floor writes to them."""
 
@@ -310,11 +320,7 @@ class BrokerOutputs:
         cases: Mapping[str, Any],
         agents: Mapping[str, Any],
     ) -> None:
-        # A table's changelog partition is that of the inbox records that made the change.
-        # faust finds it from the record a stream iteration is on, which a batch has not
-        # (faust: "Cannot modify table key from outside of stream iteration"), so the writes
-        # name it, as faust's own table write does (send_changelog, then the local store).
-        (partition,) = {event.message.partition for event in records}
+        partition = changelog_partition(records)
         for table, changes in ((self.cases, cases), (self.agents, agents)):
             for bare, value in changes.items():
                 key = self.stored_key(bare)
@@ -326,7 +332,7 @@ class BrokerOutputs:
                     del table.data[key]
 
     def write_journal(self, records: Sequence[EventT[bytes]], parts: Sequence[JournalPart]) -> None:
-        (partition,) = {event.message.partition for event in records}
+        partition = changelog_partition(records)
         for part in parts:
             key = self.stored_key(part.key)
             self.cases.send_changelog(partition, key, part.data, value_serializer="raw")
